@@ -1,0 +1,25 @@
+"""Where samples come from. `BACKENDS` maps a CLI name to a lazy "module:factory" entry so
+heavy engines (torch, vllm, transformers, outlines) are imported only when chosen."""
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+BACKENDS: dict[str, str] = {
+    "sim": "maker_local.backends.sim:from_options",
+}
+
+
+def unknown(kind: str, name: str, known: list[str]) -> str:
+    """A helpful message for a misspelt name."""
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}.{hint} Available: {', '.join(known)}"
+
+
+def make_backend(name: str, task: Any, options: dict[str, Any]) -> Any:
+    if name not in BACKENDS:
+        raise ValueError(unknown("backend", name, list(BACKENDS)))
+    module, func = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), func)(task, options)

@@ -1,0 +1,165 @@
+"""A statistical model of an LLM, for tests and for planning at million-step scale.
+
+It writes text in the task's output format and is right with probability p per sample, with:
+- per-step difficulty: step i's error rate is error * w_i, w_i drawn with mean 1 (`spread`);
+- correlated wrong answers: a wrong sample gives one of the step's few plausible wrong answers,
+  the first one most of the time (`concentration`), so a hard step sees the same wrong pair again
+  and again;
+- format failures at rate 1 - valid;
+- a long-tailed (log-normal) output length, more often wrong when long, capped at max_tokens
+  with finish_reason "length".
+Greedy samples (temperature 0) depend only on the step, so repeated greedy samples agree.
+Everything is a pure function of (sim seed, step, sample seed): seeded and deterministic.
+It needs the task's reference answer for its input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..types import Sample, SampleRequest
+
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, vectorised (uint64 arithmetic wraps)."""
+    z = z + _GOLD
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def uniforms(keys: np.ndarray, stream: int) -> np.ndarray:
+    """Uniform floats in (0, 1), one per key, independent across streams."""
+    z = _mix(keys ^ np.uint64((stream * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF))
+    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+_PROSE = "The previous move decides which rule applies; following the procedure:\n"
+_NO_ANSWER = "There is no legal move from this state."
+
+
+@dataclass
+class SimModel:
+    """Parameters of the simulated model."""
+
+    error: float = 0.0022  # mean per-sample error among well-formed samples
+    valid: float = 0.97  # share of samples that are well formed
+    spread: float = 1.0  # 0: all steps equally hard; 1: per-step error ~ error * Exp(1)
+    wrong: int = 3  # distinct wrong answers per step
+    concentration: float = 0.7  # share of wrong samples that give the step's first wrong answer
+    tokens_mean: float = 300.0  # median output tokens
+    tokens_sigma: float = 0.35  # log-normal spread of output tokens
+    length_slope: float = 0.5  # error odds grow by e^slope per sigma of length
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.error < 1:
+            raise ValueError(f"--sim-error must be in [0, 1) (got {self.error})")
+        if not 0 < self.valid <= 1:
+            raise ValueError(f"--sim-valid must be in (0, 1] (got {self.valid})")
+        if self.wrong < 1:
+            raise ValueError("the sim needs at least one wrong answer per step")
+
+
+class SimBackend:
+    name = "sim"
+
+    def __init__(self, task: Any, model: SimModel):
+        self.task, self.model = task, model
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, **asdict(self.model)}
+
+    def close(self) -> None:
+        pass
+
+    def accuracy(self) -> float:
+        """Per-sample accuracy p that `--k auto` plans with (the sim's mean)."""
+        return 1.0 - self.model.error
+
+    def step_errors(self, steps: np.ndarray) -> np.ndarray:
+        """Per-step error rate (before the length effect)."""
+        m = self.model
+        w = -np.log(uniforms(steps.astype(np.uint64) ^ np.uint64(m.seed << 40), 1))
+        return np.minimum(0.95, m.error * ((1 - m.spread) + m.spread * w))
+
+    def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]:
+        m, task = self.model, self.task
+        ns = np.fromiter((r.n for r in requests), np.int64, len(requests))
+        steps = np.repeat(np.fromiter((r.step for r in requests), np.int64, len(requests)), ns)
+        offs = np.arange(len(steps)) - np.repeat(np.cumsum(ns) - ns, ns)
+        seeds = np.repeat(np.fromiter((r.seed for r in requests), np.int64, len(requests)), ns)
+        greedy = np.repeat(np.fromiter((r.temperature == 0 for r in requests), bool,
+                                       len(requests)), ns)
+        keys = np.where(greedy, steps, seeds + offs).astype(np.uint64)
+        keys ^= np.where(greedy, np.uint64(0xA5A5 << 48), np.uint64(0)) ^ np.uint64(m.seed << 40)
+        u_valid, u_err, u_pick, u_kind = (uniforms(keys, s) for s in (2, 3, 4, 5))
+        z = np.sqrt(-2 * np.log(uniforms(keys, 6))) * np.cos(2 * np.pi * uniforms(keys, 7))
+        length = np.maximum(1, m.tokens_mean * np.exp(m.tokens_sigma * z)).astype(np.int64)
+        lift = np.exp(m.length_slope * z - m.length_slope**2 / 2)
+        wrong = u_err < np.minimum(1.0, self.step_errors(steps) * lift)
+        bad_format = u_valid >= m.valid
+        pick = np.where(u_pick < m.concentration, 0,
+                        1 + (u_pick * 1e6).astype(np.int64) % max(1, m.wrong - 1))
+
+        out: list[list[Sample]] = []
+        refs: dict[int, tuple[Any, str]] = {}
+        pos = 0
+        for r in requests:
+            ref = refs.get(id(r.x))
+            if ref is None:
+                parsed = task.reference(r.x)
+                # a chain that left the rules can reach a state with no right answer at all
+                right = _NO_ANSWER if parsed is None else _PROSE + task.text(parsed.answer)
+                ref = refs[id(r.x)] = (r.x, right)
+            right = ref[1]
+            tin = sum(len(msg["content"]) for msg in r.messages) // 4
+            wrongs: list[str] | None = None
+            group = []
+            for i in range(pos, pos + r.n):
+                if bad_format[i] or right is _NO_ANSWER:
+                    text = _malformed(right, u_kind[i])
+                elif wrong[i]:
+                    if wrongs is None:
+                        wrongs = [_PROSE + task.text(a) for a in task.wrong_answers(r.x, m.wrong)]
+                    text = wrongs[min(int(pick[i]), len(wrongs) - 1)] if wrongs else right
+                else:
+                    text = right
+                n_out = int(length[i])
+                if n_out > r.max_tokens:
+                    cut = len(text) * r.max_tokens // n_out
+                    group.append(Sample(text[:cut], "length", tin, r.max_tokens))
+                else:
+                    group.append(Sample(text, "stop", tin, n_out))
+            pos += r.n
+            out.append(group)
+        return out
+
+
+def _malformed(text: str, u: float) -> str:
+    """A format failure of one of three kinds, chosen by u."""
+    if text is _NO_ANSWER:
+        return text
+    if u < 0.4:
+        return text[: text.rindex("next_state")]  # the state line is missing
+    if u < 0.7:
+        head, _, tail = text.rpartition("[")
+        return head + "[" + tail.replace("]", ", 1]", 1)  # a disk written twice
+    return "I am not sure which disk should move next; let me think about the pegs again."
+
+
+def from_options(task: Any, options: dict[str, Any]) -> SimBackend:
+    fields = {k[4:]: v for k, v in options.items() if k.startswith("sim_") and v is not None}
+    return SimBackend(task, SimModel(seed=options.get("seed", 0), **fields))
+
+
+def expected_tokens(model: SimModel) -> float:
+    """Mean output tokens of the log-normal length model (before the cap)."""
+    return model.tokens_mean * math.exp(model.tokens_sigma**2 / 2)

@@ -1,0 +1,90 @@
+"""The paper's scaling laws for first-to-ahead-by-k voting over a task of s steps.
+
+p is the per-sample probability of the right answer among valid samples, v the share of
+samples that pass the red flags. Formulas assume independent errors that all vote for one
+wrong answer (the worst case); `maker-local calibrate` measures how far a model is from that.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+
+def _check_p(p: float) -> None:
+    if not 0.5 < p <= 1.0:
+        raise ValueError(f"per-sample accuracy p must be in (0.5, 1] (got {p}); "
+                         "voting cannot fix a model that is wrong at least half the time")
+
+
+def p_step(p: float, k: int) -> float:
+    """Probability that first-to-ahead-by-k picks the right answer: 1 / (1 + ((1-p)/p)^k)."""
+    _check_p(p)
+    return 1.0 / (1.0 + ((1.0 - p) / p) ** k)
+
+
+def p_full(p: float, k: int, s: int) -> float:
+    """Probability that all s steps are right: p_step^s."""
+    return math.exp(s * math.log(p_step(p, k))) if p < 1 else 1.0
+
+
+def k_min(p: float, s: int, t: float) -> int:
+    """Smallest k with p_full >= t: ceil(ln(t^(-1/s) - 1) / ln((1-p)/p))."""
+    _check_p(p)
+    if not 0 < t < 1:
+        raise ValueError(f"target success probability must be in (0, 1) (got {t})")
+    if p == 1.0:
+        return 1
+    k = math.ceil(math.log(math.expm1(-math.log(t) / s)) / math.log((1 - p) / p))
+    return max(1, k)
+
+
+def expected_votes(p: float, k: int) -> float:
+    """Expected valid votes per step: the gambler's-ruin time to margin +-k.
+
+    Equals (k/(2p-1)) * (1-r^k)/(1+r^k) with r=(1-p)/p; the paper's k/(2p-1) is its r->0 limit.
+    """
+    _check_p(p)
+    if p == 1.0:
+        return float(k)
+    r = (1 - p) / p
+    return k / (2 * p - 1) * (1 - r**k) / (1 + r**k)
+
+
+@dataclass
+class Plan:
+    p: float
+    valid: float
+    steps: int
+    target: float
+    k: int
+    p_step: float
+    p_full: float
+    votes_per_step: float
+    samples_per_step: float
+    samples_total: float
+    tokens_in_total: float
+    tokens_out_total: float
+    cost: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def plan(p: float, steps: int, target: float, valid: float = 1.0, k: int | None = None,
+         tokens_in: float = 0.0, tokens_out: float = 0.0, price_in: float = 0.0,
+         price_out: float = 0.0) -> Plan:
+    """k (k_min for the target unless given), success odds, samples and cost of a run.
+
+    Prices are per million tokens; every sample pays for its input and output tokens.
+    """
+    if not 0 < valid <= 1:
+        raise ValueError(f"valid rate must be in (0, 1] (got {valid})")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1 (got {steps})")
+    kk = k if k is not None else k_min(p, steps, target)
+    votes = expected_votes(p, kk)
+    samples = votes / valid
+    total = samples * steps
+    cost = total * (tokens_in * price_in + tokens_out * price_out) / 1e6
+    return Plan(p, valid, steps, target, kk, p_step(p, kk), p_full(p, kk, steps), votes, samples,
+                total, total * tokens_in, total * tokens_out, cost)

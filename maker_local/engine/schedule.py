@@ -1,0 +1,271 @@
+"""Voting schedules as sans-I/O state machines.
+
+A schedule emits the next batch of `SampleRequest`s (`next_batch`) and takes their results
+(`accept`), returning the rows a driver should persist. It never touches a backend, a clock or
+a disk, so it is tested without any of them and one driver serves every backend.
+
+- `sequential`: one step at a time; the next input is the voted next state (true chaining).
+- `rounds` (speculative): a draft (the task's reference rollout from the chain) supplies the
+  inputs of a window of steps, all voted at once. Each round asks every undecided step for
+  exactly the votes it still needs to be able to finish (k - current margin) as one n-sample
+  request (two when the step's first, greedy vote is among them). Decisions are final in step
+  order; a final decision that differs from the draft is a divergence: it is counted, the chain
+  follows the vote, the draft is re-derived from there and later steps start a new epoch (their
+  earlier samples stay in the ledger, marked by their old epoch).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..tasks.base import Flag, Parsed, Task
+from ..types import Sample, SampleRequest
+from .redflags import classify
+from .seeds import MAX_SAMPLES_PER_STEP, sample_seed, Temperatures
+from .voting import Voter
+
+SCHEDULES = ("rounds", "sequential")
+
+
+@dataclass
+class VoteConfig:
+    k: int
+    max_tokens: int = 750
+    temperatures: Temperatures = field(default_factory=Temperatures)
+    run_seed: int = 0
+    rules: bool = False
+    max_samples: int = 1000
+    window: int = 131072
+    keep_text: str = "some"  # "some": flagged, losing and a share of winning samples; "all"
+    keep_share: int = 100  # "some" keeps 1 in keep_share winning texts (by seed)
+
+
+class StuckStep(Exception):
+    """A step used its whole sample budget without a decision."""
+
+    def __init__(self, step: int, samples: int, counts: dict[str, int]):
+        self.step, self.samples, self.counts = step, samples, counts
+        top = sorted(counts.values(), reverse=True)[:2]
+        why = (f"top vote counts {top}" if top else
+               "every sample was red-flagged: the step may have no valid answer")
+        super().__init__(f"step {step} is undecided after {samples} samples ({why})")
+
+
+class StepState:
+    """One step in the window: its input, reference, votes and the answers seen."""
+
+    __slots__ = ("step", "x", "ref", "voter", "next_index", "samples", "rounds", "last_round",
+                 "answers", "decided_round")
+
+    def __init__(self, step: int, x: Any, ref: Parsed | None, k: int, next_index: int):
+        self.step, self.x, self.ref = step, x, ref
+        self.voter = Voter(k)
+        self.next_index = next_index  # vote index (and seed offset) of the next sample
+        self.samples = 0  # samples in the current epoch
+        self.rounds = 0  # rounds in which this step was asked, current epoch
+        self.last_round = -1
+        self.answers: dict[str, int] = {}  # vote key -> answer id within (step, epoch)
+        self.decided_round = -1
+
+
+@dataclass
+class RoundRows:
+    """What one round adds to the ledger; written in one transaction."""
+
+    round: int
+    samples: list[tuple] = field(default_factory=list)
+    answers: list[tuple] = field(default_factory=list)
+    decided: list[tuple] = field(default_factory=list)
+    flags: dict[str, int] = field(default_factory=dict)
+    valid: int = 0
+    errors: int = 0  # final decisions that disagree with the reference
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.samples)
+
+
+class Schedule:
+    """Voting over a task's steps; `mode` is "rounds" or "sequential"."""
+
+    def __init__(self, task: Task, cfg: VoteConfig, mode: str = "rounds"):
+        if mode not in SCHEDULES:
+            raise ValueError(f"unknown schedule {mode!r}; choose one of {', '.join(SCHEDULES)}")
+        if not 1 <= cfg.max_samples <= MAX_SAMPLES_PER_STEP:
+            raise ValueError(f"max samples per step must be in 1..{MAX_SAMPLES_PER_STEP}")
+        self.task, self.cfg, self.mode = task, cfg, mode
+        self.total = task.num_steps()
+        self.window = 1 if mode == "sequential" else max(1, cfg.window)
+        self.done = 0  # steps finalized (a prefix)
+        self.epoch = 0  # divergences so far
+        self.round = 0
+        self.pending: dict[int, StepState] = {}
+        self.frontier = 0  # next step to enter the window
+        self.frontier_x: Any = task.initial()
+        self.chain_x: Any = self.frontier_x  # input of step `done`
+        self.used: dict[int, int] = {}  # next vote index for steps with ledger samples (resume)
+
+    # ------------------------------------------------------------------------------ emit
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.total
+
+    def _fill(self) -> None:
+        limit = min(self.total, self.done + self.window)
+        task, k = self.task, self.cfg.k
+        while self.frontier < limit and self.frontier_x is not None:
+            x = self.frontier_x
+            ref = task.reference(x)
+            st = StepState(self.frontier, x, ref, k, self.used.pop(self.frontier, 0))
+            self.pending[self.frontier] = st
+            self.frontier += 1
+            # beyond the chain, inputs come from the draft: the reference rollout
+            self.frontier_x = (task.next_input(x, ref.answer)
+                               if ref is not None and self.mode == "rounds" else None)
+
+    def next_batch(self) -> list[SampleRequest]:
+        """Requests for the next round (empty when the run is finished)."""
+        self._fill()
+        cfg, temps = self.cfg, self.cfg.temperatures
+        out: list[SampleRequest] = []
+        for st in self.pending.values():
+            if st.voter.winner is not None:
+                continue
+            need = st.voter.needed()
+            if st.samples + need > cfg.max_samples:
+                raise StuckStep(st.step, st.samples, dict(st.voter.counts))
+            msgs = self.task.render(st.x)
+            con = self.task.constraint(st.x)
+            i = st.next_index
+            while need > 0:
+                # the first vote of a step may be greedy: its own request of n=1
+                n = 1 if temps.at(i) != temps.at(i + 1) else need
+                out.append(SampleRequest(st.step, st.x, msgs, n, temps.at(i), cfg.max_tokens,
+                                         sample_seed(cfg.run_seed, st.step, i), con, i))
+                i += n
+                need -= n
+            st.next_index = i
+        return out
+
+    # ---------------------------------------------------------------------------- accept
+    def accept(self, requests: list[SampleRequest], results: list[list[Sample]]) -> RoundRows:
+        """Count the votes of one round; return the rows to persist."""
+        rows = RoundRows(self.round)
+        task, cfg, epoch, rnd = self.task, self.cfg, self.epoch, self.round
+        cache: dict[tuple[int, str], Parsed | Flag] = {}
+        touched: dict[int, list[tuple[int, float, Sample, Parsed | Flag]]] = {}
+        for req, samples in zip(requests, results):
+            st = self.pending.get(req.step)
+            if st is None or len(samples) != req.n:
+                raise ValueError(f"backend answered step {req.step} with {len(samples)} "
+                                 f"samples for n={req.n}")
+            if st.last_round != rnd:
+                st.last_round = rnd
+                st.rounds += 1
+            group = touched.setdefault(req.step, [])
+            for j, s in enumerate(samples):
+                ck = (req.step, s.text)
+                got = cache.get(ck) if s.finish_reason == "stop" else None
+                if got is None:
+                    got = classify(s, task, st.x, cfg.rules)
+                    if s.finish_reason == "stop":
+                        cache[ck] = got
+                group.append((req.first_index + j, req.temperature, s, got))
+        for step, group in touched.items():
+            st = self.pending[step]
+            for idx, temp, s, got in group:
+                st.samples += 1
+                if isinstance(got, Parsed):
+                    rows.valid += 1
+                    aid = st.answers.get(got.key)
+                    if aid is None:
+                        aid = st.answers[got.key] = len(st.answers)
+                        correct = None if st.ref is None else int(got.key == st.ref.key)
+                        rows.answers.append((step, epoch, aid, got.key, correct))
+                    if st.voter.winner is None and st.voter.add(got.key):
+                        st.decided_round = rnd
+                else:
+                    aid = None
+                    rows.flags[got.reason] = rows.flags.get(got.reason, 0) + 1
+                rows.samples.append([step, idx, epoch, rnd, sample_seed(cfg.run_seed, step, idx),
+                                     temp,
+                                     aid, None if aid is not None else got.reason,
+                                     None if aid is not None else got.detail,
+                                     s.tokens_in, s.tokens_out, s.tokens_reasoning,
+                                     round(s.latency * 1000.0, 3), s.text])
+            self._trim_texts(st, rows.samples[len(rows.samples) - len(group):])
+        self._finalize(rows)
+        self.round += 1
+        return rows
+
+    def _trim_texts(self, st: StepState, sample_rows: list[list]) -> None:
+        """Keep raw text for flagged and losing samples and a share of winners."""
+        if self.cfg.keep_text == "all" or st.voter.winner is None:
+            return  # undecided: any of these may lose, so keep them all
+        win = st.answers[st.voter.winner]
+        share = self.cfg.keep_share
+        for r in sample_rows:
+            if r[6] == win and r[4] % share != 0:
+                r[13] = None
+
+    def _finalize(self, rows: RoundRows) -> None:
+        """Make decisions final in step order; follow the vote on a divergence."""
+        task = self.task
+        while self.done < self.total:
+            st = self.pending.get(self.done)
+            if st is None or st.voter.winner is None:
+                break
+            del self.pending[self.done]
+            win = st.voter.winner
+            correct = None if st.ref is None else int(win == st.ref.key)
+            divergent = int(self.mode == "rounds" and st.ref is not None and win != st.ref.key)
+            if correct == 0:
+                rows.errors += 1
+            rows.decided.append((st.step, self.epoch, st.answers[win], st.voter.votes,
+                                 st.samples, st.rounds, st.voter.leader_and_margin()[1],
+                                 st.decided_round, divergent, correct))
+            self.done += 1
+            answer = st.ref.answer if st.ref is not None and win == st.ref.key \
+                else task.answer_from_key(win)
+            self.chain_x = task.next_input(st.x, answer)
+            if divergent or self.mode == "sequential" or self.frontier == self.done:
+                # the chain leaves the draft (or has no draft): later inputs start from here
+                if divergent:
+                    self.epoch += 1
+                    for s in [s for s in self.pending if s > st.step]:
+                        self.used[s] = self.pending.pop(s).next_index
+                    self.frontier = self.done
+                if self.frontier == self.done:
+                    self.frontier_x = self.chain_x
+
+    # ---------------------------------------------------------------------------- resume
+    def restore(self, done: int, epoch: int, rounds: int, chain_x: Any,
+                used: dict[int, int], replay: dict[int, list[tuple[int, int, str | None]]]
+                ) -> None:
+        """Rebuild the state an uninterrupted run had after its last persisted round.
+
+        `used`: next vote index of every unfinished step with ledger samples (all epochs).
+        `replay`: per step, its current-epoch samples (index, round, vote key or None), in
+        vote-index order.
+        """
+        self.done, self.epoch, self.round = done, epoch, rounds
+        self.chain_x = self.frontier_x = chain_x
+        self.frontier = done
+        self.pending.clear()
+        self.used = dict(used)
+        self._fill()
+        for step, samples in replay.items():
+            st = self.pending.get(step)
+            if st is None:
+                raise ValueError(f"ledger has samples for step {step} outside the window; "
+                                 "resume with the --window the run started with")
+            for idx, rnd, key in samples:
+                st.samples += 1
+                if rnd != st.last_round:
+                    st.last_round, st.rounds = rnd, st.rounds + 1
+                if key is None:
+                    continue
+                if key not in st.answers:
+                    st.answers[key] = len(st.answers)
+                if st.voter.winner is None and st.voter.add(key):
+                    st.decided_round = rnd

@@ -1,0 +1,165 @@
+"""Reports computed from a run's ledger only (never from a running process's memory)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .store import Ledger
+from .tasks.base import REASONS
+
+REPORT_JSON = "report.json"
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    if values.size == 0:
+        return {"mean": 0.0, "p50": 0.0, "p99": 0.0, "max": 0.0}
+    return {"mean": round(float(values.mean()), 4), "p50": float(np.percentile(values, 50)),
+            "p99": float(np.percentile(values, 99)), "max": float(values.max())}
+
+
+def collisions(led: Ledger) -> list[int]:
+    """Decided steps whose first two valid votes (final epoch) were both wrong."""
+    out = []
+    cand = led.query("SELECT DISTINCT a.step, a.epoch FROM answers a JOIN decided d "
+                     "ON d.step = a.step AND d.epoch = a.epoch WHERE a.correct = 0").fetchall()
+    for step, epoch in cand:
+        first = led.query("SELECT a.correct FROM samples s JOIN answers a ON a.step = s.step "
+                          "AND a.epoch = s.epoch AND a.id = s.answer WHERE s.step = ? AND "
+                          "s.epoch = ? AND s.flag IS NULL ORDER BY s.idx LIMIT 2",
+                          (step, epoch)).fetchall()
+        if len(first) == 2 and all(c == 0 for (c,) in first):
+            out.append(step)
+    return out
+
+
+def hardest(led: Ledger, count: int = 5) -> list[dict[str, Any]]:
+    """The steps that needed the most samples, with their competing answers."""
+    out = []
+    for step, epoch, samples, votes, rounds, win in led.query(
+            "SELECT step, epoch, samples, votes, rounds, answer FROM decided "
+            "ORDER BY samples DESC, step LIMIT ?", (count,)).fetchall():
+        answers = led.query(
+            "SELECT a.id, a.key, a.correct, COUNT(s.idx) FROM answers a LEFT JOIN samples s "
+            "ON s.step = a.step AND s.epoch = a.epoch AND s.answer = a.id "
+            "WHERE a.step = ? AND a.epoch = ? GROUP BY a.id ORDER BY COUNT(s.idx) DESC",
+            (step, epoch)).fetchall()
+        out.append({"step": step, "samples": samples, "votes": votes, "rounds": rounds,
+                    "answers": [{"key": key, "votes": n, "correct": c, "winner": aid == win}
+                                for aid, key, c, n in answers]})
+    return out
+
+
+def build_report(run_dir: Path) -> dict[str, Any]:
+    led = Ledger.read(run_dir)
+    try:
+        return _build(led)
+    finally:
+        led.close()
+
+
+def _build(led: Ledger) -> dict[str, Any]:
+    q = led.query
+    cfg = led.config
+    run = cfg["run"]
+    total_steps = run["task"]["steps"]
+    decided = np.array(q("SELECT votes, samples, rounds, correct IS 0, divergent FROM decided "
+                         "ORDER BY step").fetchall(), dtype=np.int64).reshape(-1, 5)
+    votes, samples, rounds = decided[:, 0], decided[:, 1], decided[:, 2]
+    n_samples, n_valid, tin, tout, treason, *by_reason = q(
+        "SELECT COUNT(*), COUNT(answer), COALESCE(SUM(tokens_in), 0), "
+        "COALESCE(SUM(tokens_out), 0), COALESCE(SUM(tokens_reasoning), 0), "
+        + ", ".join(f"COALESCE(SUM(flag = '{r}'), 0)" for r in REASONS) + " FROM samples"
+    ).fetchone()
+    flags = dict(zip(REASONS, by_reason))
+    n_rounds, wall = q("SELECT COUNT(*), COALESCE(SUM(finished - started), 0) FROM rounds"
+                       ).fetchone()
+    # samples voted on a draft input that an earlier divergence replaced (none without one)
+    abandoned = q("SELECT COUNT(*) FROM samples s JOIN decided d ON d.step = s.step "
+                  "WHERE s.epoch < d.epoch").fetchone()[0] if decided[:, 4].any() else 0
+    max_r = int(rounds.max()) if rounds.size else 0
+    # the paper's Figure 8: steps still undecided after each voting round
+    undecided = [int((rounds > r).sum()) for r in range(0, max_r + 1)]
+    k = run["k"]
+    return {
+        "run_dir": str(led.path.parent.name),
+        "task": run["task"], "backend": run["backend"]["backend"], "k": k,
+        "schedule": run["schedule"],
+        "finished": led.meta("finished") is not None,
+        "steps": {"total": total_steps, "decided": int(decided.shape[0]),
+                  "errors": int(decided[:, 3].sum()), "divergences": int(decided[:, 4].sum()),
+                  "more_than_k_votes": int((votes > k).sum())},
+        "samples": {"total": n_samples, "valid": n_valid, "flagged": n_samples - n_valid,
+                    "flagged_by_reason": flags, "abandoned": abandoned},
+        "votes_per_step": _stats(votes),
+        "votes_histogram": {str(v): int(c) for v, c in enumerate(np.bincount(votes)) if c},
+        "samples_per_step": _stats(samples),
+        "rounds": {"total": n_rounds, "max_per_step": max_r, "undecided_after": undecided},
+        "collisions": len(collisions(led)),
+        "tokens": {"in": tin, "out": tout, "reasoning": treason},
+        "wall_seconds": round(float(wall), 3),
+        "hardest_steps": hardest(led),
+    }
+
+
+def write_report(run_dir: Path, report: dict[str, Any]) -> list[Path]:
+    """report.json plus the plots: undecided steps by round (Figure 8) and votes per step."""
+    (run_dir / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
+    return [run_dir / REPORT_JSON, *plot(run_dir, report)]
+
+
+def plot(run_dir: Path, report: dict[str, Any]) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    und = report["rounds"]["undecided_after"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if und:
+        ax.plot(range(len(und)), und, marker="o")
+        ax.set_yscale("symlog", linthresh=1)
+    ax.set_xlabel("voting round")
+    ax.set_ylabel("undecided steps")
+    ax.set_title(f"Undecided steps after each round (k={report['k']})")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.append(run_dir / "undecided.png")
+    fig.savefig(out[-1], dpi=100)
+    plt.close(fig)
+
+    hist = report["votes_histogram"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if hist:
+        ax.bar([int(v) for v in hist], list(hist.values()), width=0.8)
+        ax.set_yscale("log")
+    ax.set_xlabel("valid votes to decide a step")
+    ax.set_ylabel("steps")
+    ax.set_title("Votes per step")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.append(run_dir / "votes.png")
+    fig.savefig(out[-1], dpi=100)
+    plt.close(fig)
+    return out
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """A short human summary."""
+    s, sm, v = r["steps"], r["samples"], r["votes_per_step"]
+    fl = ", ".join(f"{k} {n}" for k, n in sm["flagged_by_reason"].items() if n) or "none"
+    lines = [
+        f"task       {r['task']['task']} {r['task'].get('disks', '')} disks, "
+        f"backend {r['backend']}, k={r['k']}, schedule {r['schedule']}",
+        f"steps      {s['decided']:,} / {s['total']:,} decided, {s['errors']} errors vs "
+        f"reference, {s['divergences']} divergences, {s['more_than_k_votes']:,} needed > k votes",
+        f"samples    {sm['total']:,} ({sm['flagged']:,} red-flagged: {fl})",
+        f"votes/step mean {v['mean']:.3f}, p50 {v['p50']:g}, p99 {v['p99']:g}, max {v['max']:g}",
+        f"rounds     {r['rounds']['total']} (max {r['rounds']['max_per_step']} for one step), "
+        f"collisions {r['collisions']}",
+        f"tokens     in {r['tokens']['in']:,}, out {r['tokens']['out']:,}",
+        f"wall       {r['wall_seconds']:.1f} s in rounds",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""The one driver: schedule -> backend -> schedule -> ledger, round after round.
+
+It owns the I/O of a run (backend calls, ledger writes, the clock, the progress bar); the
+schedule owns the logic. The same driver serves every backend.
+"""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .engine.schedule import Schedule, StuckStep, VoteConfig
+from .store import LEDGER_NAME, Ledger, LedgerError
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines a run; `identity()` is what a resumed run must match."""
+
+    task: Any
+    backend: Any
+    vote: VoteConfig
+    schedule: str = "rounds"
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. how k was chosen
+
+    def identity(self) -> dict[str, Any]:
+        v = self.vote
+        return {
+            "task": self.task.describe(),
+            "backend": self.backend.describe(),
+            "k": v.k, "schedule": self.schedule, "window": v.window, "seed": v.run_seed,
+            "temperature_first": v.temperatures.first, "temperature": v.temperatures.rest,
+            "max_tokens": v.max_tokens, "rules": v.rules,
+        }
+
+
+def versions() -> dict[str, str]:
+    import sqlite3
+
+    import numpy
+    return {"maker_local": __version__, "python": platform.python_version(),
+            "numpy": numpy.__version__, "sqlite": sqlite3.sqlite_version}
+
+
+def open_run(spec: RunSpec, run_dir: Path, resume: bool) -> tuple[Ledger, bool]:
+    """Create the run's ledger, or reopen it for --resume after checking it is this run."""
+    ident = spec.identity()
+    if (run_dir / LEDGER_NAME).exists():
+        if not resume:
+            raise LedgerError(f"{run_dir} already holds a run; add --resume to continue it, "
+                              "or choose another --run-dir")
+        stored = Ledger.check(run_dir / LEDGER_NAME, thorough=False).get("run", {})
+        diff = sorted(k for k in set(stored) | set(ident) if stored.get(k) != ident.get(k))
+        if diff:
+            what = "; ".join(f"{k}: ledger has {stored.get(k)!r}, you asked {ident.get(k)!r}"
+                             for k in diff[:3])
+            raise LedgerError(f"{run_dir} holds another run ({what}); resume with the options "
+                              "it was started with, or choose another --run-dir")
+        return Ledger.open(run_dir), True
+    config = {"run": ident, "settings": {"max_samples": spec.vote.max_samples,
+                                         "keep_text": spec.vote.keep_text, **spec.extra},
+              "versions": versions()}
+    return Ledger.create(run_dir, config), False
+
+
+def backoff(errors_in_a_row: int) -> float:
+    """Seconds to wait after a round in which every request failed."""
+    return min(30.0, 0.5 * 2 ** min(errors_in_a_row, 6))
+
+
+def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = True,
+          on_round: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) a solve to the end; returns the ledger's report."""
+    from .report import build_report, write_report
+
+    ledger, resumed = open_run(spec, run_dir, resume)
+    stuck = None
+    try:
+        sched = Schedule(spec.task, spec.vote, spec.schedule)
+        if resumed:
+            sched.restore(**ledger.resume_state(spec.task))
+        bar = _Bar(sched, ledger, progress)
+        failing = 0
+        while not sched.finished:
+            try:
+                requests = sched.next_batch()
+            except StuckStep as e:
+                stuck = e
+                break
+            t0 = time.time()
+            results = spec.backend.sample(requests)
+            rows = sched.accept(requests, results)
+            ledger.write_round(rows, t0, time.time(), len(requests))
+            if on_round is not None:
+                on_round(rows)
+            bar.update(rows)
+            if rows.flags.get("error", 0) == rows.n_samples and rows.n_samples:
+                failing += 1
+                time.sleep(backoff(failing))
+            else:
+                failing = 0
+        bar.close()
+        if stuck is None:
+            ledger.set_meta("finished", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    finally:
+        ledger.close()
+    report = build_report(run_dir)
+    write_report(run_dir, report)
+    if stuck is not None:
+        raise stuck  # the report of what was done is written; the caller says what to do
+    return report
+
+
+class _Bar:
+    """tqdm over decided steps, with votes/step, red-flag rate and errors in the postfix."""
+
+    def __init__(self, sched: Schedule, ledger: Ledger, enabled: bool):
+        from tqdm import tqdm
+
+        q = ledger.con.execute
+        self.samples, self.flagged = q("SELECT COUNT(*), COUNT(flag) FROM samples").fetchone()
+        self.votes = q("SELECT COALESCE(SUM(votes), 0) FROM decided").fetchone()[0]
+        self.errors = q("SELECT COUNT(*) FROM decided WHERE correct = 0").fetchone()[0]
+        self.decided = sched.done
+        self.bar = tqdm(total=sched.total, initial=sched.done, unit="step", disable=not enabled,
+                        file=sys.stderr, dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
+
+    def update(self, rows: Any) -> None:
+        self.samples += rows.n_samples
+        self.flagged += rows.n_samples - rows.valid
+        self.errors += rows.errors
+        self.decided += len(rows.decided)
+        self.votes += sum(d[3] for d in rows.decided)
+        self.bar.set_postfix_str(
+            f"votes/step={self.votes / max(1, self.decided):.3f} "
+            f"flagged={self.flagged / max(1, self.samples):.1%} errors={self.errors} "
+            f"round={rows.round}", refresh=False)
+        self.bar.update(len(rows.decided))
+
+    def close(self) -> None:
+        self.bar.close()
+
+

@@ -1,0 +1,244 @@
+"""One SQLite file per run (WAL), numbered migrations, one transaction per voting round.
+
+Every sample is a row (step, vote index, epoch, round, seed, temperature, answer, red flag,
+tokens, latency; raw text for the samples the schedule chose to keep). Distinct answers of a
+step are rows of `answers` (the vote key once, not per sample); final decisions are rows of
+`decided`. A process killed at any moment leaves the ledger at the end of its last committed
+round, which is exactly the state an uninterrupted run had then: `resume_state` rebuilds it.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+LEDGER_NAME = "ledger.sqlite"
+
+
+class LedgerError(Exception):
+    """A ledger that cannot be used as asked; the message says what to do."""
+
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("initial", """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE samples(
+    step INTEGER NOT NULL, idx INTEGER NOT NULL, epoch INTEGER NOT NULL,
+    round INTEGER NOT NULL, seed INTEGER NOT NULL, temperature REAL NOT NULL,
+    answer INTEGER, flag TEXT, detail TEXT,
+    tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL, tokens_reasoning INTEGER NOT NULL,
+    latency_ms REAL NOT NULL, text TEXT,
+    PRIMARY KEY(step, idx)) WITHOUT ROWID;
+CREATE TABLE answers(
+    step INTEGER NOT NULL, epoch INTEGER NOT NULL, id INTEGER NOT NULL,
+    key TEXT NOT NULL, correct INTEGER,
+    PRIMARY KEY(step, epoch, id)) WITHOUT ROWID;
+CREATE TABLE decided(
+    step INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, answer INTEGER NOT NULL,
+    votes INTEGER NOT NULL, samples INTEGER NOT NULL, rounds INTEGER NOT NULL,
+    margin INTEGER NOT NULL, decided_round INTEGER NOT NULL,
+    divergent INTEGER NOT NULL, correct INTEGER);
+CREATE TABLE rounds(
+    round INTEGER PRIMARY KEY, started REAL NOT NULL, finished REAL NOT NULL,
+    requests INTEGER NOT NULL, samples INTEGER NOT NULL, decided INTEGER NOT NULL);
+"""),
+]
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    uri = f"file:{path}?mode={'ro' if readonly else 'rwc'}"
+    con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA busy_timeout = 5000")
+    return con
+
+
+def _damaged(path: Path, why: str) -> LedgerError:
+    return LedgerError(f"{path} is not a readable maker-local ledger ({why}); it was left "
+                       "untouched: restore it from a copy, or start over with another --run-dir")
+
+
+class Ledger:
+    """A run's ledger. Use `Ledger.create` for a new run and `Ledger.open` for an existing one."""
+
+    def __init__(self, path: Path, con: sqlite3.Connection, lock: int):
+        self.path, self.con, self._lock = path, con, lock
+
+    # ----------------------------------------------------------------------- open / create
+    @staticmethod
+    def _take_lock(run_dir: Path) -> int:
+        fd = os.open(run_dir / "ledger.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise LedgerError(f"another maker-local process is using {run_dir}; wait for it "
+                              "to finish or stop it first") from None
+        return fd
+
+    @classmethod
+    def check(cls, path: Path, thorough: bool = True) -> dict[str, Any]:
+        """Validate an existing ledger without writing to it; return its config.
+
+        `thorough` reads every page (PRAGMA quick_check) before a run writes to it again.
+        """
+        if path.stat().st_size < 512:
+            raise _damaged(path, "the file is truncated")
+        try:
+            con = _connect(path, readonly=True)
+            try:
+                rows = con.execute("PRAGMA quick_check").fetchall() if thorough else [("ok",)]
+                if rows != [("ok",)]:
+                    raise _damaged(path, f"integrity check: {rows[0][0]}")
+                have = con.execute("SELECT MAX(version) FROM migrations").fetchone()[0]
+                cfg = con.execute("SELECT value FROM meta WHERE key='config'").fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as e:
+            raise _damaged(path, str(e)) from None
+        if cfg is None:
+            raise _damaged(path, "it holds no run configuration")
+        if have > len(MIGRATIONS):
+            raise LedgerError(f"{path} was written by a newer maker-local (schema {have}); "
+                              "upgrade maker-local to read it")
+        return json.loads(cfg[0])
+
+    @classmethod
+    def create(cls, run_dir: Path, config: dict[str, Any]) -> "Ledger":
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / LEDGER_NAME
+        lock = cls._take_lock(run_dir)
+        if path.exists():
+            os.close(lock)
+            raise LedgerError(f"{run_dir} already holds a run; add --resume to continue it, "
+                              "or choose another --run-dir")
+        con = _connect(path)
+        led = cls(path, con, lock)
+        led._migrate()
+        with led.transaction():
+            con.executemany("INSERT INTO meta VALUES (?, ?)", [
+                ("config", json.dumps(config, sort_keys=True)),
+                ("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+            ])
+        return led
+
+    @classmethod
+    def open(cls, run_dir: Path) -> "Ledger":
+        path = run_dir / LEDGER_NAME
+        if not path.exists():
+            raise LedgerError(f"no ledger in {run_dir}; start a run there with maker-local solve")
+        lock = cls._take_lock(run_dir)
+        try:
+            cls.check(path)
+        except LedgerError:
+            os.close(lock)
+            raise
+        led = cls(path, _connect(path), lock)
+        led._migrate()
+        return led
+
+    @classmethod
+    def read(cls, run_dir: Path) -> "Ledger":
+        """Open for reading only (reports): no lock, no migration, no writes."""
+        path = run_dir / LEDGER_NAME
+        if not path.exists():
+            raise LedgerError(f"no ledger in {run_dir}; is this a maker-local run dir?")
+        cls.check(path, thorough=False)
+        return cls(path, _connect(path, readonly=True), -1)
+
+    def _migrate(self) -> None:
+        con = self.con
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = NORMAL")
+        con.execute("CREATE TABLE IF NOT EXISTS migrations("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)")
+        have = con.execute("SELECT COALESCE(MAX(version), 0) FROM migrations").fetchone()[0]
+        for version, (name, sql) in enumerate(MIGRATIONS, 1):
+            if version <= have:
+                continue
+            with self.transaction():
+                for stmt in filter(str.strip, sql.split(";")):
+                    con.execute(stmt)
+                con.execute("INSERT INTO migrations VALUES (?, ?, ?)",
+                            (version, name, time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+
+    def close(self) -> None:
+        self.con.close()
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
+
+    def transaction(self) -> "_Tx":
+        return _Tx(self.con)
+
+    # -------------------------------------------------------------------------- access
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.meta("config"))
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def write_round(self, rows: Any, started: float, finished: float, requests: int) -> None:
+        """Persist one round (samples, answers, decisions, timing) atomically."""
+        con = self.con
+        with self.transaction():
+            con.executemany("INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            rows.samples)
+            con.executemany("INSERT INTO answers VALUES (?,?,?,?,?)", rows.answers)
+            con.executemany("INSERT INTO decided VALUES (?,?,?,?,?,?,?,?,?,?)", rows.decided)
+            con.execute("INSERT INTO rounds VALUES (?,?,?,?,?,?)",
+                        (rows.round, started, finished, requests, len(rows.samples),
+                         len(rows.decided)))
+
+    def resume_state(self, task: Any) -> dict[str, Any]:
+        """What `Schedule.restore` needs, read from the ledger alone."""
+        q = self.con.execute
+        done, epoch, off_ref = q("SELECT COUNT(*), COALESCE(SUM(divergent), 0), "
+                                 "COALESCE(SUM(correct IS NOT 1), 0) FROM decided").fetchone()
+        last = q("SELECT COALESCE(MAX(step), -1) FROM decided").fetchone()[0]
+        if last != done - 1:
+            raise _damaged(self.path, "decided steps are not a prefix of the run")
+        rounds = q("SELECT COALESCE(MAX(round) + 1, 0) FROM rounds").fetchone()[0]
+        if off_ref == 0:
+            chain_x = task.input_at(done) if done < task.num_steps() else None
+        else:  # the chain left the reference: replay it from the voted answers
+            chain_x = task.initial()
+            for (key,) in q("SELECT a.key FROM decided d JOIN answers a ON a.step = d.step "
+                            "AND a.epoch = d.epoch AND a.id = d.answer ORDER BY d.step"):
+                chain_x = task.next_input(chain_x, task.answer_from_key(key))
+        used = dict(q("SELECT step, MAX(idx) + 1 FROM samples WHERE step >= ? GROUP BY step",
+                      (done,)))
+        replay: dict[int, list[tuple[int, int, str | None]]] = {}
+        for step, idx, rnd, key in q(
+                "SELECT s.step, s.idx, s.round, a.key FROM samples s LEFT JOIN answers a "
+                "ON a.step = s.step AND a.epoch = s.epoch AND a.id = s.answer "
+                "WHERE s.step >= ? AND s.epoch = ? ORDER BY s.step, s.idx", (done, epoch)):
+            replay.setdefault(step, []).append((idx, rnd, key))
+        return {"done": done, "epoch": epoch, "rounds": rounds, "chain_x": chain_x,
+                "used": used, "replay": replay}
+
+    def query(self, sql: str, args: tuple = ()) -> Iterator[tuple]:
+        return self.con.execute(sql, args)
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, con: sqlite3.Connection):
+        self.con = con
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.con.execute("BEGIN IMMEDIATE")
+        return self.con
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.con.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,364 @@
+"""Towers of Hanoi as an MDAP task, in the paper's form.
+
+Pegs 0, 1, 2; each peg is a tuple from bottom to top; disks 1 (smallest) .. n. Step i (0-based)
+is the (i+1)-th move of the optimal solution that moves the tower from peg 0 to peg 2. The
+agent's strategy (the paper's): if the previous move did not move disk 1, move disk 1 one peg
+"clockwise" (0->1->2->0 for an even number of disks, 0->2->1->0 for an odd number); otherwise
+make the only legal move that does not involve disk 1.
+
+Everything here is pure and needs no replay: `state_at(n, i)` is closed form, so step 700,000
+of a 20-disk run is built directly.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Constraint, Flag, Parsed
+
+State = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+Move = tuple[int, int, int]
+
+MAX_DISKS = 30  # 2^30 steps; seeds pack the step into 32 bits (see engine.seeds)
+
+
+@dataclass(frozen=True, slots=True)
+class HanoiInput:
+    """What one agent sees: the disk count, the state, and the previous move (None at step 0)."""
+
+    disks: int
+    state: State
+    prev_move: Move | None
+
+
+@dataclass(frozen=True, slots=True)
+class HanoiAnswer:
+    move: Move
+    next_state: State
+
+
+# ---------------------------------------------------------------------------- rules, closed form
+
+def direction(n: int, disk: int) -> int:
+    """Peg step (+1 or +2 mod 3) that `disk` always moves by in the optimal n-disk solution."""
+    return 1 if (n - disk) % 2 == 1 else 2
+
+
+def initial_state(n: int) -> State:
+    return (tuple(range(n, 0, -1)), (), ())
+
+
+def state_at(n: int, i: int) -> State:
+    """State after i moves of the optimal solution, in O(n) without replay."""
+    if not 0 <= i < 2**n:
+        raise ValueError(f"step {i} is outside 0..{2**n - 1} for {n} disks")
+    pegs: list[list[int]] = [[], [], []]
+    for d in range(n, 0, -1):
+        moves = (i + (1 << (d - 1))) >> d  # times disk d has moved after i moves
+        pegs[(moves * direction(n, d)) % 3].append(d)
+    return (tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2]))
+
+
+def move_at(n: int, i: int) -> Move:
+    """The (i+1)-th move of the optimal solution (0-based step i), closed form."""
+    if not 0 <= i < 2**n - 1:
+        raise ValueError(f"step {i} is outside 0..{2**n - 2} for {n} disks")
+    j = i + 1
+    d = (j & -j).bit_length()  # disk = 1 + trailing zeros of i+1
+    before = (i + (1 << (d - 1))) >> d
+    src = (before * direction(n, d)) % 3
+    return (d, src, (src + direction(n, d)) % 3)
+
+
+def apply_move(state: State, move: Move) -> State:
+    """The state after `move`, without checking legality."""
+    d, a, b = move
+    pegs = list(state)
+    pegs[a] = state[a][:-1]
+    pegs[b] = state[b] + (d,)
+    return (pegs[0], pegs[1], pegs[2])
+
+
+def illegal_reason(state: State, move: Move) -> str | None:
+    """Why `move` is illegal in `state`, or None if it is legal."""
+    d, a, b = move
+    if a == b:
+        return f"move {list(move)} has the same source and target peg"
+    if not state[a] or state[a][-1] != d:
+        return f"disk {d} is not on top of peg {a}"
+    if state[b] and state[b][-1] < d:
+        return f"disk {d} cannot go onto smaller disk {state[b][-1]}"
+    return None
+
+
+def strategy_move(n: int, state: State, prev_move: Move | None) -> Move | None:
+    """The paper's strategy from any state; None when no move is possible."""
+    if prev_move is None or prev_move[0] != 1:
+        src = next((p for p in range(3) if state[p] and state[p][-1] == 1), None)
+        if src is None:
+            return None
+        return (1, src, (src + direction(n, 1)) % 3)
+    others = [p for p in range(3) if not (state[p] and state[p][-1] == 1)]
+    a, b = others
+    ta = state[a][-1] if state[a] else None
+    tb = state[b][-1] if state[b] else None
+    if ta is None and tb is None:
+        return None
+    if tb is None or (ta is not None and ta < tb):
+        return (ta, a, b)
+    return (tb, b, a)
+
+
+# ---------------------------------------------------------------------------------- text forms
+
+_BRACKETS = str.maketrans("()", "[]")
+
+
+def state_text(state: State) -> str:
+    """The paper's list notation: [[3, 2], [], [1]] (built from repr, which is fast)."""
+    return repr(state).replace(",)", ")").translate(_BRACKETS)
+
+
+def move_text(move: Move) -> str:
+    return f"[{move[0]}, {move[1]}, {move[2]}]"
+
+
+def answer_text(answer: HanoiAnswer) -> str:
+    """The exact output format the prompt asks for."""
+    return f"move = {move_text(answer.move)}\nnext_state = {state_text(answer.next_state)}"
+
+
+def vote_key(move: Move, next_state: State) -> str:
+    """Canonical vote key of the pair (move, next_state): '1,0,2|[[3,2],[],[1]]'."""
+    return (f"{move[0]},{move[1]},{move[2]}|"
+            + repr(next_state).replace(",)", ")").replace(" ", "").translate(_BRACKETS))
+
+
+SYSTEM_PROMPT = """You are a helpful assistant. Solve this puzzle for me.
+There are three pegs and {n} disks of different sizes stacked on the first peg. The disks are
+numbered from 1 (smallest) to {n} (largest). Disk moves in this puzzle follow these rules:
+1. Only one disk can be moved at a time.
+2. Each move takes the upper disk from one stack and places it on top of another stack.
+3. A larger disk may not be placed on top of a smaller disk.
+The goal is to move the entire stack to the third peg.
+
+Example: with 3 disks numbered 1 (smallest), 2 and 3 (largest), the initial state is
+[[3, 2, 1], [], []], and a solution is:
+moves = [[1, 0, 2], [2, 0, 1], [1, 2, 1], [3, 0, 2], [1, 1, 0], [2, 1, 2], [1, 0, 2]]
+This means: move disk 1 from peg 0 to peg 2, then disk 2 from peg 0 to peg 1, and so on.
+
+Requirements:
+- Pegs are numbered 0, 1, 2 and each peg is written as a list from bottom to top.
+- A move is written [disk id, from peg, to peg].
+- Give the single next move and the state that results from it, in exactly this format:
+move = [disk id, from peg, to peg]
+next_state = [[...], [...], [...]]"""
+
+USER_PROMPT = """Rules:
+- Only one disk can be moved at a time.
+- Only the top disk of a stack can be moved.
+- A larger disk may not be placed on top of a smaller disk.
+For all moves, follow the standard procedure:
+1. If the previous move did not move disk 1, move disk 1 one peg clockwise ({cycle}).
+2. If the previous move did move disk 1, make the only legal move that does not involve disk 1.
+Use these steps to find the next move given the previous move and the current state.
+
+Previous move: {prev}
+Current state: {state}
+
+Based on the previous move and the current state, find the single next move that follows the
+procedure and the resulting next state."""
+
+
+# --------------------------------------------------------------------------------------- parsers
+
+_MOVE_RE = re.compile(r"move\s*=\s*\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\]")
+_STATE_RE = re.compile(
+    r"next_state\s*=\s*(\[\s*\[[-\d,\s]*\]\s*,\s*\[[-\d,\s]*\]\s*,\s*\[[-\d,\s]*\]\s*\])")
+# The repairing parser (calibration only) accepts other spellings, brackets and separators.
+_REPAIR_MOVE_RE = re.compile(
+    r"move[\"']?\s*[:=]?\s*[\[(]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[\])]",
+    re.IGNORECASE)
+_REPAIR_STATE_RE = re.compile(
+    r"next[ _-]?state[\"']?\s*[:=]?\s*[\[(]\s*([\[(][^\[\]()]*[\])]\s*,?\s*"
+    r"[\[(][^\[\]()]*[\])]\s*,?\s*[\[(][^\[\]()]*[\])])\s*[\])]", re.IGNORECASE)
+_FULL = {n: set(range(1, n + 1)) for n in range(1, MAX_DISKS + 1)}
+
+
+def _last(regex: re.Pattern[str], text: str, anchor: str) -> re.Match[str] | None:
+    """The last match of `regex`; tries the last occurrence of `anchor` first (fast path)."""
+    m = regex.match(text, max(0, text.rfind(anchor)))
+    if m is not None and regex.search(text, m.end()) is None:
+        return m
+    for m in regex.finditer(text):
+        pass
+    return m
+
+
+def _repair_pegs(body: str) -> list[list[int]] | None:
+    pegs = re.findall(r"[\[(]([^\[\]()]*)[\])]", body)
+    try:
+        return [[int(t) for t in re.split(r"[,;\s]+", p.strip()) if t] for p in pegs]
+    except ValueError:
+        return None
+
+
+def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
+    """The paper's flag parser (or, with repair=True, its repairing parser).
+
+    Takes the last `move = [a, b, c]` and the last `next_state = [[...], [...], [...]]`; all
+    integers, disk ids in 1..n, pegs in 0..2, every disk exactly once; anything else is a flag.
+    """
+    if repair:
+        mm = _last(_REPAIR_MOVE_RE, text.lower(), "move")
+        sm = _last(_REPAIR_STATE_RE, text.lower(), "state")
+    else:
+        mm = _last(_MOVE_RE, text, "move")
+        sm = _last(_STATE_RE, text, "next_state")
+    if mm is None:
+        return Flag("parse", "no move = [disk, from, to]")
+    if sm is None:
+        return Flag("parse", "no next_state = [[...], [...], [...]]")
+    move = (int(mm.group(1)), int(mm.group(2)), int(mm.group(3)))
+    if not (1 <= move[0] <= n and 0 <= move[1] <= 2 and 0 <= move[2] <= 2):
+        return Flag("parse", f"move {list(move)} out of range for {n} disks")
+    if repair:
+        pegs = _repair_pegs(sm.group(1))
+    else:
+        try:
+            pegs = json.loads(sm.group(1))  # the regex admits only integers, commas, spaces
+        except ValueError:
+            pegs = None
+    if pegs is None or len(pegs) != 3:
+        return Flag("parse", "next_state is not three lists of integers")
+    flat = pegs[0] + pegs[1] + pegs[2]
+    if len(flat) != n or set(flat) != _FULL[n]:
+        return Flag("parse", f"next_state does not hold each disk 1..{n} exactly once")
+    state: State = (tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2]))
+    return Parsed(vote_key(move, state), HanoiAnswer(move, state))
+
+
+def answer_regex(n: int) -> str:
+    """Regex of the exact output format, with disk ids bounded to 1..n."""
+    disk = "(?:" + "|".join(str(d) for d in range(n, 0, -1)) + ")"
+    peg_list = rf"\[(?:{disk}(?:, {disk})*)?\]"
+    return (rf"move = \[{disk}, [0-2], [0-2]\]\n"
+            rf"next_state = \[{peg_list}, {peg_list}, {peg_list}\]")
+
+
+def answer_schema(n: int) -> dict[str, Any]:
+    """JSON schema of the answer; bounds are enums because Outlines ignores min/max."""
+    disk = {"type": "integer", "enum": list(range(1, n + 1))}
+    peg = {"type": "integer", "enum": [0, 1, 2]}
+    return {
+        "type": "object",
+        "properties": {
+            "move": {"type": "array", "prefixItems": [disk, peg, peg], "items": False,
+                     "minItems": 3, "maxItems": 3},
+            "next_state": {"type": "array", "items": {"type": "array", "items": disk},
+                           "minItems": 3, "maxItems": 3},
+        },
+        "required": ["move", "next_state"],
+        "additionalProperties": False,
+    }
+
+
+# ------------------------------------------------------------------------------------ the task
+
+class Hanoi:
+    """Towers of Hanoi with n disks: 2^n - 1 steps, each one move."""
+
+    name = "hanoi"
+
+    def __init__(self, disks: int):
+        if not isinstance(disks, int) or not 1 <= disks <= MAX_DISKS:
+            raise ValueError(f"--disks must be an integer from 1 to {MAX_DISKS} (got {disks})")
+        self.disks = disks
+        self._system = SYSTEM_PROMPT.format(n=disks)
+        self._cycle = "0 -> 1 -> 2 -> 0" if disks % 2 == 0 else "0 -> 2 -> 1 -> 0"
+        self._constraint = Constraint(regex=answer_regex(disks), json_schema=answer_schema(disks))
+
+    def describe(self) -> dict[str, Any]:
+        return {"task": self.name, "disks": self.disks, "steps": self.num_steps()}
+
+    def num_steps(self) -> int:
+        return 2**self.disks - 1
+
+    def initial(self) -> HanoiInput:
+        return HanoiInput(self.disks, initial_state(self.disks), None)
+
+    def input_at(self, step: int) -> HanoiInput:
+        """The input of step `step` on the reference trajectory (closed form)."""
+        prev = move_at(self.disks, step - 1) if step > 0 else None
+        return HanoiInput(self.disks, state_at(self.disks, step), prev)
+
+    def render(self, x: HanoiInput) -> list[dict[str, str]]:
+        prev = "none (this is the first move)" if x.prev_move is None else move_text(x.prev_move)
+        user = USER_PROMPT.format(cycle=self._cycle, prev=prev, state=state_text(x.state))
+        return [{"role": "system", "content": self._system}, {"role": "user", "content": user}]
+
+    def constraint(self, x: HanoiInput) -> Constraint:
+        return self._constraint
+
+    def parse(self, text: str, x: HanoiInput, repair: bool = False) -> Parsed | Flag:
+        return parse_answer(text, x.disks, repair)
+
+    def check_rules(self, x: HanoiInput, answer: HanoiAnswer) -> Flag | None:
+        why = illegal_reason(x.state, answer.move)
+        if why:
+            return Flag("rule", why)
+        if apply_move(x.state, answer.move) != answer.next_state:
+            return Flag("rule", "next_state does not follow from the move")
+        return None
+
+    def next_input(self, x: HanoiInput, answer: HanoiAnswer) -> HanoiInput:
+        return HanoiInput(x.disks, answer.next_state, answer.move)
+
+    def answer_from_key(self, key: str) -> HanoiAnswer:
+        """The answer a canonical vote key stands for (used to rebuild the chain on resume)."""
+        m, _, state = key.partition("|")
+        d, a, b = (int(t) for t in m.split(","))
+        pegs = json.loads(state)
+        return HanoiAnswer((d, a, b), (tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2])))
+
+    def text(self, answer: HanoiAnswer) -> str:
+        return answer_text(answer)
+
+    def wrong_answers(self, x: HanoiInput, count: int) -> list[HanoiAnswer]:
+        """Plausible wrong answers for `x`, most tempting first (for the sim and tests)."""
+        ref = self.reference(x)
+        if ref is None:
+            return []
+        right: HanoiAnswer = ref.answer
+        d, a, b = right.move
+        out: list[HanoiAnswer] = []
+
+        def add(move: Move, state: State) -> None:
+            cand = HanoiAnswer(move, state)
+            if cand != right and cand not in out and len(out) < count:
+                out.append(cand)
+
+        # the other half of the rule: the non-disk-1 move when disk 1 is due, and vice versa
+        alt = strategy_move(x.disks, x.state, (1, 0, 0) if d == 1 else (2, 0, 0))
+        if alt is not None and not illegal_reason(x.state, alt):
+            add(alt, apply_move(x.state, alt))
+        # the same disk to the third peg (disk 1 the wrong way round, say), consistent state
+        c = 3 - a - b
+        add((d, a, c), apply_move(x.state, (d, a, c)))
+        # the right move, but the disk written onto the wrong peg in next_state
+        add(right.move, apply_move(x.state, (d, a, c)))
+        # the right move, with the previous state copied unchanged
+        add(right.move, x.state)
+        # the right move, the pegs of next_state rotated
+        s = right.next_state
+        add(right.move, (s[2], s[0], s[1]))
+        return out
+
+    def reference(self, x: HanoiInput) -> Parsed | None:
+        move = strategy_move(x.disks, x.state, x.prev_move)
+        if move is None or illegal_reason(x.state, move):
+            return None
+        nxt = apply_move(x.state, move)
+        return Parsed(vote_key(move, nxt), HanoiAnswer(move, nxt))

@@ -1,0 +1,131 @@
+import hashlib
+import json
+import sqlite3
+
+import pytest
+
+from conftest import run_sub
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("error,k", [("0.0022", 3), ("0.0358", 6), ("0.3571", 29),
+                                     ("0.2342", 15)])
+def test_plan_reproduces_the_paper_table(cli, error, k):
+    code, out, _ = cli("plan", "--steps", "1048575", "--target", "0.95", "--error", error)
+    assert code == 0
+    assert out.splitlines()[0].split() == ["k_min", str(k)]
+    code, out, _ = cli("plan", "--error", error, "--json")
+    assert json.loads(out)["k"] == k
+
+
+def test_plan_cost(cli):
+    code, out, _ = cli("plan", "--error", "0.0022", "--valid", "0.97", "--tokens-out", "538",
+                       "--tokens-in", "1000", "--price-out", "1.6", "--price-in", "0.4",
+                       "--json")
+    r = json.loads(out)
+    assert r["cost"] == pytest.approx(r["samples_total"] * (538 * 1.6 + 1000 * 0.4) / 1e6)
+
+
+def test_solve_and_report_agree_with_the_ledger(cli, tmp_path):
+    run = tmp_path / "run"
+    code, out, err = cli("solve", "--disks", "9", "--sim-error", "0.03", "--sim-valid", "0.9",
+                         "--run-dir", run, "--quiet", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    code, out, _ = cli("report", run, "--json")
+    assert code == 0
+    rep = json.loads(out)
+    assert rep == r | {"wall_seconds": rep["wall_seconds"]}
+    con = sqlite3.connect(run / "ledger.sqlite")
+    q = lambda sql: con.execute(sql).fetchone()[0]
+    assert rep["steps"]["total"] == 511 == rep["steps"]["decided"] == q("SELECT COUNT(*) FROM decided")
+    assert rep["steps"]["errors"] == q("SELECT COUNT(*) FROM decided WHERE correct = 0") == 0
+    assert rep["samples"]["total"] == q("SELECT COUNT(*) FROM samples")
+    assert rep["samples"]["valid"] == q("SELECT COUNT(*) FROM samples WHERE flag IS NULL")
+    for reason, n in rep["samples"]["flagged_by_reason"].items():
+        assert n == q(f"SELECT COUNT(*) FROM samples WHERE flag = '{reason}'")
+    assert rep["samples"]["flagged_by_reason"]["parse"] > 0
+    assert rep["votes_per_step"]["max"] == q("SELECT MAX(votes) FROM decided")
+    assert rep["votes_per_step"]["mean"] == pytest.approx(
+        q("SELECT AVG(votes) FROM decided"), abs=1e-4)
+    assert rep["steps"]["more_than_k_votes"] == q("SELECT COUNT(*) FROM decided WHERE votes > 3")
+    assert rep["rounds"]["max_per_step"] == q("SELECT MAX(rounds) FROM decided")
+    assert rep["rounds"]["undecided_after"][0] == 511
+    assert rep["rounds"]["undecided_after"][1] == q("SELECT COUNT(*) FROM decided WHERE rounds > 1")
+    assert rep["tokens"]["out"] == q("SELECT SUM(tokens_out) FROM samples")
+    # votes of a decided step = its valid samples in its final epoch
+    assert q("SELECT SUM(votes) FROM decided") == q(
+        "SELECT COUNT(*) FROM samples s JOIN decided d ON d.step = s.step AND d.epoch = s.epoch "
+        "WHERE s.flag IS NULL")
+    # raw text: every flagged and every losing sample keeps it
+    assert q("SELECT COUNT(*) FROM samples WHERE flag IS NOT NULL AND text IS NULL") == 0
+    assert q("SELECT COUNT(*) FROM samples s JOIN decided d ON d.step = s.step "
+             "WHERE s.answer != d.answer AND s.text IS NULL") == 0
+    for png in ("undecided.png", "votes.png"):
+        assert (run / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def one_line_error(r, *needles):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert lines[0].startswith("maker-local: error:")
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--disks", "0"], ["--disks must be an integer from 1 to 30"]),
+    (["--disks", "64"], ["--disks must be"]),
+    (["--k", "0"], ["--k must be at least 1"]),
+    (["--k", "three"], ["positive integer or 'auto'"]),
+    (["--backend", "simm"], ["unknown backend 'simm'", "Did you mean 'sim'"]),
+    (["--schedule", "round"], ["unknown schedule", "Did you mean 'rounds'"]),
+    (["--task", "chess"], ["unknown task"]),
+    (["--sim-error", "1.5"], ["--sim-error must be"]),
+    (["--seed", "-1"], ["--seed must be"]),
+    (["--disks", "x"], ["invalid int value"]),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, needles):
+    one_line_error(run_sub("solve", "--run-dir", tmp_path / "r", *args), *needles)
+    assert not (tmp_path / "r" / "ledger.sqlite").exists()
+
+
+def test_existing_ledgers_are_never_harmed(tmp_path):
+    run = tmp_path / "run"
+    assert run_sub("solve", "--disks", "5", "--run-dir", run, "--quiet").returncode == 0
+    ledger = run / "ledger.sqlite"
+    before = sha(ledger)
+    # the same run dir without --resume
+    one_line_error(run_sub("solve", "--disks", "5", "--run-dir", run), "--resume")
+    # another run's options
+    one_line_error(run_sub("solve", "--disks", "6", "--run-dir", run, "--resume"),
+                   "holds another run", "disks")
+    one_line_error(run_sub("solve", "--disks", "5", "--k", "4", "--run-dir", run, "--resume"),
+                   "holds another run")
+    assert sha(ledger) == before
+    # a truncated ledger file
+    data = ledger.read_bytes()
+    for size in (len(data) // 2, 100, 0):
+        ledger.write_bytes(data[:size])
+        cut = sha(ledger)
+        one_line_error(run_sub("solve", "--disks", "5", "--run-dir", run, "--resume"),
+                       "left untouched")
+        one_line_error(run_sub("report", run), "left untouched")
+        assert sha(ledger) == cut
+    # not a database at all
+    ledger.write_bytes(b"hello" * 1000)
+    one_line_error(run_sub("solve", "--disks", "5", "--run-dir", run, "--resume"), "ledger")
+    one_line_error(run_sub("report", tmp_path / "nothing"), "no ledger")
+
+
+def test_k_auto_uses_the_models_accuracy(tmp_path):
+    r = run_sub("solve", "--disks", "6", "--k", "auto", "--sim-error", "0.0358",
+                "--run-dir", tmp_path / "r", "--quiet", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "k auto: k=" in r.stderr
+    assert json.loads(r.stdout)["k"] == 3  # 63 steps at p = 0.9642, t = 0.95

@@ -1,0 +1,55 @@
+import math
+
+import numpy as np
+import pytest
+
+from maker_local.engine.scaling import expected_votes, k_min, p_full, p_step, plan
+from maker_local.engine.voting import Voter
+
+S = 1_048_575
+
+
+@pytest.mark.parametrize("error,k", [(0.0022, 3), (0.0358, 6), (0.3571, 29), (0.2342, 15),
+                                     (0.0018, 3)])
+def test_paper_table_k_min(error, k):
+    assert k_min(1 - error, S, 0.95) == k
+
+
+def test_k_min_is_minimal():
+    for p in (0.6, 0.8, 0.95, 0.999):
+        k = k_min(p, S, 0.95)
+        assert p_full(p, k, S) >= 0.95
+        assert k == 1 or p_full(p, k - 1, S) < 0.95
+
+
+def test_formulas():
+    assert p_step(0.8, 3) == pytest.approx(1 / (1 + 0.25**3))
+    assert p_full(0.8, 3, 10) == pytest.approx(p_step(0.8, 3) ** 10)
+    assert expected_votes(1.0, 4) == 4
+    # the paper's approximation k/(2p-1) is the limit for small error
+    assert expected_votes(0.999, 3) == pytest.approx(3 / 0.998, rel=1e-6)
+    with pytest.raises(ValueError):
+        p_step(0.5, 3)
+    with pytest.raises(ValueError):
+        k_min(0.9, S, 1.0)
+
+
+def test_expected_votes_matches_simulated_voting():
+    rng = np.random.default_rng(7)
+    p, k, trials = 0.7, 3, 4000
+    used = []
+    for _ in range(trials):
+        v = Voter(k)
+        while not v.add("right" if rng.random() < p else "wrong"):
+            pass
+        used.append(v.votes)
+    mean, se = np.mean(used), np.std(used) / math.sqrt(trials)
+    assert abs(mean - expected_votes(p, k)) < 4 * se
+
+
+def test_plan_cost():
+    r = plan(0.9978, S, 0.95, valid=0.97, tokens_in=1000, tokens_out=538, price_in=0.4,
+             price_out=1.6)
+    assert r.k == 3
+    assert r.samples_per_step == pytest.approx(expected_votes(0.9978, 3) / 0.97)
+    assert r.cost == pytest.approx(r.samples_total * (1000 * 0.4 + 538 * 1.6) / 1e6)
