@@ -40,8 +40,11 @@ def test_solve_and_report_agree_with_the_ledger(cli, tmp_path):
     rep = json.loads(out)
     assert rep == r | {"wall_seconds": rep["wall_seconds"]}
     con = sqlite3.connect(run / "ledger.sqlite")
-    q = lambda sql: con.execute(sql).fetchone()[0]
-    assert rep["steps"]["total"] == 511 == rep["steps"]["decided"] == q("SELECT COUNT(*) FROM decided")
+
+    def q(sql):
+        return con.execute(sql).fetchone()[0]
+    assert rep["steps"]["total"] == 511 == rep["steps"]["decided"]
+    assert rep["steps"]["decided"] == q("SELECT COUNT(*) FROM decided")
     assert rep["steps"]["errors"] == q("SELECT COUNT(*) FROM decided WHERE correct = 0") == 0
     assert rep["samples"]["total"] == q("SELECT COUNT(*) FROM samples")
     assert rep["samples"]["valid"] == q("SELECT COUNT(*) FROM samples WHERE flag IS NULL")

@@ -60,7 +60,7 @@ def test_prompt_structure_and_constraint():
     assert "[[3, 2, 1], [], []]" in system["content"]  # the worked 3-disk example
     assert "move = [disk id, from peg, to peg]" in system["content"]
     assert "0 -> 2 -> 1 -> 0" in user["content"]  # odd disks
-    assert f"Previous move: [1, 0, 2]" in user["content"]
+    assert "Previous move: [1, 0, 2]" in user["content"]
     assert "Current state: [[3, 2], [], [1]]" in user["content"]
     assert "none" in task.render(task.initial())[1]["content"]
     ref = task.reference(x)

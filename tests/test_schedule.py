@@ -64,7 +64,9 @@ def test_rounds_and_sequential_decide_the_same_without_errors():
     _, a, _, _ = drive(task, model, "rounds", k=3, window=100)
     _, b, _, _ = drive(task, model, "sequential", k=3)
     assert [d[9] for d in a] == [1] * 511
-    strip = lambda rows: [(d[0], d[2], d[3], d[4], d[5], d[6], d[9]) for d in rows]
+
+    def strip(rows):
+        return [(d[0], d[2], d[3], d[4], d[5], d[6], d[9]) for d in rows]
     assert strip(a) == strip(b)
     assert max(d[7] for d in b) > max(d[7] for d in a)  # sequential needs many more rounds
 

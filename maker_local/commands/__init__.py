@@ -1,0 +1,1 @@
+"""One module per `maker-local` command: `add_cli_args(parser)` and `main(args)`."""

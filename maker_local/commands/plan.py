@@ -1,0 +1,43 @@
+"""`maker-local plan`: k_min, success odds, samples and cost from the scaling laws."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import UsageError
+
+
+def add_cli_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--error", type=float, required=True, help="per-sample error 1-p")
+    p.add_argument("--steps", type=int, default=2**20 - 1, help="steps s (default 1,048,575)")
+    p.add_argument("--target", type=float, default=0.95, help="target success probability t")
+    p.add_argument("--valid", type=float, default=1.0, help="share of samples not red-flagged")
+    p.add_argument("--k", type=int, default=None, help="use this k instead of k_min")
+    p.add_argument("--tokens-out", type=float, default=0.0, help="mean output tokens/sample")
+    p.add_argument("--tokens-in", type=float, default=0.0, help="mean input tokens/sample")
+    p.add_argument("--price-out", type=float, default=0.0, help="$ per million output tokens")
+    p.add_argument("--price-in", type=float, default=0.0, help="$ per million input tokens")
+    p.add_argument("--json", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..engine.scaling import plan
+
+    try:
+        r = plan(1 - args.error, args.steps, args.target, args.valid, args.k, args.tokens_in,
+                 args.tokens_out, args.price_in, args.price_out)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps(r.as_dict()))
+        return 0
+    print(f"k_min            {r.k}" + ("" if args.k is None else " (given)"))
+    print(f"p_step           {r.p_step:.12f}")
+    print(f"p_full           {r.p_full:.6f}  (target {r.target})")
+    print(f"votes/step       {r.votes_per_step:.4f}")
+    print(f"samples/step     {r.samples_per_step:.4f}  (valid rate {r.valid})")
+    print(f"samples total    {r.samples_total:,.0f}")
+    if r.tokens_in_total or r.tokens_out_total:
+        print(f"tokens total     in {r.tokens_in_total:,.0f}, out {r.tokens_out_total:,.0f}")
+        print(f"cost             ${r.cost:,.2f}")
+    return 0

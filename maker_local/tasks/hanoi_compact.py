@@ -1,0 +1,95 @@
+"""The compact Hanoi prompt/answer format of the project's own step model (models/hanoi-step).
+
+Per-disk encoding with letter labels: disk 1 is `a`, disk 2 is `b`, ... (at most 26 disks), and
+a state is written as each disk's label followed by the peg (0, 1, 2) it sits on, smallest disk
+first. The order on a peg (bottom to top) follows from the sizes, so this is lossless. The next
+state is then a copy of the input state with one digit changed, and every copy is by content
+(find label `c` in the prompt, copy the digit after it): a very easy pattern for a small
+transformer, with no counting of positions.
+
+    prompt  (user message):  n=4;p=a20;s=a0b2c1d0      disk count; previous move; state
+    answer  (model output):  m=b21;s=a0b1c1d0          move (disk b=2, peg 2 -> peg 1); next state
+
+A move is the disk's label then the from and to pegs; the previous move of step 0 is `-`.
+Pure Python: no torch, no tokenizer.
+"""
+from __future__ import annotations
+
+import re
+
+from .base import Flag, Parsed
+from .hanoi import HanoiAnswer, HanoiInput, Move, State, vote_key
+
+MAX_COMPACT_DISKS = 26
+LABELS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _check_n(n: int) -> None:
+    if not isinstance(n, int) or not 1 <= n <= MAX_COMPACT_DISKS:
+        raise ValueError(f"the compact format holds 1..{MAX_COMPACT_DISKS} disks (got {n})")
+
+
+def _label(disk: int) -> str:
+    return LABELS[disk - 1]
+
+
+def state_compact(state: State, n: int) -> str:
+    """'a2b1c0d0': for each disk 1..n its label and its peg."""
+    _check_n(n)
+    where = [0] * (n + 1)
+    for peg, disks in enumerate(state):
+        for d in disks:
+            where[d] = peg
+    return "".join(f"{_label(d)}{where[d]}" for d in range(1, n + 1))
+
+
+def move_compact(move: Move) -> str:
+    d, a, b = move
+    return f"{_label(d)}{a}{b}"
+
+
+def render_compact(x: HanoiInput) -> str:
+    """The prompt text (the user message content): 'n=4;p=a20;s=a0b2c1d0'."""
+    prev = "-" if x.prev_move is None else move_compact(x.prev_move)
+    return f"n={x.disks};p={prev};s={state_compact(x.state, x.disks)}"
+
+
+def answer_compact(answer: HanoiAnswer) -> str:
+    """The target output text: 'm=b21;s=a0b1c1d0'."""
+    n = sum(len(p) for p in answer.next_state)
+    return f"m={move_compact(answer.move)};s={state_compact(answer.next_state, n)}"
+
+
+_ANSWER_RE = re.compile(r"m=([a-z])([0-2])([0-2]);s=((?:[a-z][0-2])+)")
+
+
+def parse_compact(text: str, n: int) -> Parsed | Flag:
+    """Parse a compact answer; `Flag('parse', why)` unless well formed with each disk once."""
+    _check_n(n)
+    m = _ANSWER_RE.fullmatch(text.strip())
+    if m is None:
+        return Flag("parse", "not in the form m=<disk><from><to>;s=<disk><peg>...")
+    disk = LABELS.index(m.group(1)) + 1
+    if disk > n:
+        return Flag("parse", f"move names disk {disk} of {n}")
+    move = (disk, int(m.group(2)), int(m.group(3)))
+    body = m.group(4)
+    labels = body[0::2]
+    if labels != LABELS[:n]:
+        return Flag("parse", f"next state does not list disks 1..{n} once each, in order")
+    pegs: list[list[int]] = [[], [], []]
+    for d in range(n, 0, -1):  # largest first: each peg bottom to top
+        pegs[int(body[2 * d - 1])].append(d)
+    state: State = (tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2]))
+    return Parsed(vote_key(move, state), HanoiAnswer(move, state))
+
+
+def compact_regex(n: int) -> str:
+    """Regex that exactly the well-formed n-disk answers fully match (disks bounded 1..n)."""
+    _check_n(n)
+    disk = f"[a-{_label(n)}]"
+    return f"m={disk}[0-2][0-2];s=" + "".join(f"{_label(d)}[0-2]" for d in range(1, n + 1))
+
+
+__all__ = ["render_compact", "answer_compact", "parse_compact", "compact_regex",
+           "state_compact", "move_compact", "MAX_COMPACT_DISKS"]
