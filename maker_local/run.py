@@ -34,7 +34,7 @@ class RunSpec:
             "backend": self.backend.describe(),
             "k": v.k, "schedule": self.schedule, "window": v.window, "seed": v.run_seed,
             "temperature_first": v.temperatures.first, "temperature": v.temperatures.rest,
-            "max_tokens": v.max_tokens, "rules": v.rules,
+            "max_tokens": v.max_tokens, "rules": v.rules, "constrained": v.constrained,
         }
 
 
@@ -78,6 +78,10 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
     from .report import build_report, write_report
 
     ledger, resumed = open_run(spec, run_dir, resume)
+    if progress:
+        print(f"maker-local: {'resuming' if resumed else 'starting'} {spec.task.num_steps():,} "
+              f"steps on {spec.backend.name}, k={spec.vote.k}, schedule {spec.schedule}, "
+              f"ledger {run_dir / LEDGER_NAME}", file=sys.stderr)
     stuck = None
     try:
         sched = Schedule(spec.task, spec.vote, spec.schedule)

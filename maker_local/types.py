@@ -7,24 +7,43 @@ A schedule emits `SampleRequest`s; a backend answers each with `n` `Sample`s, in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .tasks.base import Constraint
 
 
-@dataclass(slots=True)
 class SampleRequest:
-    """`n` samples of one prompt. Sample j uses seed `seed + j` (vLLM's rule for n > 1)."""
+    """`n` samples of one prompt. Sample j uses seed `seed + j` (vLLM's rule for n > 1).
 
-    step: int
-    x: Any  # the task input; the sim reads it, real engines read `messages`
-    messages: list[dict[str, str]]
-    n: int
-    temperature: float
-    max_tokens: int
-    seed: int
-    constraint: Constraint | None = None
-    first_index: int = 0  # vote index of sample 0 within its step
+    `messages` may be given, or rendered on first use from `x` by `render` (the sim never
+    needs the prompt text, so a million-step sim run never builds a million prompts).
+    `reference` is an oracle hint that only the sim reads (the task's right answer for `x`).
+    """
+
+    __slots__ = ("step", "x", "_messages", "n", "temperature", "max_tokens", "seed",
+                 "constraint", "first_index", "render", "reference")
+
+    def __init__(self, step: int, x: Any, messages: list[dict[str, str]] | None, n: int,
+                 temperature: float, max_tokens: int, seed: int,
+                 constraint: Constraint | None = None, first_index: int = 0,
+                 render: Callable[[Any], list[dict[str, str]]] | None = None,
+                 reference: Any = None):
+        self.step, self.x, self._messages, self.n = step, x, messages, n
+        self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
+        self.constraint, self.first_index = constraint, first_index
+        self.render, self.reference = render, reference
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        if self._messages is None:
+            if self.render is None:
+                raise ValueError("SampleRequest has neither messages nor a render function")
+            self._messages = self.render(self.x)
+        return self._messages
+
+    def __repr__(self) -> str:
+        return (f"SampleRequest(step={self.step}, n={self.n}, temperature={self.temperature}, "
+                f"max_tokens={self.max_tokens}, seed={self.seed}, first={self.first_index})")
 
 
 @dataclass(slots=True)

@@ -42,7 +42,7 @@ def test_repeated_blocks_take_the_last():
     ("move = [1, 0, 2]\nnext_state = [[3, 2], [], [4]]", "exactly once"),
     ("move = [1, 0, 2]\nnext_state = [[3, 2], [], [1.0]]", "no next_state"),
     ("move = [1, 0, 2]\nnext_state = [[3, 2], [], [a]]", "no next_state"),
-    ("move = [1, 0, 2]\nnext_state = [[3, 2], [], [01]]", "three lists"),
+    ("move = [1, 0, 2]\nnext_state = [[3, 2], [], [1,,]]", "three lists"),
     ("move = [4, 0, 2]\n" + RIGHT.split("\n")[1], "out of range"),
     ("move = [1, 0, 3]\n" + RIGHT.split("\n")[1], "out of range"),
     ("move = [1, 0]\n" + RIGHT.split("\n")[1], "no move"),
@@ -52,6 +52,10 @@ def test_malformed_is_a_flag(text, why):
     got = parse(text)
     assert isinstance(got, Flag) and got.reason == "parse"
     assert why in got.detail
+
+
+def test_integers_are_canonicalised_in_the_key():
+    assert parse("move = [01, 0, 2]\nnext_state = [[3,2],[ ],[ 01 ]]").key == KEY
 
 
 def test_repairing_parser_accepts_loose_formats():

@@ -8,6 +8,9 @@ from typing import Any
 
 BACKENDS: dict[str, str] = {
     "sim": "maker_local.backends.sim:from_options",
+    "vllm": "maker_local.backends.vllm:from_options",
+    "vllm-http": "maker_local.backends.vllm_http:from_options",
+    "hf": "maker_local.backends.hf:from_options",
 }
 
 

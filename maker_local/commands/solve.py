@@ -22,7 +22,12 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="success probability of the whole run that --k auto aims for")
     p.add_argument("--schedule", default="rounds", help="rounds (speculative, parallel over a "
                    "draft) or sequential (true chaining)")
-    p.add_argument("--window", type=int, default=131072, help="steps voted at once in rounds")
+    p.add_argument("--window", type=int, default=None, help="steps voted at once in rounds "
+                   "(default: the backend's, e.g. 131072 for sim, 4096 for vLLM)")
+    p.add_argument("--style", default="paper", help="prompt/answer style: paper or compact "
+                   "(the bundled step model's)")
+    p.add_argument("--unconstrained", action="store_true",
+                   help="send no output constraint (structured outputs off)")
     p.add_argument("--run-dir", type=Path, default=None,
                    help="where the ledger and report go (default runs/<task>-<disks>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
@@ -38,6 +43,19 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="stop and report a step that is undecided after this many samples")
     p.add_argument("--keep-text", choices=("some", "all"), default="some",
                    help="raw text kept: flagged, losing and 1%% of winning samples, or all")
+    e = p.add_argument_group("engine backends (vllm, vllm-http, hf)")
+    e.add_argument("--model", default=None, help="model path or id (vllm, hf)")
+    e.add_argument("--base-url", action="append", default=None,
+                   help="a vLLM server, e.g. http://127.0.0.1:8000/v1 (repeat for several)")
+    e.add_argument("--api", choices=("chat", "completions"), default=None,
+                   help="chat completions (default) or completions for models without a chat "
+                   "template")
+    e.add_argument("--concurrency", type=int, default=None,
+                   help="requests in flight per server (vllm-http, default 64)")
+    e.add_argument("--reasoning-effort", default=None, help="low|medium|high (gpt-oss)")
+    e.add_argument("--max-model-len", type=int, default=None, help="engine context length")
+    e.add_argument("--dummy-weights", action="store_true",
+                   help="random weights of the real architecture (speed tests only)")
     g = p.add_argument_group("sim backend")
     g.add_argument("--sim-error", type=float, default=None,
                    help="mean per-sample error among valid samples (default 0.0022)")
@@ -73,13 +91,14 @@ def build_spec(args: argparse.Namespace) -> Any:
         raise UsageError(f"--seed must be in 0..{MAX_RUN_SEED}")
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1")
-    if args.window < 1:
+    if args.window is not None and args.window < 1:
         raise UsageError("--window must be at least 1")
     try:
-        task = TASKS[args.task](args.disks)
+        task = TASKS[args.task](args.disks, style=args.style)
         backend = make_backend(args.backend, task, vars(args))
     except ValueError as e:
         raise UsageError(str(e)) from None
+    window = args.window or getattr(backend, "default_window", 4096)
     extra: dict[str, Any] = {}
     if args.k == "auto":
         p = getattr(backend, "accuracy", lambda: None)()
@@ -104,8 +123,8 @@ def build_spec(args: argparse.Namespace) -> Any:
     try:
         vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
                           temperatures=Temperatures(args.temperature_first, args.temperature),
-                          rules=args.rules, max_samples=args.max_samples, window=args.window,
-                          keep_text=args.keep_text)
+                          rules=args.rules, max_samples=args.max_samples, window=window,
+                          keep_text=args.keep_text, constrained=not args.unconstrained)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return RunSpec(task, backend, vote, args.schedule, extra)

@@ -38,6 +38,7 @@ class VoteConfig:
     window: int = 131072
     keep_text: str = "some"  # "some": flagged, losing and a share of winning samples; "all"
     keep_share: int = 100  # "some" keeps 1 in keep_share winning texts (by seed)
+    constrained: bool = True  # send the task's output constraint to the engine
 
 
 class StuckStep(Exception):
@@ -126,22 +127,24 @@ class Schedule:
     def next_batch(self) -> list[SampleRequest]:
         """Requests for the next round (empty when the run is finished)."""
         self._fill()
-        cfg, temps = self.cfg, self.cfg.temperatures
+        cfg, temps, task = self.cfg, self.cfg.temperatures, self.task
+        render = task.render
+        run_seed, cap = cfg.run_seed, cfg.max_tokens
         out: list[SampleRequest] = []
         for st in self.pending.values():
             if st.voter.winner is not None:
                 continue
             need = st.voter.needed()
-            if st.samples + need > cfg.max_samples:
+            if st.samples + need > cfg.max_samples or st.next_index + need > MAX_SAMPLES_PER_STEP:
                 raise StuckStep(st.step, st.samples, dict(st.voter.counts))
-            msgs = self.task.render(st.x)
-            con = self.task.constraint(st.x)
+            con = task.constraint(st.x) if cfg.constrained else None
             i = st.next_index
             while need > 0:
                 # the first vote of a step may be greedy: its own request of n=1
                 n = 1 if temps.at(i) != temps.at(i + 1) else need
-                out.append(SampleRequest(st.step, st.x, msgs, n, temps.at(i), cfg.max_tokens,
-                                         sample_seed(cfg.run_seed, st.step, i), con, i))
+                out.append(SampleRequest(st.step, st.x, None, n, temps.at(i), cap,
+                                         sample_seed(run_seed, st.step, i), con, i, render,
+                                         st.ref))
                 i += n
                 need -= n
             st.next_index = i
@@ -152,59 +155,66 @@ class Schedule:
         """Count the votes of one round; return the rows to persist."""
         rows = RoundRows(self.round)
         task, cfg, epoch, rnd = self.task, self.cfg, self.epoch, self.round
-        cache: dict[tuple[int, str], Parsed | Flag] = {}
-        touched: dict[int, list[tuple[int, float, Sample, Parsed | Flag]]] = {}
+        rules, run_seed = cfg.rules, cfg.run_seed
+        out, flags, answers = rows.samples, rows.flags, rows.answers
+        spans: dict[int, int] = {}  # step -> index of its first row in this round
+        cache: dict[str, Parsed | Flag] = {}  # text -> verdict, for the current step
+        cache_step = -1
         for req, samples in zip(requests, results):
-            st = self.pending.get(req.step)
+            step = req.step
+            st = self.pending.get(step)
             if st is None or len(samples) != req.n:
-                raise ValueError(f"backend answered step {req.step} with {len(samples)} "
+                raise ValueError(f"backend answered step {step} with {len(samples)} "
                                  f"samples for n={req.n}")
+            if step != cache_step:
+                cache, cache_step = {}, step
             if st.last_round != rnd:
                 st.last_round = rnd
                 st.rounds += 1
-            group = touched.setdefault(req.step, [])
-            for j, s in enumerate(samples):
-                ck = (req.step, s.text)
-                got = cache.get(ck) if s.finish_reason == "stop" else None
+                spans.setdefault(step, len(out))
+            voter, temp, x = st.voter, req.temperature, st.x
+            idx = req.first_index
+            for s in samples:
+                got = cache.get(s.text) if s.finish_reason == "stop" else None
                 if got is None:
-                    got = classify(s, task, st.x, cfg.rules)
+                    got = classify(s, task, x, rules)
                     if s.finish_reason == "stop":
-                        cache[ck] = got
-                group.append((req.first_index + j, req.temperature, s, got))
-        for step, group in touched.items():
-            st = self.pending[step]
-            for idx, temp, s, got in group:
+                        cache[s.text] = got
                 st.samples += 1
-                if isinstance(got, Parsed):
+                if type(got) is Parsed:
                     rows.valid += 1
                     aid = st.answers.get(got.key)
                     if aid is None:
                         aid = st.answers[got.key] = len(st.answers)
                         correct = None if st.ref is None else int(got.key == st.ref.key)
-                        rows.answers.append((step, epoch, aid, got.key, correct))
-                    if st.voter.winner is None and st.voter.add(got.key):
+                        answers.append((step, epoch, aid, got.key, correct))
+                    if voter.winner is None and voter.add(got.key):
                         st.decided_round = rnd
+                    flag = detail = None
                 else:
-                    aid = None
-                    rows.flags[got.reason] = rows.flags.get(got.reason, 0) + 1
-                rows.samples.append([step, idx, epoch, rnd, sample_seed(cfg.run_seed, step, idx),
-                                     temp,
-                                     aid, None if aid is not None else got.reason,
-                                     None if aid is not None else got.detail,
-                                     s.tokens_in, s.tokens_out, s.tokens_reasoning,
-                                     round(s.latency * 1000.0, 3), s.text])
-            self._trim_texts(st, rows.samples[len(rows.samples) - len(group):])
+                    aid, flag, detail = None, got.reason, got.detail
+                    flags[flag] = flags.get(flag, 0) + 1
+                out.append([step, idx, epoch, rnd, sample_seed(run_seed, step, idx), temp, aid,
+                            flag, detail, s.tokens_in, s.tokens_out, s.tokens_reasoning,
+                            round(s.latency * 1000.0, 3), s.text])
+                idx += 1
+        if cfg.keep_text != "all":
+            for step, start in spans.items():
+                self._trim_texts(self.pending[step], out, start)
         self._finalize(rows)
         self.round += 1
         return rows
 
-    def _trim_texts(self, st: StepState, sample_rows: list[list]) -> None:
+    def _trim_texts(self, st: StepState, out: list[list], start: int) -> None:
         """Keep raw text for flagged and losing samples and a share of winners."""
-        if self.cfg.keep_text == "all" or st.voter.winner is None:
+        if st.voter.winner is None:
             return  # undecided: any of these may lose, so keep them all
         win = st.answers[st.voter.winner]
         share = self.cfg.keep_share
-        for r in sample_rows:
+        for i in range(start, len(out)):
+            r = out[i]
+            if r[0] != st.step:
+                break
             if r[6] == win and r[4] % share != 0:
                 r[13] = None
 

@@ -36,7 +36,13 @@ class Voter:
     def add(self, key: str) -> bool:
         if self.winner is not None:
             raise RuntimeError("vote added to a decided step")
-        self.counts[key] = self.counts.get(key, 0) + 1
+        counts = self.counts
+        c = counts[key] = counts.get(key, 0) + 1
+        if len(counts) == 1:  # the common case: every vote so far agrees
+            if c >= self.k:
+                self.winner = key
+                return True
+            return False
         leader, margin = self.leader_and_margin()
         if margin >= self.k:
             self.winner = leader

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .base import Constraint, Flag, Parsed
@@ -113,12 +114,21 @@ def strategy_move(n: int, state: State, prev_move: Move | None) -> Move | None:
 
 # ---------------------------------------------------------------------------------- text forms
 
-_BRACKETS = str.maketrans("()", "[]")
+@lru_cache(maxsize=1 << 16)
+def _peg_text(peg: tuple[int, ...]) -> str:
+    return ", ".join(map(str, peg))
 
 
+@lru_cache(maxsize=1 << 16)
+def _peg_key(peg: tuple[int, ...]) -> str:
+    return ",".join(map(str, peg))
+
+
+# A peg's contents recur across millions of states (the big disks rarely move), so the text of
+# each peg is cached: state_text and vote_key run once or twice per step of a run.
 def state_text(state: State) -> str:
-    """The paper's list notation: [[3, 2], [], [1]] (built from repr, which is fast)."""
-    return repr(state).replace(",)", ")").translate(_BRACKETS)
+    """The paper's list notation: [[3, 2], [], [1]]."""
+    return f"[[{_peg_text(state[0])}], [{_peg_text(state[1])}], [{_peg_text(state[2])}]]"
 
 
 def move_text(move: Move) -> str:
@@ -132,8 +142,9 @@ def answer_text(answer: HanoiAnswer) -> str:
 
 def vote_key(move: Move, next_state: State) -> str:
     """Canonical vote key of the pair (move, next_state): '1,0,2|[[3,2],[],[1]]'."""
+    s = next_state
     return (f"{move[0]},{move[1]},{move[2]}|"
-            + repr(next_state).replace(",)", ")").replace(" ", "").translate(_BRACKETS))
+            f"[[{_peg_key(s[0])}],[{_peg_key(s[1])}],[{_peg_key(s[2])}]]")
 
 
 SYSTEM_PROMPT = """You are a helpful assistant. Solve this puzzle for me.
@@ -176,7 +187,7 @@ procedure and the resulting next state."""
 
 _MOVE_RE = re.compile(r"move\s*=\s*\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\]")
 _STATE_RE = re.compile(
-    r"next_state\s*=\s*(\[\s*\[[-\d,\s]*\]\s*,\s*\[[-\d,\s]*\]\s*,\s*\[[-\d,\s]*\]\s*\])")
+    r"next_state\s*=\s*\[\s*\[([-\d,\s]*)\]\s*,\s*\[([-\d,\s]*)\]\s*,\s*\[([-\d,\s]*)\]\s*\]")
 # The repairing parser (calibration only) accepts other spellings, brackets and separators.
 _REPAIR_MOVE_RE = re.compile(
     r"move[\"']?\s*[:=]?\s*[\[(]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[\])]",
@@ -227,8 +238,8 @@ def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
     if repair:
         pegs = _repair_pegs(sm.group(1))
     else:
-        try:
-            pegs = json.loads(sm.group(1))  # the regex admits only integers, commas, spaces
+        try:  # the regex admits only digits, '-', commas and spaces in each peg
+            pegs = [tuple(map(int, g.split(","))) if g.strip() else () for g in sm.groups()]
         except ValueError:
             pegs = None
     if pegs is None or len(pegs) != 3:
@@ -267,21 +278,38 @@ def answer_schema(n: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ the task
 
+STYLES = ("paper", "compact")
+
+
 class Hanoi:
-    """Towers of Hanoi with n disks: 2^n - 1 steps, each one move."""
+    """Towers of Hanoi with n disks: 2^n - 1 steps, each one move.
+
+    `style` is the prompt/answer format: "paper" (the paper's prompts and output format) or
+    "compact" (the bundled step model's own format, see hanoi_compact.py). Vote keys are the
+    same in both, so votes from different styles can be compared.
+    """
 
     name = "hanoi"
 
-    def __init__(self, disks: int):
+    def __init__(self, disks: int, style: str = "paper"):
         if not isinstance(disks, int) or not 1 <= disks <= MAX_DISKS:
             raise ValueError(f"--disks must be an integer from 1 to {MAX_DISKS} (got {disks})")
-        self.disks = disks
+        if style not in STYLES:
+            raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
+        self.disks, self.style = disks, style
         self._system = SYSTEM_PROMPT.format(n=disks)
         self._cycle = "0 -> 1 -> 2 -> 0" if disks % 2 == 0 else "0 -> 2 -> 1 -> 0"
-        self._constraint = Constraint(regex=answer_regex(disks), json_schema=answer_schema(disks))
+        if style == "compact":
+            from . import hanoi_compact as hc
+            self._compact = hc
+            self._constraint = Constraint(regex=hc.compact_regex(disks))
+        else:
+            self._constraint = Constraint(regex=answer_regex(disks),
+                                          json_schema=answer_schema(disks))
 
     def describe(self) -> dict[str, Any]:
-        return {"task": self.name, "disks": self.disks, "steps": self.num_steps()}
+        return {"task": self.name, "disks": self.disks, "steps": self.num_steps(),
+                "style": self.style}
 
     def num_steps(self) -> int:
         return 2**self.disks - 1
@@ -295,6 +323,8 @@ class Hanoi:
         return HanoiInput(self.disks, state_at(self.disks, step), prev)
 
     def render(self, x: HanoiInput) -> list[dict[str, str]]:
+        if self.style == "compact":
+            return [{"role": "user", "content": self._compact.render_compact(x)}]
         prev = "none (this is the first move)" if x.prev_move is None else move_text(x.prev_move)
         user = USER_PROMPT.format(cycle=self._cycle, prev=prev, state=state_text(x.state))
         return [{"role": "system", "content": self._system}, {"role": "user", "content": user}]
@@ -303,6 +333,8 @@ class Hanoi:
         return self._constraint
 
     def parse(self, text: str, x: HanoiInput, repair: bool = False) -> Parsed | Flag:
+        if self.style == "compact":
+            return self._compact.parse_compact(text, x.disks)
         return parse_answer(text, x.disks, repair)
 
     def check_rules(self, x: HanoiInput, answer: HanoiAnswer) -> Flag | None:
@@ -324,6 +356,9 @@ class Hanoi:
         return HanoiAnswer((d, a, b), (tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2])))
 
     def text(self, answer: HanoiAnswer) -> str:
+        """The answer as the model should write it, in this task's style."""
+        if self.style == "compact":
+            return self._compact.answer_compact(answer)
         return answer_text(answer)
 
     def wrong_answers(self, x: HanoiInput, count: int) -> list[HanoiAnswer]:
