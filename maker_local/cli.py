@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "solve": "run MAKER on a task end to end",
     "plan": "k_min, success odds, samples and cost from the scaling laws",
     "report": "summarise a run from its ledger (and write plots)",
+    "calibrate": "measure a model's per-step accuracy and recommend k",
+    "serve": "start vLLM servers for a model profile",
 }
 
 

@@ -25,6 +25,11 @@ def run_sub(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def sim_solve(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`maker-local solve --backend sim ...` as a subprocess."""
+    return run_sub("solve", "--backend", "sim", *args, timeout=timeout)
+
+
 @pytest.fixture
 def cli(capsys):
     def _run(*args):

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from conftest import run_sub
+from conftest import run_sub, sim_solve
 
 
 def sha(path):
@@ -31,7 +31,8 @@ def test_plan_cost(cli):
 
 def test_solve_and_report_agree_with_the_ledger(cli, tmp_path):
     run = tmp_path / "run"
-    code, out, err = cli("solve", "--disks", "9", "--sim-error", "0.03", "--sim-valid", "0.9",
+    code, out, err = cli("solve", "--backend", "sim", "--disks", "9", "--sim-error", "0.03",
+                         "--sim-valid", "0.9",
                          "--run-dir", run, "--quiet", "--json")
     assert code == 0, err
     r = json.loads(out)
@@ -94,21 +95,21 @@ def one_line_error(r, *needles):
     (["--disks", "x"], ["invalid int value"]),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, needles):
-    one_line_error(run_sub("solve", "--run-dir", tmp_path / "r", *args), *needles)
+    one_line_error(sim_solve("--run-dir", tmp_path / "r", *args), *needles)
     assert not (tmp_path / "r" / "ledger.sqlite").exists()
 
 
 def test_existing_ledgers_are_never_harmed(tmp_path):
     run = tmp_path / "run"
-    assert run_sub("solve", "--disks", "5", "--run-dir", run, "--quiet").returncode == 0
+    assert sim_solve("--disks", "5", "--run-dir", run, "--quiet").returncode == 0
     ledger = run / "ledger.sqlite"
     before = sha(ledger)
     # the same run dir without --resume
-    one_line_error(run_sub("solve", "--disks", "5", "--run-dir", run), "--resume")
+    one_line_error(sim_solve("--disks", "5", "--run-dir", run), "--resume")
     # another run's options
-    one_line_error(run_sub("solve", "--disks", "6", "--run-dir", run, "--resume"),
+    one_line_error(sim_solve("--disks", "6", "--run-dir", run, "--resume"),
                    "holds another run", "disks")
-    one_line_error(run_sub("solve", "--disks", "5", "--k", "4", "--run-dir", run, "--resume"),
+    one_line_error(sim_solve("--disks", "5", "--k", "4", "--run-dir", run, "--resume"),
                    "holds another run")
     assert sha(ledger) == before
     # a truncated ledger file
@@ -116,18 +117,18 @@ def test_existing_ledgers_are_never_harmed(tmp_path):
     for size in (len(data) // 2, 100, 0):
         ledger.write_bytes(data[:size])
         cut = sha(ledger)
-        one_line_error(run_sub("solve", "--disks", "5", "--run-dir", run, "--resume"),
+        one_line_error(sim_solve("--disks", "5", "--run-dir", run, "--resume"),
                        "left untouched")
         one_line_error(run_sub("report", run), "left untouched")
         assert sha(ledger) == cut
     # not a database at all
     ledger.write_bytes(b"hello" * 1000)
-    one_line_error(run_sub("solve", "--disks", "5", "--run-dir", run, "--resume"), "ledger")
+    one_line_error(sim_solve("--disks", "5", "--run-dir", run, "--resume"), "ledger")
     one_line_error(run_sub("report", tmp_path / "nothing"), "no ledger")
 
 
 def test_k_auto_uses_the_models_accuracy(tmp_path):
-    r = run_sub("solve", "--disks", "6", "--k", "auto", "--sim-error", "0.0358",
+    r = sim_solve("--disks", "6", "--k", "auto", "--sim-error", "0.0358",
                 "--run-dir", tmp_path / "r", "--quiet", "--json")
     assert r.returncode == 0, r.stderr
     assert "k auto: k=" in r.stderr

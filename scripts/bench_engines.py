@@ -1,0 +1,151 @@
+"""Benchmark: how much of an engine's throughput the MAKER loop keeps.
+
+Two ratios, each measured in one run on the same model, prompts and n:
+  inproc  MAKER loop (schedule + in-process vLLM + ledger) against a bare `LLM.chat` of exactly
+          the requests the loop issued, in one call (goal >= 0.9);
+  http    MAKER loop through `vllm-http` against a bare asyncio OpenAI-client flood of the
+          same requests at the same concurrency (goal >= 0.8).
+Throughput is samples per second; a ratio is MAKER's over the bare baseline's.
+
+    python scripts/bench_engines.py --model models/hanoi-step/model --disks 8 --which inproc
+    python scripts/bench_engines.py --model models/hanoi-step/model --which http \
+        --base-url http://127.0.0.1:8000/v1
+Prints a table, then one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from maker_local.engine.schedule import VoteConfig  # noqa: E402
+from maker_local.engine.seeds import Temperatures  # noqa: E402
+from maker_local.run import RunSpec, solve  # noqa: E402
+from maker_local.tasks.hanoi import Hanoi  # noqa: E402
+
+
+class Recorder:
+    """Wraps a backend; keeps every request it was asked (the bare baseline replays them)."""
+
+    def __init__(self, inner):
+        self.inner, self.requests = inner, []
+        self.name, self.default_window = inner.name, getattr(inner, "default_window", 4096)
+
+    def sample(self, reqs):
+        self.requests += reqs
+        return self.inner.sample(reqs)
+
+    def describe(self):
+        return self.inner.describe()
+
+    def close(self):
+        pass
+
+
+def maker_loop(backend, task, args) -> tuple[float, int, list]:
+    rec = Recorder(backend)
+    vote = VoteConfig(k=args.k, max_tokens=args.max_tokens, window=args.window,
+                      temperatures=Temperatures(0.0, args.temperature))
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        report = solve(RunSpec(task, rec, vote, "rounds"), Path(tmp) / "run", progress=False)
+        wall = time.perf_counter() - t0
+    return wall, report["samples"]["total"], rec.requests
+
+
+def bare_inproc(backend, requests) -> float:
+    params = [backend._params(r) for r in requests]
+    t0 = time.perf_counter()
+    backend.llm.chat([r.messages for r in requests], params, use_tqdm=False)
+    return time.perf_counter() - t0
+
+
+def bare_http(base_url: str, model: str, requests, concurrency: int) -> float:
+    from openai import AsyncOpenAI
+
+    from maker_local.backends.shaping import request_body
+
+    async def flood():
+        client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(r):
+            body = request_body(r, model)
+            extra = {k: body.pop(k) for k in ("structured_outputs", "return_token_ids")
+                     if k in body}
+            async with sem:
+                await client.chat.completions.create(**body, extra_body=extra)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(r) for r in requests))
+        wall = time.perf_counter() - t0
+        await client.close()
+        return wall
+
+    return asyncio.run(flood())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help="model folder (the bundled step model)")
+    ap.add_argument("--style", default="compact")
+    ap.add_argument("--disks", type=int, default=8)
+    ap.add_argument("--k", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--window", type=int, default=4096)
+    ap.add_argument("--which", choices=("inproc", "http", "both"), default="both")
+    ap.add_argument("--base-url", default=None, help="a running server for --which http")
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--max-model-len", type=int, default=1024)
+    args = ap.parse_args()
+    task = Hanoi(args.disks, style=args.style)
+    result: dict = {"bench": "engines", "model": Path(args.model).name, "disks": args.disks,
+                    "k": args.k}
+    rows = []
+    if args.which in ("inproc", "both"):
+        from maker_local.backends.vllm import VLLMBackend
+        b = VLLMBackend(args.model, max_model_len=args.max_model_len)
+        bare_inproc(b, maker_loop(b, Hanoi(3, style=args.style), args)[2])  # warm-up
+        wall, samples, reqs = maker_loop(b, task, args)
+        bare = bare_inproc(b, reqs)
+        ratio = bare / wall
+        rows += [("in-process: MAKER loop", f"{wall:.2f} s  {samples / wall:,.0f} samples/s"),
+                 ("in-process: bare LLM.chat", f"{bare:.2f} s  {samples / bare:,.0f} samples/s"),
+                 ("in-process ratio (goal >= 0.9)", f"{ratio:.3f}")]
+        result.update(inproc_maker_s=round(wall, 3), inproc_bare_s=round(bare, 3),
+                      inproc_samples=samples, inproc_ratio=round(ratio, 3),
+                      vllm=b.version)
+    if args.which in ("http", "both"):
+        if not args.base_url:
+            sys.exit("--which http needs --base-url (start a server with maker-local serve)")
+        from maker_local.backends.vllm_http import VLLMHTTPBackend
+        b = VLLMHTTPBackend([args.base_url], concurrency=args.concurrency)
+        bare_http(args.base_url, b.model, maker_loop(b, Hanoi(3, style=args.style), args)[2],
+                  args.concurrency)  # warm-up
+        wall, samples, reqs = maker_loop(b, task, args)
+        bare = bare_http(args.base_url, b.model, reqs, args.concurrency)
+        ratio = bare / wall
+        rows += [("http: MAKER loop", f"{wall:.2f} s  {samples / wall:,.0f} samples/s"),
+                 ("http: bare OpenAI-client flood", f"{bare:.2f} s  {samples / bare:,.0f} "
+                                                    "samples/s"),
+                 ("http ratio (goal >= 0.8)", f"{ratio:.3f}")]
+        result.update(http_maker_s=round(wall, 3), http_bare_s=round(bare, 3),
+                      http_samples=samples, http_ratio=round(ratio, 3),
+                      concurrency=args.concurrency)
+        b.close()
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
