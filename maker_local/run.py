@@ -87,7 +87,7 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
         sched = Schedule(spec.task, spec.vote, spec.schedule)
         if resumed:
             sched.restore(**ledger.resume_state(spec.task))
-        bar = _Bar(sched, ledger, progress)
+        bar = _Bar(sched, ledger, progress, spec.extra.get("price") or {})
         failing = 0
         while not sched.finished:
             try:
@@ -120,13 +120,24 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
 
 
 class _Bar:
-    """tqdm over decided steps, with votes/step, red-flag rate and errors in the postfix."""
+    """tqdm over decided steps; the postfix has votes/step, red-flag rate, errors and, when a
+    price is known, the cost so far and the projected total.
 
-    def __init__(self, sched: Schedule, ledger: Ledger, enabled: bool):
+    price: {"usd_per_hour": ...} (machine time) or {"usd_per_m_in": ..., "usd_per_m_out": ...}
+    (API tokens).
+    """
+
+    def __init__(self, sched: Schedule, ledger: Ledger, enabled: bool,
+                 price: dict[str, float]):
         from tqdm import tqdm
 
         q = ledger.con.execute
         self.samples, self.flagged = q("SELECT COUNT(*), COUNT(flag) FROM samples").fetchone()
+        self.price = price
+        self.tokens_in, self.tokens_out, self.seconds = q(
+            "SELECT COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), "
+            "(SELECT COALESCE(SUM(finished - started), 0) FROM rounds) FROM samples").fetchone()
+        self.last = time.time()
         self.votes = q("SELECT COALESCE(SUM(votes), 0) FROM decided").fetchone()[0]
         self.errors = q("SELECT COUNT(*) FROM decided WHERE correct = 0").fetchone()[0]
         self.decided = sched.done
@@ -139,11 +150,30 @@ class _Bar:
         self.errors += rows.errors
         self.decided += len(rows.decided)
         self.votes += sum(d[3] for d in rows.decided)
+        now = time.time()
+        self.seconds += now - self.last
+        self.last = now
+        for r in rows.samples:
+            self.tokens_in += r[9]
+            self.tokens_out += r[10]
         self.bar.set_postfix_str(
             f"votes/step={self.votes / max(1, self.decided):.3f} "
             f"flagged={self.flagged / max(1, self.samples):.1%} errors={self.errors} "
-            f"round={rows.round}", refresh=False)
+            f"round={rows.round}{self.cost()}", refresh=False)
         self.bar.update(len(rows.decided))
+
+    def cost(self) -> str:
+        """' $spent/~$projected' from machine time or API tokens; '' without a price."""
+        p = self.price
+        if p.get("usd_per_hour"):
+            spent = self.seconds / 3600 * p["usd_per_hour"]
+        elif p.get("usd_per_m_in") or p.get("usd_per_m_out"):
+            spent = (self.tokens_in * p.get("usd_per_m_in", 0)
+                     + self.tokens_out * p.get("usd_per_m_out", 0)) / 1e6
+        else:
+            return ""
+        total = spent * self.bar.total / max(1, self.decided)
+        return f" cost=${spent:,.2f}/~${total:,.2f}"
 
     def close(self) -> None:
         self.bar.close()

@@ -36,6 +36,9 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="stop and report a step that is undecided after this many samples")
     p.add_argument("--keep-text", choices=("some", "all"), default="some",
                    help="raw text kept: flagged, losing and 1%% of winning samples, or all")
+    p.add_argument("--price-per-hour", type=float, default=None,
+                   help="USD per machine-hour for the cost in the progress bar (default: the "
+                   "profile's usd_per_gpu_hour x servers)")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="Prometheus counters on 127.0.0.1:PORT/metrics (off by default)")
     add_backend_args(p)
@@ -100,6 +103,20 @@ def choose_k(args: argparse.Namespace, backend: Any, profile: Any, steps: int
                           "k": k}}
 
 
+def run_price(args: argparse.Namespace, profile: Any) -> dict[str, float]:
+    """What the run costs: machine time (local) or tokens (API), for the progress bar."""
+    if args.price_per_hour is not None:
+        return {"usd_per_hour": args.price_per_hour}
+    price = getattr(profile, "price", None)
+    if price is None:
+        return {}
+    if price.usd_per_gpu_hour:
+        servers = len(args.base_url) if args.base_url else 1
+        return {"usd_per_hour": price.usd_per_gpu_hour * servers}
+    return {k: v for k, v in (("usd_per_m_in", price.usd_per_m_in),
+                              ("usd_per_m_out", price.usd_per_m_out)) if v}
+
+
 def build_spec(args: argparse.Namespace) -> Any:
     from ..backends import make_backend
     from ..engine.schedule import SCHEDULES, VoteConfig
@@ -124,6 +141,7 @@ def build_spec(args: argparse.Namespace) -> Any:
     k, extra = choose_k(args, backend, profile, task.num_steps())
     if profile is not None:
         extra["profile"] = profile.name
+    extra["price"] = run_price(args, profile)
     window = args.window or getattr(backend, "default_window", 4096)
     try:
         vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
