@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "report": "summarise a run from its ledger (and write plots)",
     "calibrate": "measure a model's per-step accuracy and recommend k",
     "serve": "start vLLM servers for a model profile",
+    "bench": "measure what one reliable step costs on this machine",
 }
 
 

@@ -110,3 +110,15 @@ def test_temperatures():
     assert [t.at(i) for i in range(3)] == [0.0, 0.1, 0.1]
     with pytest.raises(ValueError):
         Schedule(Hanoi(3), VoteConfig(k=3), "parallel")
+
+
+def test_follow_draft_counts_divergences_but_keeps_the_draft():
+    """Speed tests with random weights: a divergence is counted, the chain stays on the draft."""
+    task = Hanoi(7)
+    sched, decided, reqs, _ = drive(task, SimModel(error=0.3, valid=1.0, wrong=1, seed=3),
+                                    k=1, window=128, follow="draft")
+    errors = sum(1 for d in decided if d[9] == 0)
+    assert errors > 10 and sum(d[8] for d in decided) == errors
+    assert sched.epoch == 0
+    assert all(r.x == task.input_at(r.step) for r in reqs)  # every input is the reference's
+    assert max(d[7] for d in decided) < 10  # a few full rounds, not one step at a time

@@ -39,6 +39,9 @@ class VoteConfig:
     keep_text: str = "some"  # "some": flagged, losing and a share of winning samples; "all"
     keep_share: int = 100  # "some" keeps 1 in keep_share winning texts (by seed)
     constrained: bool = True  # send the task's output constraint to the engine
+    # on a divergence, "vote": the chain follows the vote (a run); "draft": the chain stays on
+    # the draft and the divergence is only counted (speed tests with random weights)
+    follow: str = "vote"
 
 
 class StuckStep(Exception):
@@ -235,6 +238,9 @@ class Schedule:
                                  st.samples, st.rounds, st.voter.leader_and_margin()[1],
                                  st.decided_round, divergent, correct))
             self.done += 1
+            if divergent and self.cfg.follow == "draft":
+                divergent = 0  # counted as an error above; the chain keeps to the draft
+                win = st.ref.key
             answer = st.ref.answer if st.ref is not None and win == st.ref.key \
                 else task.answer_from_key(win)
             self.chain_x = task.next_input(st.x, answer)

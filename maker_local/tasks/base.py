@@ -6,7 +6,7 @@ answer is (when it has a reference). It knows nothing of backends, voting or sto
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +60,3 @@ class Task(Protocol):
     def wrong_answers(self, x: Any, count: int) -> list[Any]: ...
     def input_at(self, step: int) -> Any | None: ...
     def describe(self) -> dict[str, Any]: ...
-
-
-def draft(task: Task, x: Any, count: int) -> Iterator[tuple[Any, Parsed | None]]:
-    """Inputs (and reference answers) for `count` steps starting at input `x`.
-
-    Follows the task's reference answers; stops early where a reference is missing.
-    """
-    for _ in range(count):
-        ref = task.reference(x)
-        yield x, ref
-        if ref is None:
-            return
-        x = task.next_input(x, ref.answer)

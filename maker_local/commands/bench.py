@@ -1,0 +1,302 @@
+"""`maker-local bench`: measure what one reliable step costs on this machine.
+
+A thin command over `maker_local.bench` (like `vllm bench serve`): it resolves the backend as
+`solve` does, runs an untimed warm-up slice and a timed slice of a 20-disk Hanoi solve, prints
+an aligned table and then one JSON line (keys: see `maker_local.bench`), and with `--out`
+writes that JSON with metadata (model, engine and version, device, date, git commit, flags).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .common import add_backend_args, resolve
+
+
+def add_cli_args(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("the slice (Hanoi, voted in rounds, in memory: no ledger)")
+    s.add_argument("--disks", type=int, default=20, help="Hanoi disks (default 20)")
+    s.add_argument("--start", type=int, default=None, help="first (warm-up) step; default: "
+                   "the slice centred on the middle of the run (input by closed form)")
+    s.add_argument("--warmup", type=int, default=200, help="steps voted before timing starts")
+    s.add_argument("--steps", type=int, default=2000, help="steps voted while timed")
+    s.add_argument("--k", default=None, help="votes a key must lead by, or 'auto'; default as "
+                   "in solve: auto when the accuracy was measured (card, --calibration), else 3")
+    s.add_argument("--target", type=float, default=0.95,
+                   help="success probability of the full run that k auto and k_min aim for")
+    s.add_argument("--window", type=int, help="steps voted at once (default: the backend's)")
+    s.add_argument("--seed", type=int, default=0, help="run seed")
+    s.add_argument("--rules", action="store_true", help="red-flag answers that break the rules")
+    s.add_argument("--max-samples", type=int, default=1000,
+                   help="end the slice when a step is undecided after this many samples")
+    s.add_argument("--max-seconds", type=float, default=None, help="end each slice (warm-up, "
+                   "timed) after the round that passes this many seconds; for models that "
+                   "cannot decide, e.g. --dummy-weights")
+    add_backend_args(p)
+    c = p.add_argument_group("cost")
+    c.add_argument("--price-per-hour", type=float, default=None, help="USD per GPU (or "
+                   "machine) hour (default: the profile's usd_per_gpu_hour, else 0)")
+    c.add_argument("--gpus", type=float, default=None, help="GPUs the wall time is multiplied "
+                   "by (default: one per vllm-http server, else 1 GPU or 1 CPU machine)")
+    c.add_argument("--run-steps", type=int, default=None,
+                   help="steps of the full run to project (default 2^disks - 1 = 1,048,575)")
+    a = p.add_argument_group("projection from a plugged-in accuracy (when it cannot be "
+                             "measured here, e.g. --dummy-weights)")
+    a.add_argument("--calibration", type=Path, help="a calibration JSON (maker-local "
+                   "calibrate): p, valid, tokens; also --k auto")
+    a.add_argument("--paper-figures", metavar="PROFILE", default=None,
+                   help="take p and tokens_out from a profile's [paper] table")
+    a.add_argument("--p", type=float, default=None, help="per-sample accuracy p")
+    a.add_argument("--tokens-out", type=float, default=None, help="mean output tokens/sample")
+    a.add_argument("--tokens-in", type=float, default=None, help="mean input tokens/sample")
+    a.add_argument("--valid", type=float, default=None,
+                   help="share of samples not red-flagged (default 1, or the calibration's)")
+    a.add_argument("--tokens-per-second", type=float, default=None,
+                   help="output tokens/s of the machine (default: measured by this bench)")
+    p.add_argument("--out", type=Path, default=None, help="write the JSON with metadata here")
+
+
+def plugged_accuracy(args: argparse.Namespace, run_steps: int) -> Any:
+    """The Accuracy the projection plugs in (flags win over a file or profile), or None;
+    checked now, so a bad value is a usage error before minutes of engine start-up."""
+    from ..bench import Accuracy
+    from ..engine.scaling import plan
+
+    if args.calibration is not None and args.paper_figures is not None:
+        raise UsageError("give --calibration or --paper-figures, not both")
+    base: dict[str, Any] = {}
+    if args.paper_figures is not None:
+        from ..profiles import load_profile
+        fig = load_profile(args.paper_figures).paper
+        if fig is None:
+            raise UsageError(f"profile {args.paper_figures} has no [paper] table; give --p "
+                             "and --tokens-out instead")
+        base = {"p": 1 - fig.error, "tokens_out": fig.tokens_out,
+                "source": f"[paper] of {args.paper_figures}"}
+    elif args.calibration is not None:
+        from ..calibrate import load_calibration
+        try:
+            cal = load_calibration(args.calibration)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        base = {"p": cal["p"], "tokens_out": cal["tokens_out_mean"], "valid": cal["valid"],
+                "tokens_in": cal["tokens_in_mean"], "source": str(args.calibration)}
+    given = {k: getattr(args, k) for k in ("p", "tokens_out", "tokens_in", "valid")
+             if getattr(args, k) is not None}
+    if not base and not given:
+        if args.tokens_per_second is not None:
+            raise UsageError("--tokens-per-second feeds the projection from a plugged-in "
+                             "accuracy: add --p and --tokens-out, --calibration or "
+                             "--paper-figures")
+        return None
+    if not base and "p" not in given:
+        raise UsageError("--tokens-out/--tokens-in/--valid need --p (or --calibration, "
+                         "--paper-figures)")
+    acc = {"source": "--p", **base, **given}
+    if "tokens_out" not in acc:
+        raise UsageError("--p needs --tokens-out (mean output tokens per sample)")
+    if acc["tokens_out"] <= 0 or not 0 < acc.get("valid", 1.0) <= 1:
+        raise UsageError("--tokens-out must be > 0 and --valid in (0, 1]")
+    if args.tokens_per_second is not None and args.tokens_per_second <= 0:
+        raise UsageError("--tokens-per-second must be > 0")
+    try:
+        plan(acc["p"], run_steps, args.target, acc.get("valid", 1.0))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return Accuracy(**acc)
+
+
+def _check(args: argparse.Namespace, total: int) -> tuple[int, int]:
+    """The slice's first step and the run to project; UsageError for what cannot be run."""
+    if args.steps < 1:
+        raise UsageError(f"--steps must be at least 1 (got {args.steps})")
+    if args.warmup < 0:
+        raise UsageError(f"--warmup must be at least 0 (got {args.warmup})")
+    if (args.start or 0) < 0:
+        raise UsageError(f"--start must be at least 0 (got {args.start})")
+    span = args.warmup + args.steps
+    start = max(0, (total - span) // 2) if args.start is None else args.start
+    if start + span > total:
+        raise UsageError(f"--start {start} + --warmup {args.warmup} + --steps {args.steps} "
+                         f"runs past the last step of a {args.disks}-disk run ({total:,} steps); "
+                         f"use a --start in 0..{max(0, total - span)} or fewer steps")
+    run_steps = total if args.run_steps is None else args.run_steps
+    if run_steps < 1:
+        raise UsageError("--run-steps must be at least 1")
+    for name in ("price_per_hour", "max_seconds"):
+        if (getattr(args, name) or 0) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.gpus is not None and args.gpus <= 0:
+        raise UsageError("--gpus must be > 0")
+    from ..engine.seeds import MAX_RUN_SEED
+    if not 0 <= args.seed <= MAX_RUN_SEED:
+        raise UsageError(f"--seed must be in 0..{MAX_RUN_SEED}")
+    return start, run_steps
+
+
+def machine_count(args: argparse.Namespace, backend: Any) -> tuple[float, str]:
+    """What the wall time is multiplied by, and what it counts."""
+    if args.gpus is not None:
+        return args.gpus, "GPU (--gpus)"
+    if backend.name == "vllm-http":
+        return len(backend.base_urls), "vLLM server (one GPU each; --gpus to change)"
+    if getattr(backend, "cpu", True) is False or getattr(backend, "device", "cpu") != "cpu":
+        return 1, "GPU"
+    return 1, "machine (CPU)"
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..bench import format_table, paper_projections, project_plugged
+    from ..tasks import TASKS
+
+    profile = resolve(args)
+    try:
+        task = TASKS["hanoi"](args.disks, style=args.style)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    start, run_steps = _check(args, task.num_steps())
+    acc = plugged_accuracy(args, run_steps)
+    price = args.price_per_hour if args.price_per_hour is not None else \
+        (profile is not None and profile.price.usd_per_gpu_hour) or 0.0
+    result, env = measure(args, task, profile, start, run_steps, price)
+    tok_s = args.tokens_per_second or result["tokens_out_per_s"]
+    result["plugged"] = project_plugged(acc, tok_s, result["machines"], price, run_steps,
+                                        args.target) if acc is not None and tok_s else None
+    if acc is not None and not tok_s:
+        print("maker-local bench: no output tokens measured: give --tokens-per-second for "
+              "the projection from the plugged-in accuracy", file=sys.stderr)
+    result["paper"] = paper_projections()
+    print(format_table(result))
+    print(json.dumps(result, separators=(",", ":")))
+    if args.out is not None:
+        write_out(args, result, env)
+    return 0
+
+
+def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_steps: int,
+            price: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start the backend, run the warm-up and the timed slice, stop it; the measured result
+    and what computed it (engine, version, device: asked while the backend is up)."""
+    from ..backends import make_backend
+    from ..bench import cache_hit_rate, run_slice, summarize
+    from ..engine.schedule import VoteConfig
+    from ..engine.seeds import Temperatures
+    from .solve import choose_k
+
+    try:
+        backend = make_backend(args.backend, task, vars(args))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    try:
+        k, _ = choose_k(args, backend, profile, run_steps)  # k for the full run, as solve
+        try:
+            vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
+                              temperatures=Temperatures(args.temperature_first,
+                                                        args.temperature),
+                              rules=args.rules, max_samples=args.max_samples,
+                              window=args.window or getattr(backend, "default_window", 4096),
+                              constrained=not args.unconstrained,
+                              # random weights are never right: keep full rounds by staying
+                              # on the draft instead of re-deriving it after every divergence
+                              follow="draft" if args.dummy_weights else "vote")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        print(f"maker-local bench: {args.warmup:,} warm-up + {args.steps:,} timed steps from "
+              f"step {start:,} on {backend.name}, k={k}", file=sys.stderr)
+        if args.warmup:
+            run_slice(task, backend, vote, start, args.warmup, args.max_seconds)
+        metrics = getattr(backend, "metrics", None)  # vllm-http: the servers' /metrics
+        before = metrics() if metrics else {}
+        timed = run_slice(task, backend, vote, start + args.warmup, args.steps,
+                          args.max_seconds)
+        hit = cache_hit_rate(before, metrics()) if metrics else None
+        machines, unit = machine_count(args, backend)
+        engine, version = engine_version(backend)
+        env = {"engine": engine, "engine_version": version, "device": device_name(backend)}
+        model = backend.describe().get("model") or backend.name  # the sim has no model
+    finally:
+        backend.close()
+    return {"model": model, "backend": backend.name,
+            "profile": profile.name if profile is not None else None, "k": k,
+            "disks": args.disks, "start": start, "warmup": args.warmup, "steps": args.steps,
+            **summarize(timed, machines, price, run_steps),
+            "prefix_cache_hit_rate": hit, "machines": machines, "machine_unit": unit}, env
+
+
+def write_out(args: argparse.Namespace, result: dict[str, Any], env: dict[str, Any]) -> None:
+    """The result with metadata: what ran, where, when, from which commit, with which flags."""
+    from .. import __version__
+
+    params = {k: v for k, v in vars(args).items() if k != "command"}
+    meta = {"model": result["model"], "backend": result["backend"], **env,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_commit": git_commit(),
+            "maker_local": __version__, "python": platform.python_version(),
+            "params": params}
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({**result, "metadata": meta}, indent=2, default=str))
+    except OSError as e:
+        raise UsageError(f"cannot write --out {args.out}: {e.strerror}") from None
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+def device_name(backend: Any) -> str:
+    """Where the samples were computed: the GPU's name, the CPU's, or the remote servers."""
+    if backend.name == "vllm-http":
+        return f"remote: {len(backend.base_urls)} vLLM server(s)"
+    torch = sys.modules.get("torch")  # only an engine that imported torch can be on a GPU
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in
+                    Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    return f"{name} ({os.cpu_count()} cores)"
+
+
+def engine_version(backend: Any) -> tuple[str, str | None]:
+    """(engine, version): the sim is maker_local; a vLLM server says its own version;
+    else vllm.__version__ (transformers' for hf) if importable."""
+    from .. import __version__
+    if backend.name == "sim":
+        return "sim", __version__
+    engine = "transformers" if backend.name == "hf" else "vllm"
+    found = getattr(backend, "version", None)  # the in-process vLLM backend knows it
+    try:
+        if backend.name == "vllm-http":  # the server's version is the one that ran
+            import httpx
+            url = backend.base_urls[0].removesuffix("/v1") + "/version"
+            found = httpx.get(url, timeout=5).json()["version"]
+        elif found is None:
+            found = importlib.import_module(engine).__version__
+    except Exception:  # noqa: BLE001  (metadata is best effort)
+        pass
+    return engine, found
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """What `git rev-parse HEAD` prints, read from .git/ without running git; None if none."""
+    git = (root or Path(__file__).resolve().parents[2]) / ".git"
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head or None  # a detached HEAD is the commit itself
+        ref = head[5:]
+        if (git / ref).is_file():
+            return (git / ref).read_text().strip()
+        for line in (git / "packed-refs").read_text().splitlines():  # after `git gc`
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    except OSError:  # not a git checkout (an installed wheel): no commit to report
+        pass
+    return None
