@@ -34,6 +34,11 @@ class HFBackend:
         self.load_seconds = time.monotonic() - t0
         self.path, self.device, self.torch = model, device, torch
         self._generators: dict[str | None, Any] = {}
+        # Outlines tokenizes the prompt with special tokens on: if the tokenizer adds BOS
+        # itself, drop the BOS the chat template wrote, or the model sees two
+        bos = self.tok.bos_token
+        ids = self.tok("x")["input_ids"]
+        self._strip_bos = bool(bos) and bool(ids) and ids[0] == self.tok.bos_token_id
 
     def describe(self) -> dict[str, Any]:
         import os
@@ -59,6 +64,8 @@ class HFBackend:
 
         prompt = self.tok.apply_chat_template(req.messages, tokenize=False,
                                               add_generation_prompt=True)
+        if self._strip_bos and prompt.startswith(self.tok.bos_token):
+            prompt = prompt[len(self.tok.bos_token):]
         gen = self._generator(req.constraint.regex if req.constraint else None)
         greedy = req.temperature == 0
         kwargs: dict[str, Any] = {"max_new_tokens": req.max_tokens,
@@ -74,7 +81,7 @@ class HFBackend:
             return error_samples(req, f"{type(e).__name__}: {e}", time.monotonic() - t0)
         latency = time.monotonic() - t0
         texts = out if isinstance(out, list) else [out]
-        tin = len(self.tok(prompt, add_special_tokens=False)["input_ids"])
+        tin = len(self.tok(prompt)["input_ids"])
         samples = []
         for t in texts:
             n = len(self.tok(t, add_special_tokens=False)["input_ids"])

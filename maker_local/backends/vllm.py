@@ -33,7 +33,7 @@ class VLLMBackend:
 
     def __init__(self, model: str, api: str = "chat", chunk: int = 2048,
                  max_model_len: int | None = None, dummy_weights: bool = False,
-                 engine_args: dict[str, Any] | None = None):
+                 dtype: str | None = None, engine_args: dict[str, Any] | None = None):
         cpu = on_cpu()
         if cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -52,6 +52,8 @@ class VLLMBackend:
             args["max_model_len"] = max_model_len
         if dummy_weights:
             args["load_format"] = "dummy"
+        if dtype:
+            args["dtype"] = dtype
         args.update(engine_args or {})
         t0 = time.monotonic()
         self.llm = LLM(**args)
@@ -111,4 +113,5 @@ def from_options(task: Any, options: dict[str, Any]) -> VLLMBackend:
         raise ValueError("the vllm backend needs --model (a path or a model id) or --profile")
     return VLLMBackend(options["model"], api=options.get("api") or "chat",
                        max_model_len=options.get("max_model_len"),
-                       dummy_weights=bool(options.get("dummy_weights")))
+                       dummy_weights=bool(options.get("dummy_weights")),
+                       dtype=options.get("dtype"))

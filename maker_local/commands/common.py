@@ -94,6 +94,11 @@ def resolve(args: argparse.Namespace) -> Any:
         for key, value in fill.items():
             if getattr(args, key, None) is None:
                 setattr(args, key, value)
+        # the in-process engine takes the dtype the profile serves with (e.g. float32 for a
+        # tiny model that vLLM would otherwise run in bfloat16)
+        serve = list(profile.serve_args)
+        if "--dtype" in serve[:-1] and getattr(args, "dtype", None) is None:
+            args.dtype = serve[serve.index("--dtype") + 1]
     for key, value in PAPER_DEFAULTS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
