@@ -24,6 +24,9 @@ Fields (top level of `models/<name>.toml`):
     temperature_first  temperature of each step's first vote (0 = greedy, as in the paper).
     temperature        temperature of every later vote.
     reasoning_effort   "low" | "medium" | "high" for reasoning models (optional).
+    constrained        send the task's output constraint (default true); false lets a model
+                       that knows its format show its slips as red flags instead of having
+                       them forced into well-formed answers.
     base_url           kind "api" only: the API's base URL (optional; e.g. OpenAI's).
     api_key_env        kind "api" only: the environment variable holding the key (optional).
 
@@ -58,6 +61,7 @@ PROMPT_STYLES = ("paper", "compact")
 REASONING_EFFORTS = ("low", "medium", "high")
 _TOP = {"description", "model", "kind", "api", "prompt_style", "max_tokens",
         "temperature_first", "temperature", "reasoning_effort", "base_url", "api_key_env",
+        "constrained",
         "serve", "price", "paper"}
 _TABLES = {"serve": {"args", "env"},
            "price": {"usd_per_gpu_hour", "usd_per_m_in", "usd_per_m_out"},
@@ -94,6 +98,7 @@ class Profile:
     temperature_first: float
     temperature: float
     reasoning_effort: str | None = None
+    constrained: bool = True
     description: str = ""
     base_url: str | None = None
     api_key_env: str | None = None
@@ -210,6 +215,7 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
         temperature_first=float(get("temperature_first", num)),
         temperature=float(get("temperature", num)),
         reasoning_effort=choice("reasoning_effort", REASONING_EFFORTS, None),
+        constrained=get("constrained", bool, True),
         description=get("description", str, ""),
         base_url=get("base_url", str, None),
         api_key_env=get("api_key_env", str, None),
@@ -223,22 +229,30 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
 
 def card_accuracy(profile: Profile, disks: int, temperature: float) -> tuple[float, str] | None:
     """Per-sample accuracy p from a model card (`card.json` beside the model folder) for this
-    disk count at this temperature, with where it came from; None without a card."""
+    disk count at this temperature, with where it came from; None without a card.
+
+    Takes the lower end of the card's 95% interval: k is chosen for the model the card
+    cannot rule out, not for its luckiest reading.
+    """
     import json
 
     if not profile.is_local_path:
         return None
     folder = Path(profile.model)
-    for path in (folder / "card.json", folder.parent / "card.json"):
-        if path.exists():
-            break
-    else:
+    path = next((p for p in (folder / "card.json", folder.parent / "card.json") if p.exists()),
+                None)
+    if path is None:
         return None
     card = json.loads(path.read_text())
-    for run in card.get("measurements", [card]):
-        if abs(float(run.get("temperature", -1)) - temperature) > 1e-9:
-            continue
-        row = (run.get("by_disks") or {}).get(str(disks))
-        if row is not None and "p" in row:
-            return float(row["p"]), f"{path.name} of {profile.name}, {disks} disks, T={temperature}"
-    return None
+    row = next((r for r in card.get("rows", []) if r.get("disks") == disks), None)
+    if row is None:
+        return None
+    if abs(float(card.get("temperature", -1)) - temperature) < 1e-9 and "ci95" in row:
+        p, how = float(row["ci95"][0]), f"95% CI low of p={row['p']:.4f}"
+    else:
+        exact = row.get("p_exact_by_temperature", {})
+        key = next((k for k in exact if abs(float(k) - temperature) < 1e-9), None)
+        if key is None:
+            return None
+        p, how = float(exact[key]), "teacher-forced p"
+    return p, f"{path.parent.name}/{path.name}: {disks} disks at T={temperature:g}, {how}"

@@ -31,12 +31,16 @@ class VLLMBackend:
     name = "vllm"
     default_window = 4096
 
-    def __init__(self, model: str, api: str = "chat", chunk: int = 2048,
+    def __init__(self, model: str, api: str = "chat", chunk: int = 16384,
                  max_model_len: int | None = None, dummy_weights: bool = False,
                  dtype: str | None = None, engine_args: dict[str, Any] | None = None):
         cpu = on_cpu()
         if cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        # vLLM logs to stdout at INFO by default: keep stdout for results (--json) and the
+        # terminal for the progress bar
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         try:
             from vllm import LLM
         except ImportError:

@@ -28,8 +28,11 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="temperature of later votes (default: the profile's, else 0.1)")
     p.add_argument("--temperature-first", type=float, default=None,
                    help="temperature of each step's first vote (default 0 = greedy)")
-    p.add_argument("--unconstrained", action="store_true",
+    p.add_argument("--unconstrained", dest="unconstrained", action="store_true", default=None,
                    help="send no output constraint (structured outputs off)")
+    p.add_argument("--constrained", dest="unconstrained", action="store_false",
+                   help="send the task's output constraint (the default unless the profile "
+                   "says otherwise)")
     e = p.add_argument_group("engine backends (vllm, vllm-http, hf)")
     e.add_argument("--model", default=None, help="model path or id (vllm, hf)")
     e.add_argument("--base-url", action="append", default=None,
@@ -94,11 +97,15 @@ def resolve(args: argparse.Namespace) -> Any:
         for key, value in fill.items():
             if getattr(args, key, None) is None:
                 setattr(args, key, value)
+        if args.unconstrained is None:
+            args.unconstrained = not profile.constrained
         # the in-process engine takes the dtype the profile serves with (e.g. float32 for a
         # tiny model that vLLM would otherwise run in bfloat16)
         serve = list(profile.serve_args)
         if "--dtype" in serve[:-1] and getattr(args, "dtype", None) is None:
             args.dtype = serve[serve.index("--dtype") + 1]
+    if args.unconstrained is None:
+        args.unconstrained = False
     for key, value in PAPER_DEFAULTS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

