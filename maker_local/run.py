@@ -153,9 +153,10 @@ class _Bar:
         now = time.time()
         self.seconds += now - self.last
         self.last = now
-        for r in rows.samples:
-            self.tokens_in += r[9]
-            self.tokens_out += r[10]
+        if self.price:  # token sums only when a price needs them (this runs every round)
+            for r in rows.samples:
+                self.tokens_in += r[9]
+                self.tokens_out += r[10]
         self.bar.set_postfix_str(
             f"votes/step={self.votes / max(1, self.decided):.3f} "
             f"flagged={self.flagged / max(1, self.samples):.1%} errors={self.errors} "
