@@ -14,7 +14,6 @@ It needs the task's reference answer for its input.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -162,8 +161,3 @@ def _malformed(text: str, u: float) -> str:
 def from_options(task: Any, options: dict[str, Any]) -> SimBackend:
     fields = {k[4:]: v for k, v in options.items() if k.startswith("sim_") and v is not None}
     return SimBackend(task, SimModel(seed=options.get("seed", 0), **fields))
-
-
-def expected_tokens(model: SimModel) -> float:
-    """Mean output tokens of the log-normal length model (before the cap)."""
-    return model.tokens_mean * math.exp(model.tokens_sigma**2 / 2)
