@@ -83,6 +83,11 @@ def _build(led: Ledger) -> dict[str, Any]:
     # the paper's Figure 8: steps still undecided after each voting round
     undecided = [int((rounds > r).sum()) for r in range(0, max_r + 1)]
     k = run["k"]
+    failures = {"requests": 0, "retryable": 0}
+    if q("SELECT 1 FROM sqlite_master WHERE name = 'failures'").fetchone():
+        n, retry = q("SELECT COUNT(*), COALESCE(SUM(retryable = 1), 0) FROM failures"
+                     ).fetchone()
+        failures = {"requests": n, "retryable": retry}
     return {
         "run_dir": str(led.path.parent.name),
         "task": run["task"], "backend": run["backend"]["backend"], "k": k,
@@ -98,6 +103,7 @@ def _build(led: Ledger) -> dict[str, Any]:
         "samples_per_step": _stats(samples),
         "rounds": {"total": n_rounds, "max_per_step": max_r, "undecided_after": undecided},
         "collisions": len(collisions(led)),
+        "failures": failures,  # failed attempts at requests, asked again (never votes)
         "tokens": {"in": tin, "out": tout, "reasoning": treason},
         "wall_seconds": round(float(wall), 3),
         "hardest_steps": hardest(led),
@@ -160,6 +166,9 @@ def format_report(r: dict[str, Any]) -> str:
         f"rounds     {r['rounds']['total']} (max {r['rounds']['max_per_step']} for one step), "
         f"collisions {r['collisions']}",
         f"tokens     in {r['tokens']['in']:,}, out {r['tokens']['out']:,}",
+        *([f"failures   {r['failures']['requests']:,} failed requests asked again "
+           f"({r['failures']['retryable']:,} retryable); none is a vote"]
+          if r.get("failures", {}).get("requests") else []),
         f"wall       {r['wall_seconds']:.1f} s in rounds",
     ]
     return "\n".join(lines)

@@ -5,7 +5,9 @@ schedule owns the logic. The same driver serves every backend.
 """
 from __future__ import annotations
 
+import errno
 import platform
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .engine.schedule import Schedule, StuckStep, VoteConfig
+from .failures import BackendFailed, Retrier
 from .store import LEDGER_NAME, Ledger, LedgerError
 
 
@@ -67,55 +70,78 @@ def open_run(spec: RunSpec, run_dir: Path, resume: bool) -> tuple[Ledger, bool]:
     return Ledger.create(run_dir, config), False
 
 
-def backoff(errors_in_a_row: int) -> float:
-    """Seconds to wait after a round in which every request failed."""
-    return min(30.0, 0.5 * 2 ** min(errors_in_a_row, 6))
+def disk_error(e: BaseException, run_dir: Path) -> LedgerError:
+    """A file-system fault while writing a run as one line with the fix."""
+    text = str(e).lower()
+    errno_ = getattr(e, "errno", None)
+    if "full" in text or errno_ in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) \
+            or "disk i/o" in text:
+        why = "the disk is full (or a file-size limit was hit)"
+        fix = "free space there, then continue with --resume"
+    elif "readonly" in text or "read-only" in text or errno_ in (errno.EROFS, errno.EACCES,
+                                                                  errno.EPERM):
+        why = "it is read-only"
+        fix = "make it writable or choose another --run-dir, then continue with --resume"
+    else:
+        why = str(e)
+        fix = "fix that, then continue with --resume"
+    return LedgerError(f"cannot write the run in {run_dir}: {why}; every round committed "
+                       f"before this is in the ledger: {fix}")
 
 
 def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = True,
           on_round: Callable[[Any], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) a solve to the end; returns the ledger's report."""
+    """Run (or resume) a solve to the end; returns the ledger's report.
+
+    Raises StuckStep (a step used its sample budget) or BackendFailed (the backend keeps
+    failing) after writing the report of what was done; LedgerError for a ledger that cannot
+    be used or written (the disk is full, read-only, ...), with the fix in the message.
+    """
     from .report import build_report, write_report
 
-    ledger, resumed = open_run(spec, run_dir, resume)
+    try:
+        ledger, resumed = open_run(spec, run_dir, resume)
+    except (OSError, sqlite3.Error) as e:
+        raise disk_error(e, run_dir) from None
     if progress:
         print(f"maker-local: {'resuming' if resumed else 'starting'} {spec.task.num_steps():,} "
               f"steps on {spec.backend.name}, k={spec.vote.k}, schedule {spec.schedule}, "
               f"ledger {run_dir / LEDGER_NAME}", file=sys.stderr)
-    stuck = None
+    stopped: Exception | None = None
     try:
         sched = Schedule(spec.task, spec.vote, spec.schedule)
         if resumed:
             sched.restore(**ledger.resume_state(spec.task))
         bar = _Bar(sched, ledger, progress, spec.extra.get("price") or {})
-        failing = 0
-        while not sched.finished:
-            try:
+        retrier = Retrier(spec.backend, status=bar.write,
+                          on_failure=lambda failed: ledger.write_failures(sched.round, failed))
+        try:
+            while not sched.finished:
                 requests = sched.next_batch()
-            except StuckStep as e:
-                stuck = e
-                break
-            t0 = time.time()
-            results = spec.backend.sample(requests)
-            rows = sched.accept(requests, results)
-            ledger.write_round(rows, t0, time.time(), len(requests))
-            if on_round is not None:
-                on_round(rows)
-            bar.update(rows)
-            if rows.flags.get("error", 0) == rows.n_samples and rows.n_samples:
-                failing += 1
-                time.sleep(backoff(failing))
-            else:
-                failing = 0
-        bar.close()
-        if stuck is None:
+                t0 = time.time()
+                results = retrier.sample(requests)  # answers only: failures asked again
+                rows = sched.accept(requests, results)
+                ledger.write_round(rows, t0, time.time(), len(requests))
+                if on_round is not None:
+                    on_round(rows)
+                bar.update(rows)
+        except (StuckStep, BackendFailed) as e:
+            stopped = e
+        finally:
+            bar.close()
+        if stopped is None:
             ledger.set_meta("finished", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    except (OSError, sqlite3.Error) as e:
+        raise disk_error(e, run_dir) from None
     finally:
         ledger.close()
-    report = build_report(run_dir)
-    write_report(run_dir, report)
-    if stuck is not None:
-        raise stuck  # the report of what was done is written; the caller says what to do
+    try:
+        report = build_report(run_dir)
+        write_report(run_dir, report)
+    except (OSError, sqlite3.Error) as e:
+        raise disk_error(e, run_dir) from None
+    if stopped is not None:
+        raise stopped  # the report of what was done is written; the caller says what to do
     return report
 
 
@@ -175,6 +201,10 @@ class _Bar:
             return ""
         total = spent * self.bar.total / max(1, self.decided)
         return f" cost=${spent:,.2f}/~${total:,.2f}"
+
+    def write(self, line: str) -> None:
+        """A status line above the bar (shown with --quiet too)."""
+        self.bar.write(line, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()

@@ -55,6 +55,9 @@ class Sample:
     tokens_reasoning: int = 0
     latency: float = 0.0  # seconds, per request (shared by its n samples)
     error: str | None = None
+    # for errors: whether asking again can help (connection refused or reset, timeout, 5xx);
+    # False: it will not (4xx, a malformed reply); None: unknown
+    retryable: bool | None = None
 
 
 class Backend(Protocol):

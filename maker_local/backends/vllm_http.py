@@ -2,23 +2,64 @@
 
 Each `SampleRequest` is one HTTP request with n choices, sent with bounded concurrency to the
 least-loaded server, over the OpenAI SDK's async client (its transport is markedly faster
-under many concurrent requests than a plain httpx client here; we take the raw JSON and do our
-own parsing and retries). Connection errors, timeouts, 429 and 5xx are retried with
-exponential backoff for up to `retry_for` seconds (a server that dies and comes back loses
-nothing: the same seeds are asked again); what still fails comes back as error samples, which
-the schedule red-flags and asks again next round. Request shaping lives in `shaping.py`.
+under many concurrent requests than a plain httpx client here; we take the raw bytes and do
+our own parsing). One attempt per request: a failure comes back as n error samples that say
+what failed and whether asking again can help (connection refused or reset, a timeout, 408,
+429 and 5xx can; other 4xx and malformed replies cannot). The driver (`failures.Retrier`)
+asks failed requests again with the same seeds, with backoff and a status line, or stops the
+run. Request shaping and reply checking live in `shaping.py`.
+
+Timeouts: connecting `CONNECT_TIMEOUT_S`; a whole reply `REQUEST_TIMEOUT_S` (--request-timeout)
+after it was sent; at start-up, no server listening is reported at once and waited for
+`NO_SERVER_WAIT_S` (a `maker-local serve` that is starting survives that), a server that
+answers but is not ready (503 while loading) up to `retry_for`.
 """
 from __future__ import annotations
 
 import asyncio
-import random
+import sys
 import time
 from typing import Any
 
 from ..types import Sample, SampleRequest
-from .shaping import error_samples, parse_response, request_body
+from .shaping import error_samples, excerpt, parse_body, request_body
 
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+RETRYABLE_STATUS = {408, 425, 429}  # and every 5xx
+CONNECT_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 300.0  # n samples of up to max_tokens each, on a loaded server
+NO_SERVER_WAIT_S = 90.0
+
+
+def retryable_status(code: int) -> bool:
+    return code in RETRYABLE_STATUS or 500 <= code <= 599
+
+
+def describe_failure(e: BaseException, timeout: float) -> tuple[str, bool | None]:
+    """What went wrong with one HTTP exchange, and whether asking again can help."""
+    import openai
+
+    if isinstance(e, openai.APIStatusError):
+        code = e.status_code
+        try:
+            body = excerpt(e.response.text)
+        except Exception:  # noqa: BLE001  (a body that cannot be read is no reason to crash)
+            body = "(no body)"
+        return f"answered HTTP {code}: {body}", retryable_status(code)
+    if isinstance(e, openai.APITimeoutError):
+        return f"did not answer within {timeout:.0f} s (--request-timeout)", True
+    if isinstance(e, openai.APIConnectionError):
+        chain, x = [], e.__cause__ or e.__context__
+        while x is not None and x not in chain:  # the SDK wraps httpx wraps the OS error
+            chain.append(x)
+            x = x.__cause__ or x.__context__
+        if any(isinstance(x, ConnectionRefusedError) for x in chain):
+            text = "connection refused"
+        elif any(isinstance(x, ConnectionResetError) for x in chain):
+            text = "connection reset"
+        else:
+            text = str(chain[-1] if chain else e) or type(chain[-1] if chain else e).__name__
+        return f"connection failed ({text})", True
+    return f"failed ({type(e).__name__}: {e})", None
 
 
 class VLLMHTTPBackend:
@@ -26,8 +67,9 @@ class VLLMHTTPBackend:
     default_window = 4096
 
     def __init__(self, base_urls: list[str], model: str | None = None, api: str = "chat",
-                 concurrency: int = 64, timeout: float = 600.0, retry_for: float = 600.0,
-                 reasoning_effort: str | None = None, api_key: str = "EMPTY"):
+                 concurrency: int = 64, timeout: float = REQUEST_TIMEOUT_S,
+                 retry_for: float = 600.0, reasoning_effort: str | None = None,
+                 api_key: str = "EMPTY", wait_for_server: float = NO_SERVER_WAIT_S):
         try:
             import openai  # noqa: F401
         except ImportError:
@@ -40,11 +82,12 @@ class VLLMHTTPBackend:
         self.base_urls = [u.rstrip("/") for u in base_urls]
         self.api, self.concurrency, self.timeout = api, concurrency, timeout
         self.retry_for, self.reasoning_effort, self.api_key = retry_for, reasoning_effort, api_key
+        self.wait_for_server = wait_for_server
         self.loop = asyncio.new_event_loop()
         self._clients: list[Any] | None = None
         self.model = model or self.loop.run_until_complete(self._served_model())
         self.inflight = [0] * len(self.base_urls)
-        self.retries = 0  # retried attempts so far (a health signal for reports)
+        self.failures = 0  # failed requests so far (a health signal for reports)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.model, "api": self.api,
@@ -60,60 +103,73 @@ class VLLMHTTPBackend:
     # --------------------------------------------------------------------------- plumbing
     @property
     def clients(self) -> list[Any]:
-        """One OpenAI SDK client per server (retries off: we retry ourselves)."""
+        """One OpenAI SDK client per server (retries off: the driver retries)."""
         if self._clients is None:
-            from openai import AsyncOpenAI
+            from openai import AsyncOpenAI, Timeout
+            t = Timeout(self.timeout, connect=CONNECT_TIMEOUT_S)
             self._clients = [AsyncOpenAI(base_url=u, api_key=self.api_key, max_retries=0,
-                                         timeout=self.timeout) for u in self.base_urls]
+                                         timeout=t) for u in self.base_urls]
         return self._clients
 
     async def _served_model(self) -> str:
-        """The model name of the first server that answers /v1/models (waits for it)."""
-        deadline = time.monotonic() + self.retry_for
+        """The model name of the first server that answers /v1/models. Says at once when
+        none does; waits `wait_for_server` s for one to listen, `retry_for` s for one that
+        listens but is not ready."""
+        start = time.monotonic()
+        next_say = 0.0
         while True:
-            for client in self.clients:
+            listening = False
+            for url, client in zip(self.base_urls, self.clients):
                 try:
                     got = await client.get("/models", cast_to=object,
                                            options={"timeout": 10.0})
-                    return got["data"][0]["id"]
-                except Exception as e:  # noqa: BLE001  (any failure: try again shortly)
-                    last = e
-            if time.monotonic() > deadline:
+                except Exception as e:  # noqa: BLE001  (any failure: say it, try again)
+                    why, _ = describe_failure(e, 10.0)
+                    listening |= not why.startswith("connection")
+                    last = f"{url} {why}"
+                    continue
+                try:
+                    return str(got["data"][0]["id"])
+                except (KeyError, IndexError, TypeError):
+                    raise ValueError(f"{url}/models answered {excerpt(str(got))}, not a vLLM "
+                                     "model list: check --base-url (a vLLM server's "
+                                     "OpenAI API, ending in /v1), or give --model") from None
+            waited = time.monotonic() - start
+            limit = self.retry_for if listening else self.wait_for_server
+            if waited > limit:
                 raise ValueError(f"no vLLM server answered at {', '.join(self.base_urls)} "
-                                 f"({last}); start one with maker-local serve") from None
+                                 f"within {limit:.0f} s ({last}); start one with "
+                                 "maker-local serve, or check --base-url (it ends in /v1)")
+            if waited >= next_say:
+                next_say = waited + 10.0
+                print(f"maker-local: waiting for a vLLM server: {last}; waited {waited:.0f} s,"
+                      f" giving up after {limit:.0f} s", file=sys.stderr, flush=True)
             await asyncio.sleep(2.0)
 
     def _pick(self) -> int:
         return min(range(len(self.base_urls)), key=lambda i: self.inflight[i])
 
     async def _one(self, req: SampleRequest, sem: asyncio.Semaphore) -> list[Sample]:
-        import openai
-
+        """One attempt at one request: its samples, or n error samples saying why."""
         path = "/chat/completions" if self.api == "chat" else "/completions"
         body = request_body(req, self.model, self.api, self.reasoning_effort)
-        deadline = time.monotonic() + self.retry_for
-        attempt = 0
         async with sem:
-            while True:
-                i = self._pick()
-                self.inflight[i] += 1
-                t0 = time.monotonic()
-                try:
-                    data = await self.clients[i].post(path, body=body, cast_to=object)
-                    return parse_response(data, req, time.monotonic() - t0)
-                except openai.APIStatusError as e:
-                    why = f"HTTP {e.status_code}: {str(e)[:200]}"
-                    if e.status_code not in RETRYABLE_STATUS:
-                        return error_samples(req, why, time.monotonic() - t0)
-                except openai.APIConnectionError as e:  # refused, reset, timed out
-                    why = f"{type(e).__name__}: {e}"
-                finally:
-                    self.inflight[i] -= 1
-                if time.monotonic() > deadline:
-                    return error_samples(req, f"gave up after {attempt + 1} attempts: {why}")
-                attempt += 1
-                self.retries += 1
-                await asyncio.sleep(min(30.0, 0.25 * 2 ** min(attempt, 7)) * random.uniform(0.5, 1))
+            i = self._pick()
+            url = self.base_urls[i]
+            self.inflight[i] += 1
+            t0 = time.monotonic()
+            try:
+                raw = await self.clients[i].post(path, body=body, cast_to=bytes)
+            except Exception as e:  # noqa: BLE001  (a failed request is data)
+                why, retry = describe_failure(e, self.timeout)
+                self.failures += 1
+                return error_samples(req, f"{url} {why}", time.monotonic() - t0, retry)
+            finally:
+                self.inflight[i] -= 1
+        got = parse_body(raw, req, time.monotonic() - t0, url)
+        if got and got[0].finish_reason == "error":
+            self.failures += 1
+        return got
 
     async def _batch(self, requests: list[SampleRequest]) -> list[list[Sample]]:
         sem = asyncio.Semaphore(self.concurrency * len(self.base_urls))
@@ -152,4 +208,5 @@ def from_options(task: Any, options: dict[str, Any]) -> VLLMHTTPBackend:
         base_urls=options.get("base_url") or [], model=options.get("model"),
         api=options.get("api") or "chat", concurrency=options.get("concurrency") or 64,
         reasoning_effort=options.get("reasoning_effort"),
+        timeout=options.get("request_timeout") or REQUEST_TIMEOUT_S,
         retry_for=options.get("retry_for") or 600.0)

@@ -42,6 +42,9 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    "template")
     e.add_argument("--concurrency", type=int, default=None,
                    help="requests in flight per server (vllm-http, default 64)")
+    e.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
+                   help="vllm-http: a request not answered within this is asked again "
+                   "(default 300; connecting: 10)")
     e.add_argument("--reasoning-effort", default=None, help="low|medium|high (gpt-oss)")
     e.add_argument("--max-model-len", type=int, default=None, help="engine context length")
     e.add_argument("--dummy-weights", action="store_true",

@@ -155,6 +155,7 @@ def build_spec(args: argparse.Namespace) -> Any:
 
 def main(args: argparse.Namespace) -> int:
     from ..engine.schedule import StuckStep
+    from ..failures import BackendFailed
     from ..report import format_report
     from ..run import solve
     from ..store import LedgerError
@@ -177,6 +178,9 @@ def main(args: argparse.Namespace) -> int:
     except StuckStep as e:
         print(f"maker-local: {e}. Its votes are in the ledger: resume with --resume and a "
               "larger --max-samples or a larger --k.", file=sys.stderr)
+        return 3
+    except BackendFailed as e:
+        print(f"maker-local: {e}", file=sys.stderr)
         return 3
     finally:
         spec.backend.close()

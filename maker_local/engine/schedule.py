@@ -51,6 +51,7 @@ class StuckStep(Exception):
         self.step, self.samples, self.counts = step, samples, counts
         top = sorted(counts.values(), reverse=True)[:2]
         why = (f"top vote counts {top}" if top else
+               "no sample asked yet: k is more than the sample budget" if samples == 0 else
                "every sample was red-flagged: the step may have no valid answer")
         super().__init__(f"step {step} is undecided after {samples} samples ({why})")
 
@@ -163,12 +164,26 @@ class Schedule:
         spans: dict[int, int] = {}  # step -> index of its first row in this round
         cache: dict[str, Parsed | Flag] = {}  # text -> verdict, for the current step
         cache_step = -1
+        # a failed request (error samples) is no vote and uses no vote index: its step's
+        # requests of this round are dropped and asked again next round with the same seeds
+        # (the driver normally asks again within the round, so this is a fallback)
+        first: dict[int, int] = {}
+        failed: set[int] = set()
+        for req, samples in zip(requests, results):
+            first[req.step] = min(first.get(req.step, req.first_index), req.first_index)
+            if any(s.finish_reason == "error" for s in samples):
+                failed.add(req.step)
+        for step in failed:
+            if step in self.pending:
+                self.pending[step].next_index = first[step]
         for req, samples in zip(requests, results):
             step = req.step
             st = self.pending.get(step)
             if st is None or len(samples) != req.n:
                 raise ValueError(f"backend answered step {step} with {len(samples)} "
                                  f"samples for n={req.n}")
+            if step in failed:
+                continue
             if step != cache_step:
                 cache, cache_step = {}, step
             if st.last_round != rnd:

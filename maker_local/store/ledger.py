@@ -46,6 +46,12 @@ CREATE TABLE rounds(
     round INTEGER PRIMARY KEY, started REAL NOT NULL, finished REAL NOT NULL,
     requests INTEGER NOT NULL, samples INTEGER NOT NULL, decided INTEGER NOT NULL);
 """),
+    # failed attempts at requests (asked again with the same seeds; never votes)
+    ("failures", """
+CREATE TABLE failures(
+    at REAL NOT NULL, round INTEGER NOT NULL, step INTEGER NOT NULL, idx INTEGER NOT NULL,
+    n INTEGER NOT NULL, seed INTEGER NOT NULL, retryable INTEGER, error TEXT NOT NULL);
+"""),
 ]
 
 
@@ -198,6 +204,15 @@ class Ledger:
             con.execute("INSERT INTO rounds VALUES (?,?,?,?,?,?)",
                         (rows.round, started, finished, requests, len(rows.samples),
                          len(rows.decided)))
+
+    def write_failures(self, round_: int, failed: list[tuple[Any, Any]]) -> None:
+        """Count failed attempts at requests: (SampleRequest, its first error Sample) pairs."""
+        at = time.time()
+        with self.transaction():
+            self.con.executemany("INSERT INTO failures VALUES (?,?,?,?,?,?,?,?)", [
+                (at, round_, r.step, r.first_index, r.n, r.seed,
+                 None if e.retryable is None else int(e.retryable), e.error or "")
+                for r, e in failed])
 
     def resume_state(self, task: Any) -> dict[str, Any]:
         """What `Schedule.restore` needs, read from the ledger alone."""

@@ -1,0 +1,116 @@
+"""Backend failures: asked again with the same seeds, or the run stops with one line.
+
+A backend answers a failed request with error samples (`finish_reason == "error"`) that say
+what failed and whether asking again can help (`Sample.retryable`). `Retrier.sample` asks
+the failed requests of a round again, unchanged (same step, vote index and seed), until
+every request is answered, so the schedule only ever sees answers and a run that met
+failures records exactly the votes of one that did not. Meanwhile a status line on stderr says
+what failed, since when, and when the next try is.
+
+- retryable (connection refused or reset, timeout, 408/429/5xx): backoff 1, 2, 4 ... 30 s,
+  for up to `retry_for` seconds of failing in a row; then the run stops;
+- not retryable (other 4xx, malformed or inconsistent replies) or unknown: asked again
+  `fatal_after - 1` times (a proxy hiccup passes), then the run stops.
+
+A stop is a `BackendFailed` whose message is one line: the server, the reply, what to do.
+Every failed attempt can be counted (`on_failure`, e.g. into the ledger's `failures` table).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable
+
+from .types import Sample, SampleRequest
+
+RETRY_FOR_S = 600.0  # retryable failures in a row for this long stop the run
+FATAL_AFTER = 3      # attempts that end in a non-retryable failure before the run stops
+MAX_BACKOFF_S = 30.0
+
+
+class BackendFailed(Exception):
+    """The backend keeps failing; the message is one line saying what to do (exit code 3)."""
+
+
+def first_error(samples: list[Sample]) -> Sample | None:
+    """The first error sample of a request's answer, or None when it was answered."""
+    for s in samples:
+        if s.finish_reason == "error":
+            return s
+    return None
+
+
+def backoff(attempt: int, retryable: bool) -> float:
+    """Seconds before try `attempt + 1` (attempt >= 1)."""
+    if not retryable:
+        return 1.0
+    return min(MAX_BACKOFF_S, 2.0 ** (attempt - 1))
+
+
+def advice(error: Sample, backend: str) -> str:
+    """What a user can do about a failure that stopped the run."""
+    msg = error.error or ""
+    if "malformed reply" in msg:
+        return ("is --base-url a vLLM server's OpenAI API (ending in /v1) and does it run a "
+                "vLLM this version supports?")
+    if "HTTP 4" in msg:
+        return ("the server refused the requests: check --model, --api and --max-tokens "
+                "against the server (its log says why)")
+    if error.retryable:
+        return "check that the server is up (maker-local serve, its log) and reachable"
+    return f"see the {backend} backend's log above for the cause"
+
+
+class Retrier:
+    """Wraps a backend: `sample` returns only answers (no error samples), or raises
+    `BackendFailed`."""
+
+    def __init__(self, backend: Any, retry_for: float = RETRY_FOR_S,
+                 fatal_after: int = FATAL_AFTER,
+                 status: Callable[[str], None] | None = None,
+                 on_failure: Callable[[list[tuple[SampleRequest, Sample]]], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.time):
+        self.backend, self.retry_for, self.fatal_after = backend, retry_for, fatal_after
+        self.status = status or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.on_failure, self.sleep, self.clock = on_failure, sleep, clock
+        self.failed_requests = 0  # failed attempts at requests, over the whole run
+
+    def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]:
+        results = list(self.backend.sample(requests))
+        todo = [i for i, r in enumerate(results) if first_error(r) is not None]
+        since = None
+        attempt = hard = 0
+        while todo:
+            now = self.clock()
+            since = now if since is None else since
+            errors = [(requests[i], first_error(results[i])) for i in todo]
+            self.failed_requests += len(errors)
+            if self.on_failure is not None:
+                self.on_failure(errors)
+            worst = next((e for _, e in errors if e.retryable is not True), errors[0][1])
+            attempt += 1
+            if worst.retryable is not True:
+                hard += 1
+                if hard >= self.fatal_after:
+                    raise BackendFailed(self._stop(worst, f"{hard} times in a row"))
+            elif now - since >= self.retry_for:
+                raise BackendFailed(self._stop(worst, f"for {now - since:.0f} s"))
+            wait = backoff(attempt, worst.retryable is True)
+            self.status(f"maker-local: {len(todo)} of {len(requests)} requests failed: "
+                        f"{worst.error}; failing since {time.strftime('%H:%M:%S', time.localtime(since))} "
+                        f"({now - since:.0f} s); next try in {wait:.0f} s (same seeds)")
+            self.sleep(wait)
+            again = self.backend.sample([requests[i] for i in todo])
+            for i, got in zip(todo, again):
+                results[i] = got
+            todo = [i for i in todo if first_error(results[i]) is not None]
+        if attempt:
+            self.status(f"maker-local: answered after {attempt} retries "
+                        f"({self.clock() - since:.0f} s); continuing")
+        return results
+
+    def _stop(self, error: Sample, how: str) -> str:
+        name = getattr(self.backend, "name", "the")
+        return (f"stopped: {error.error} ({how}); {advice(error, name)}. The ledger holds "
+                "every answered round: continue with --resume once this is fixed")
