@@ -74,10 +74,12 @@ def disk_error(e: BaseException, run_dir: Path) -> LedgerError:
     """A file-system fault while writing a run as one line with the fix."""
     text = str(e).lower()
     errno_ = getattr(e, "errno", None)
-    if "full" in text or errno_ in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) \
-            or "disk i/o" in text:
-        why = "the disk is full (or a file-size limit was hit)"
+    if "full" in text or errno_ in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        why = "the disk is full"
         fix = "free space there, then continue with --resume"
+    elif "disk i/o" in text or errno_ == errno.EIO:
+        why = "a write failed (a full disk, a file-size limit or a failing disk)"
+        fix = "free space or fix the disk, then continue with --resume"
     elif "readonly" in text or "read-only" in text or errno_ in (errno.EROFS, errno.EACCES,
                                                                   errno.EPERM):
         why = "it is read-only"

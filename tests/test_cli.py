@@ -85,7 +85,7 @@ def one_line_error(r, *needles):
 @pytest.mark.parametrize("args,needles", [
     (["--disks", "0"], ["--disks must be an integer from 1 to 30"]),
     (["--disks", "64"], ["--disks must be"]),
-    (["--k", "0"], ["--k must be at least 1"]),
+    (["--k", "0"], ["argument --k: must be at least 1"]),
     (["--k", "three"], ["positive integer or 'auto'"]),
     (["--backend", "simm"], ["unknown backend 'simm'", "Did you mean 'sim'"]),
     (["--schedule", "round"], ["unknown schedule", "Did you mean 'rounds'"]),

@@ -168,3 +168,52 @@ def test_sigkill_of_an_in_process_vllm_run_leaves_no_engine():
         assert survivors(kids, procs.POLL_S + procs.GRACE_S + 5) == [], names
     finally:
         kill_all(kids)
+
+
+STANDIN = """#!{python}
+# Stands in for a vLLM API server: forks an "engine" child, then answers /health on --port.
+import http.server, multiprocessing as mp, sys, time
+def engine():
+    time.sleep(600)
+if __name__ == "__main__":
+    mp.get_context("fork").Process(target=engine).start()
+    port = int(sys.argv[sys.argv.index("--port") + 1])
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+    http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+def test_sigkill_of_serve_ends_its_servers(tmp_path):
+    """`maker-local serve` killed with SIGKILL: its server (own process group) and the
+    server's engine child are gone within seconds."""
+    import socket
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "fake.toml").write_text(
+        'model = "weights"\nkind = "local"\napi = "chat"\nprompt_style = "compact"\n'
+        "max_tokens = 8\ntemperature_first = 0.0\ntemperature = 1.0\n")
+    fake = tmp_path / "python"
+    fake.write_text(STANDIN.format(python=sys.executable))
+    fake.chmod(0o755)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, MAKER_LOCAL_MODELS=str(tmp_path), PYTHONPATH=str(ROOT))
+    serve = subprocess.Popen([sys.executable, "-m", "maker_local.cli", "serve", "--profile",
+                              "fake", "--cpu", "--python", str(fake), "--port", str(port),
+                              "--log-dir", str(tmp_path / "logs")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    kids: dict[int, int] = {}
+    try:
+        assert serve.stdout.readline().strip() == f"http://127.0.0.1:{port}/v1"
+        time.sleep(1.0)
+        kids = snapshot(serve.pid)
+        assert len(kids) >= 3  # watchdog, server, its engine
+        serve.kill()
+        serve.wait()
+        assert survivors(kids, procs.POLL_S + procs.GRACE_S + 3) == []
+    finally:
+        serve.kill()
+        kill_all(kids)

@@ -12,22 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from . import checks
 from .common import add_backend_args, resolve
 
 DEFAULT_OUT = Path("runs/calibration/calibration.json")
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--disks", default="3-20", help="disk counts to sample, e.g. 3-20 or 4,10,20")
-    p.add_argument("--steps-per-disk", type=int, default=100,
+    p.add_argument("--disks", type=checks.text, default="3-20", help="disk counts to sample, e.g. 3-20 or 4,10,20")
+    p.add_argument("--steps-per-disk", type=checks.at_least(1), default=100,
                    help="random steps per disk count (all steps when there are fewer)")
-    p.add_argument("--samples", type=int, default=10, help="samples R of each step")
-    p.add_argument("--seed", type=int, default=0, help="calibration seed (0..1023)")
-    p.add_argument("--target", type=float, default=0.95,
+    p.add_argument("--samples", type=checks.at_least(2), default=10, help="samples R of each step")
+    p.add_argument("--seed", type=checks.at_least(0, 1023), default=0,
+                   help="calibration seed (0..1023)")
+    p.add_argument("--target", type=checks.fraction(), default=0.95,
                    help="success probability of the whole run that k is chosen for")
-    p.add_argument("--run-steps", type=int, default=2**20 - 1,
+    p.add_argument("--run-steps", type=checks.at_least(1), default=2**20 - 1,
                    help="steps s of the run to plan for (default 1,048,575 = 20 disks)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON file to write "
+    p.add_argument("--out", type=checks.path, default=DEFAULT_OUT, help="the JSON file to write "
                    "(plots go beside it)")
     add_backend_args(p)  # --temperature / --max-tokens: the profile's (cap x4 if not given)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -38,6 +40,7 @@ def main(args: argparse.Namespace) -> int:
     from ..calibrate import CalibrationConfig, calibrate, parse_disks, write
     from ..tasks.hanoi import Hanoi
 
+    checks.check_out_file(args.out)
     generous = args.max_tokens is None
     resolve(args)
     if generous:  # a generous cap, so the length tail is measured, not cut

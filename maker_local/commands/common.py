@@ -8,6 +8,7 @@ from typing import Any
 
 from ..backends import BACKENDS, unknown
 from ..errors import UsageError
+from . import checks
 
 EMBEDDED_PROFILE = "hanoi-step"  # the bundled step model: what runs when nothing is named
 PAPER_DEFAULTS = {"style": "paper", "max_tokens": 750, "temperature": 0.1,
@@ -15,38 +16,42 @@ PAPER_DEFAULTS = {"style": "paper", "max_tokens": 750, "temperature": 0.1,
 
 
 def add_backend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default=None, help=f"one of: {', '.join(BACKENDS)} (default: "
+    p.add_argument("--backend", type=checks.text, default=None, help=f"one of: {', '.join(BACKENDS)} (default: "
                    "the bundled step model in-process, on vLLM if installed, else hf)")
-    p.add_argument("--profile", default=None,
+    p.add_argument("--profile", type=checks.text, default=None,
                    help="a model profile from models/ (model, prompt style, cap, temperatures)")
-    p.add_argument("--style", default=None, help="prompt/answer style: paper or compact "
+    p.add_argument("--style", type=checks.text, default=None, help="prompt/answer style: paper or compact "
                    "(default: the profile's, else paper)")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--max-tokens", type=checks.at_least(1), default=None,
                    help="red-flag cap: samples that reach it are discarded (default: the "
                    "profile's, else 750 as in the paper)")
-    p.add_argument("--temperature", type=float, default=None,
+    p.add_argument("--temperature", type=checks.number(0), default=None,
                    help="temperature of later votes (default: the profile's, else 0.1)")
-    p.add_argument("--temperature-first", type=float, default=None,
+    p.add_argument("--temperature-first", type=checks.number(0), default=None,
                    help="temperature of each step's first vote (default 0 = greedy)")
-    p.add_argument("--unconstrained", dest="unconstrained", action="store_true", default=None,
+    c = p.add_mutually_exclusive_group()
+    c.add_argument("--unconstrained", dest="unconstrained", action="store_true", default=None,
                    help="send no output constraint (structured outputs off)")
-    p.add_argument("--constrained", dest="unconstrained", action="store_false",
+    c.add_argument("--constrained", dest="unconstrained", action="store_false",
                    help="send the task's output constraint (the default unless the profile "
                    "says otherwise)")
     e = p.add_argument_group("engine backends (vllm, vllm-http, hf)")
-    e.add_argument("--model", default=None, help="model path or id (vllm, hf)")
-    e.add_argument("--base-url", action="append", default=None,
+    e.add_argument("--model", type=checks.text, default=None, help="model path or id (vllm, hf)")
+    e.add_argument("--base-url", type=checks.url, action="append", default=None,
                    help="a vLLM server, e.g. http://127.0.0.1:8000/v1 (repeat for several)")
     e.add_argument("--api", choices=("chat", "completions"), default=None,
                    help="chat completions (default) or completions for models without a chat "
                    "template")
-    e.add_argument("--concurrency", type=int, default=None,
+    e.add_argument("--concurrency", type=checks.at_least(1), default=None,
                    help="requests in flight per server (vllm-http, default 64)")
-    e.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
+    e.add_argument("--request-timeout", type=checks.number(0, lo_open=True), default=None,
+                   metavar="SECONDS",
                    help="vllm-http: a request not answered within this is asked again "
                    "(default 300; connecting: 10)")
-    e.add_argument("--reasoning-effort", default=None, help="low|medium|high (gpt-oss)")
-    e.add_argument("--max-model-len", type=int, default=None, help="engine context length")
+    e.add_argument("--reasoning-effort", choices=("low", "medium", "high"), default=None,
+                   help="gpt-oss's reasoning effort (default: the profile's)")
+    e.add_argument("--max-model-len", type=checks.at_least(1), default=None,
+                   help="engine context length (default: the model's)")
     e.add_argument("--dummy-weights", action="store_true",
                    help="random weights of the real architecture (speed tests only)")
     g = p.add_argument_group("sim backend")

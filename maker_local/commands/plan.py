@@ -5,22 +5,29 @@ import argparse
 import json
 
 from ..errors import UsageError
+from . import checks
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--error", type=float, default=None, help="per-sample error 1-p")
-    p.add_argument("--calibration", default=None, help="a calibration JSON (maker-local "
+    p.add_argument("--error", type=checks.number(0, 1, hi_open=True), default=None,
+                   help="per-sample error 1-p")
+    p.add_argument("--calibration", type=checks.existing_file, default=None, help="a calibration JSON (maker-local "
                    "calibrate): error, valid rate and tokens for the flags not given")
-    p.add_argument("--steps", type=int, default=2**20 - 1, help="steps s (default 1,048,575)")
-    p.add_argument("--target", type=float, default=0.95, help="target success probability t")
-    p.add_argument("--valid", type=float, default=None,
+    p.add_argument("--steps", type=checks.at_least(1), default=2**20 - 1, help="steps s (default 1,048,575)")
+    p.add_argument("--target", type=checks.fraction(), default=0.95, help="target success probability t")
+    p.add_argument("--valid", type=checks.number(0, 1, lo_open=True), default=None,
                    help="share of samples not red-flagged (default 1)")
-    p.add_argument("--k", type=int, default=None, help="use this k instead of k_min")
-    p.add_argument("--tokens-out", type=float, default=None, help="mean output tokens/sample")
-    p.add_argument("--tokens-in", type=float, default=None, help="mean input tokens/sample")
-    p.add_argument("--price-out", type=float, default=0.0, help="$ per million output tokens")
-    p.add_argument("--price-in", type=float, default=0.0, help="$ per million input tokens")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--k", type=checks.at_least(1), default=None,
+                   help="use this k instead of k_min")
+    p.add_argument("--tokens-out", type=checks.number(0), default=None,
+                   help="mean output tokens/sample")
+    p.add_argument("--tokens-in", type=checks.number(0), default=None,
+                   help="mean input tokens/sample")
+    p.add_argument("--price-out", type=checks.number(0), default=0.0,
+                   help="$ per million output tokens")
+    p.add_argument("--price-in", type=checks.number(0), default=0.0,
+                   help="$ per million input tokens")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -11,17 +11,18 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from . import checks
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, help="a run dir written by maker-local solve")
+    p.add_argument("run_dir", type=checks.path, help="a run dir written by maker-local solve")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--html", action="store_true",
                    help="also write report.html (one self-contained page) and print its path")
     p.add_argument("--rule", action="append", default=[], metavar="RULE[:K]",
                    help="replay the recorded votes under this rule (first-to-k or ahead-by-k), "
                    "with its own k after a colon or --k; repeatable")
-    p.add_argument("--k", type=int, default=None,
+    p.add_argument("--k", type=checks.at_least(1), default=None,
                    help="k for --rule without one (default: the run's k)")
 
 
@@ -35,15 +36,20 @@ def main(args: argparse.Namespace) -> int:
         report = build_report(args.run_dir)
     except LedgerError as e:
         raise UsageError(str(e)) from None
-    files = write_report(args.run_dir, report)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    print("wrote " + ", ".join(f.name for f in files), file=sys.stderr)
-    if args.html:
-        from ..htmlreport import write_html
+    print(json.dumps(report, indent=2) if args.json else format_report(report), flush=True)
+    try:
+        files = write_report(args.run_dir, report)
+        print("wrote " + ", ".join(f.name for f in files), file=sys.stderr)
+        if args.html:
+            from ..htmlreport import write_html
 
-        path = write_html(args.run_dir)
-        # stdout stays pure JSON with --json
-        print(path, file=sys.stderr if args.json else sys.stdout)
+            path = write_html(args.run_dir)
+            # stdout stays pure JSON with --json
+            print(path, file=sys.stderr if args.json else sys.stdout)
+    except OSError as e:
+        raise UsageError(f"the report is above, but its files cannot be written in "
+                         f"{args.run_dir} ({e.strerror or e}): copy the run dir somewhere "
+                         "writable to get report.json and the plots") from None
     return 0
 
 

