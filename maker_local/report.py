@@ -55,7 +55,9 @@ def hardest(led: Ledger, count: int = 5) -> list[dict[str, Any]]:
 def build_report(run_dir: Path) -> dict[str, Any]:
     led = Ledger.read(run_dir)
     try:
-        return _build(led)
+        report = _build(led)
+        report["ledger"] = led.verify().as_dict()
+        return report
     finally:
         led.close()
 
@@ -171,4 +173,10 @@ def format_report(r: dict[str, Any]) -> str:
           if r.get("failures", {}).get("requests") else []),
         f"wall       {r['wall_seconds']:.1f} s in rounds",
     ]
+    if "ledger" in r:
+        from .store.integrity import Verdict
+        v = r["ledger"]
+        verdict = Verdict(v["verified"], v["rounds"], v["unverified_rounds"], v["head"],
+                          v["altered_round"], None, v["problem"])
+        lines.append(f"ledger     {verdict.line()}")
     return "\n".join(lines)

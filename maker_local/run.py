@@ -63,7 +63,14 @@ def open_run(spec: RunSpec, run_dir: Path, resume: bool) -> tuple[Ledger, bool]:
                              for k in diff[:3])
             raise LedgerError(f"{run_dir} holds another run ({what}); resume with the options "
                               "it was started with, or choose another --run-dir")
-        return Ledger.open(run_dir), True
+        ledger = Ledger.open(run_dir)
+        verdict = ledger.verify()  # an edited ledger must not be continued as if it were not
+        if verdict.ok is False:
+            ledger.close()
+            raise LedgerError(f"{run_dir / LEDGER_NAME} was altered after it was written: "
+                              f"{verdict.problem}. It was left untouched: restore it from a "
+                              "copy, or start over with another --run-dir")
+        return ledger, True
     config = {"run": ident, "settings": {"max_samples": spec.vote.max_samples,
                                          "keep_text": spec.vote.keep_text, **spec.extra},
               "versions": versions()}

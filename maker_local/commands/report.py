@@ -36,6 +36,10 @@ def main(args: argparse.Namespace) -> int:
         report = build_report(args.run_dir)
     except LedgerError as e:
         raise UsageError(str(e)) from None
+    if report["ledger"]["verified"] is False:
+        raise UsageError(f"{args.run_dir} was altered after it was written: "
+                         f"{report['ledger']['problem']}; no report is made from it: restore "
+                         "the ledger from a copy")
     print(json.dumps(report, indent=2) if args.json else format_report(report), flush=True)
     try:
         files = write_report(args.run_dir, report)

@@ -5,6 +5,7 @@ tokens, latency; raw text for the samples the schedule chose to keep). Distinct 
 step are rows of `answers` (the vote key once, not per sample); final decisions are rows of
 `decided`. A process killed at any moment leaves the ledger at the end of its last committed
 round, which is exactly the state an uninterrupted run had then: `resume_state` rebuilds it.
+Each round's digest chains to the one before (`integrity.py`), so an edit is noticed.
 """
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import json
 import os
 import sqlite3
 import time
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterator
+
+from . import integrity
 
 LEDGER_NAME = "ledger.sqlite"
 
@@ -52,6 +56,13 @@ CREATE TABLE failures(
     at REAL NOT NULL, round INTEGER NOT NULL, step INTEGER NOT NULL, idx INTEGER NOT NULL,
     n INTEGER NOT NULL, seed INTEGER NOT NULL, retryable INTEGER, error TEXT NOT NULL);
 """),
+    # a digest per round chained to the one before (integrity.py); answers and decisions
+    # record the round that added them, so a round's rows can be hashed again
+    ("digests", """
+ALTER TABLE answers ADD COLUMN round INTEGER;
+ALTER TABLE decided ADD COLUMN round INTEGER;
+ALTER TABLE rounds ADD COLUMN digest TEXT;
+"""),
 ]
 
 
@@ -72,6 +83,7 @@ class Ledger:
 
     def __init__(self, path: Path, con: sqlite3.Connection, lock: int):
         self.path, self.con, self._lock = path, con, lock
+        self._head: str | None = None  # digest of the last round (set when writing)
 
     # ----------------------------------------------------------------------- open / create
     @staticmethod
@@ -193,17 +205,35 @@ class Ledger:
         with self.transaction():
             self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def head(self) -> str:
+        """The digest the next round chains to: the last round's, or the configuration's."""
+        if self._head is None:
+            last = self.con.execute("SELECT digest FROM rounds WHERE digest IS NOT NULL "
+                                    "ORDER BY round DESC LIMIT 1").fetchone()
+            self._head = last[0] if last else integrity.genesis(self.meta("config") or "")
+        return self._head
+
     def write_round(self, rows: Any, started: float, finished: float, requests: int) -> None:
-        """Persist one round (samples, answers, decisions, timing) atomically."""
+        """Persist one round (samples, answers, decisions, timing, digest) atomically."""
         con = self.con
+        rnd = int(rows.round)
+        round_row = (rnd, started, finished, requests, len(rows.samples), len(rows.decided))
+        digest = integrity.round_digest(
+            self.head(), round_row, sorted(rows.samples, key=itemgetter(0, 1)),
+            sorted(rows.answers, key=itemgetter(0, 1, 2)),
+            sorted(rows.decided, key=itemgetter(0)))
         with self.transaction():
             con.executemany("INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             rows.samples)
-            con.executemany("INSERT INTO answers VALUES (?,?,?,?,?)", rows.answers)
-            con.executemany("INSERT INTO decided VALUES (?,?,?,?,?,?,?,?,?,?)", rows.decided)
-            con.execute("INSERT INTO rounds VALUES (?,?,?,?,?,?)",
-                        (rows.round, started, finished, requests, len(rows.samples),
-                         len(rows.decided)))
+            con.executemany(f"INSERT INTO answers VALUES (?,?,?,?,?,{rnd})", rows.answers)
+            con.executemany(f"INSERT INTO decided VALUES (?,?,?,?,?,?,?,?,?,?,{rnd})",
+                            rows.decided)
+            con.execute("INSERT INTO rounds VALUES (?,?,?,?,?,?,?)", (*round_row, digest))
+        self._head = digest
+
+    def verify(self) -> "integrity.Verdict":
+        """Check every round's digest against its rows (see integrity.py)."""
+        return integrity.verify(self.con)
 
     def write_failures(self, round_: int, failed: list[tuple[Any, Any]]) -> None:
         """Count failed attempts at requests: (SampleRequest, its first error Sample) pairs."""

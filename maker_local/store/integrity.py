@@ -1,0 +1,167 @@
+"""A ledger that notices edits: every round carries a digest chained to the round before.
+
+digest(r) = sha256(digest(r - 1), the round's row, and the digests of its samples, of the
+answers and of the decisions it added), and digest(-1) = sha256 of the run's configuration.
+Rows are hashed in a canonical form (repr of the row's tuple, in key order) computed the
+same way when a round is written (from memory) and when it is verified (from the file), so
+a sample, vote key, answer or decision that is changed, deleted or inserted afterwards, or a
+changed configuration, breaks the chain at the first round it touches. `verify` walks the
+chain in one pass over the tables.
+
+Timings (when a round ran, request latencies) are left out, so two runs that found the same
+thing (a run resumed after a kill and an uninterrupted one, with a deterministic backend)
+end with the same head digest: a fingerprint of the result. Not covered either: the
+`failures` table, and the end of the chain: deleting the last rounds leaves a shorter
+ledger that verifies, so publish the head digest (`report` prints it) when a third party
+should check a run.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+VERSION = "maker-local ledger digest v1"
+CHUNK = 20000  # rows hashed per update when writing (bounds memory)
+
+
+def genesis(config_json: str) -> str:
+    return hashlib.sha256(f"{VERSION}\n{config_json}".encode()).hexdigest()
+
+
+def _sample_row(r: Any) -> tuple:
+    # each column as the Python type SQLite will return for it (REAL -> float, INTEGER -> int);
+    # not latency_ms (r[12]): timings are not what a run found
+    return (int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]), r[6], r[7],
+            r[8], int(r[9]), int(r[10]), int(r[11]), r[13])
+
+
+def table_digest(rows: Iterable[Iterable[Any]]) -> Any:
+    """sha256 over rows in their canonical form: repr of the row's tuple, one per line."""
+    h = hashlib.sha256()
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, CHUNK)):
+        h.update(("\n".join(map(repr, chunk)) + "\n").encode())
+    return h
+
+
+def chain(prev: str, round_row: tuple, samples: Any, answers: Any, decided: Any) -> str:
+    """A round's digest from the previous one and its tables' digests."""
+    rnd, _started, _finished, requests, n_samples, n_decided = round_row
+    head = repr((int(rnd), int(requests), int(n_samples), int(n_decided)))
+    return hashlib.sha256(f"{prev}\n{head}\nS {samples.hexdigest()}\nA {answers.hexdigest()}"
+                          f"\nD {decided.hexdigest()}".encode()).hexdigest()
+
+
+def round_digest(prev: str, round_row: tuple, samples: Iterable[Any],
+                 answers: Iterable[tuple], decided: Iterable[tuple]) -> str:
+    """The digest of one round as it is written. `round_row`: (round, started, finished,
+    requests, samples, decided); samples sorted by (step, idx), answers by (step, epoch, id),
+    decided by step, each with its table's columns in order (not the `round` added for this)."""
+    return chain(prev, round_row, table_digest(map(_sample_row, samples)),
+                 table_digest(map(tuple, answers)), table_digest(map(tuple, decided)))
+
+
+@dataclass
+class Verdict:
+    """What `verify` found. `ok` is None when there was nothing to check (no digests)."""
+
+    ok: bool | None
+    rounds: int = 0           # rounds whose digest was checked
+    unverified: int = 0       # rounds written before this ledger kept digests
+    head: str | None = None   # the last round's digest
+    round: int | None = None  # the first altered round
+    steps: tuple[int, int] | None = None  # the steps whose rows that round holds
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"verified": self.ok, "rounds": self.rounds, "unverified_rounds": self.unverified,
+                "head": self.head, "altered_round": self.round,
+                "altered_steps": list(self.steps) if self.steps else None,
+                "problem": self.problem}
+
+    def line(self) -> str:
+        if self.ok is None:
+            return "not verifiable (written before maker-local kept checksums)"
+        if self.ok:
+            extra = f", {self.unverified} older unverified" if self.unverified else ""
+            return f"verifies ({self.rounds} rounds{extra}; head {self.head[:16]})"
+        return f"ALTERED: {self.problem}"
+
+
+SAMPLE_COLS = ("step, idx, epoch, round, seed, temperature, answer, flag, detail, tokens_in, "
+               "tokens_out, tokens_reasoning, text")
+ANSWER_COLS = "step, epoch, id, key, correct"
+DECIDED_COLS = ("step, epoch, answer, votes, samples, rounds, margin, decided_round, "
+                "divergent, correct")
+
+
+def has_digests(con: sqlite3.Connection) -> bool:
+    return any(r[1] == "digest" for r in con.execute("PRAGMA table_info(rounds)"))
+
+
+def verify(con: sqlite3.Connection) -> Verdict:
+    """Walk the chain over the whole ledger: one pass over each table in key order, each row
+    fed to the digest of its round, then the rounds in order."""
+    if not has_digests(con):
+        return Verdict(None)
+    cfg = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    prev = genesis(cfg[0] if cfg else "")
+    digests: dict[str, dict[int, Any]] = {"S": {}, "A": {}, "D": {}}
+    steps: dict[int, list[int]] = {}  # round -> [first step, last step] of its rows
+
+    def feed(tag: str, rnd: int, step: int, row: tuple) -> None:
+        h = digests[tag].get(rnd)
+        if h is None:
+            h = digests[tag][rnd] = hashlib.sha256()
+        h.update((repr(row) + "\n").encode())
+        span = steps.setdefault(rnd, [step, step])
+        span[0], span[1] = min(span[0], step), max(span[1], step)
+
+    for row in con.execute(f"SELECT {SAMPLE_COLS} FROM samples ORDER BY step, idx"):
+        feed("S", row[3], row[0], row)
+    for row in con.execute(f"SELECT {ANSWER_COLS}, round FROM answers WHERE round IS NOT NULL "
+                           "ORDER BY step, epoch, id"):
+        feed("A", row[5], row[0], row[:5])
+    for row in con.execute(f"SELECT {DECIDED_COLS}, round FROM decided "
+                           "WHERE round IS NOT NULL ORDER BY step"):
+        feed("D", row[10], row[0], row[:10])
+
+    verdict = Verdict(True)
+    empty = hashlib.sha256()
+    legacy: set[int] = set()
+    for row in con.execute("SELECT round, started, finished, requests, samples, decided, digest "
+                           "FROM rounds ORDER BY round"):
+        rnd, stored = row[0], row[6]
+        if stored is None:  # a round written before digests were kept
+            verdict.unverified += 1
+            legacy.add(rnd)
+            continue
+        got = chain(prev, row[:6], *(digests[t].pop(rnd, empty) for t in "SAD"))
+        if got != stored:
+            span = steps.get(rnd)
+            where = f" (rows of steps {span[0]}..{span[1]})" if span else ""
+            return _altered(verdict, rnd, tuple(span) if span else None,
+                            f"round {rnd}{where} does not match its checksum: a row of it (or "
+                            "an earlier round's checksum) was changed, deleted or inserted "
+                            "after it was written")
+        prev = stored
+        verdict.rounds += 1
+        verdict.head = stored
+    for tag, what in (("S", "samples"), ("A", "answers"), ("D", "decisions")):
+        extra = sorted(set(digests[tag]) - legacy)
+        if extra:
+            return _altered(verdict, extra[0], tuple(steps[extra[0]]),
+                            f"{what} of round {extra[0]}, which the ledger has no record of, "
+                            "were inserted (or that round's record was deleted)")
+    if verdict.rounds == 0 and verdict.unverified:
+        verdict.ok = None
+    return verdict
+
+
+def _altered(v: Verdict, rnd: int | None, steps: tuple[int, int] | None, problem: str
+             ) -> Verdict:
+    v.ok, v.round, v.steps, v.problem = False, rnd, steps, problem
+    return v
