@@ -28,8 +28,34 @@ FATAL_AFTER = 3      # attempts that end in a non-retryable failure before the r
 MAX_BACKOFF_S = 30.0
 
 
-class BackendFailed(Exception):
-    """The backend keeps failing; the message is one line saying what to do (exit code 3)."""
+class RunStopped(Exception):
+    """A run stopped early because going on cannot help; the message is one line saying
+    what to do (exit code 3). The ledger holds every round before."""
+
+
+class BackendFailed(RunStopped):
+    """The backend keeps failing."""
+
+
+class FlaggedOut(RunStopped):
+    """Nearly every sample is red-flagged: the model cannot answer these inputs as asked."""
+
+
+FLAGGED_OUT_SAMPLES = 500   # judged after this many samples of a run (this session) ...
+FLAGGED_OUT_SHARE = 0.99    # ... with at least this share red-flagged
+
+
+def flagged_out(samples: int, valid: int, by_reason: dict[str, int]) -> FlaggedOut | None:
+    """A FlaggedOut when nearly all of at least FLAGGED_OUT_SAMPLES samples were flagged."""
+    if samples < FLAGGED_OUT_SAMPLES or samples - valid < FLAGGED_OUT_SHARE * samples:
+        return None
+    top = ", ".join(f"{k} {n:,}" for k, n in sorted(by_reason.items(), key=lambda kv: -kv[1]))
+    hint = ("raise --max-tokens or check the model's prompt --style" if
+            max(by_reason, key=by_reason.get, default="") == "length" else
+            "check --style, and --disks against the sizes the model was trained for (its card)")
+    return FlaggedOut(f"stopped: {samples - valid:,} of the {samples:,} samples so far were "
+                      f"red-flagged ({top}): the model cannot answer these inputs as asked; "
+                      f"{hint}. The ledger holds every round: --resume continues it")
 
 
 def first_error(samples: list[Sample]) -> Sample | None:

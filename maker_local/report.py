@@ -35,12 +35,15 @@ def collisions(led: Ledger) -> list[int]:
     return out
 
 
-def hardest(led: Ledger, count: int = 5) -> list[dict[str, Any]]:
-    """The steps that needed the most samples, with their competing answers."""
+def hardest(led: Ledger, k: int, count: int = 5) -> list[dict[str, Any]]:
+    """The steps that needed the most samples, with their competing answers: only steps that
+    needed more than k votes or met another answer (an easy run has none)."""
     out = []
     for step, epoch, samples, votes, rounds, win in led.query(
-            "SELECT step, epoch, samples, votes, rounds, answer FROM decided "
-            "ORDER BY samples DESC, step LIMIT ?", (count,)).fetchall():
+            "SELECT step, epoch, samples, votes, rounds, answer FROM decided d "
+            "WHERE votes > ? OR EXISTS (SELECT 1 FROM answers a WHERE a.step = d.step "
+            "AND a.epoch = d.epoch AND a.id > 0) "
+            "ORDER BY samples DESC, step LIMIT ?", (k, count)).fetchall():
         answers = led.query(
             "SELECT a.id, a.key, a.correct, COUNT(s.idx) FROM answers a LEFT JOIN samples s "
             "ON s.step = a.step AND s.epoch = a.epoch AND s.answer = a.id "
@@ -108,7 +111,7 @@ def _build(led: Ledger) -> dict[str, Any]:
         "failures": failures,  # failed attempts at requests, asked again (never votes)
         "tokens": {"in": tin, "out": tout, "reasoning": treason},
         "wall_seconds": round(float(wall), 3),
-        "hardest_steps": hardest(led),
+        "hardest_steps": hardest(led, k),
     }
 
 
@@ -122,6 +125,7 @@ def plot(run_dir: Path, report: dict[str, Any]) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     out = []
     und = report["rounds"]["undecided_after"]
@@ -129,6 +133,8 @@ def plot(run_dir: Path, report: dict[str, Any]) -> list[Path]:
     if und:
         ax.plot(range(len(und)), und, marker="o")
         ax.set_yscale("symlog", linthresh=1)
+        ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds are whole numbers
     ax.set_xlabel("voting round")
     ax.set_ylabel("undecided steps")
     ax.set_title(f"Undecided steps after each round (k={report['k']})")
@@ -141,8 +147,13 @@ def plot(run_dir: Path, report: dict[str, Any]) -> list[Path]:
     hist = report["votes_histogram"]
     fig, ax = plt.subplots(figsize=(6, 4))
     if hist:
-        ax.bar([int(v) for v in hist], list(hist.values()), width=0.8)
-        ax.set_yscale("log")
+        votes = [int(v) for v in hist]
+        ax.bar(votes, list(hist.values()), width=0.8)
+        counts = [c for c in hist.values() if c]
+        if max(counts) > 100 * min(counts):  # a log axis only when counts span decades
+            ax.set_yscale("log")
+        ax.set_xlim(min(votes) - 1, max(votes) + 1)  # a lone bar is a bar, not a strip
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("valid votes to decide a step")
     ax.set_ylabel("steps")
     ax.set_title("Votes per step")

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .engine.schedule import Schedule, StuckStep, VoteConfig
-from .failures import BackendFailed, Retrier
+from .failures import Retrier, RunStopped, flagged_out
 from .store import LEDGER_NAME, Ledger, LedgerError
 
 
@@ -102,8 +102,8 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
           on_round: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Run (or resume) a solve to the end; returns the ledger's report.
 
-    Raises StuckStep (a step used its sample budget) or BackendFailed (the backend keeps
-    failing) after writing the report of what was done; LedgerError for a ledger that cannot
+    Raises StuckStep (a step used its sample budget) or RunStopped (the backend keeps
+    failing, or nearly every sample is red-flagged) after writing the report of what was done; LedgerError for a ledger that cannot
     be used or written (the disk is full, read-only, ...), with the fix in the message.
     """
     from .report import build_report, write_report
@@ -124,6 +124,8 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
         bar = _Bar(sched, ledger, progress, spec.extra.get("price") or {})
         retrier = Retrier(spec.backend, status=bar.write,
                           on_failure=lambda failed: ledger.write_failures(sched.round, failed))
+        seen = valid = 0  # this session's samples, for the flagged-out stop
+        flags: dict[str, int] = {}
         try:
             while not sched.finished:
                 requests = sched.next_batch()
@@ -134,7 +136,13 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
                 if on_round is not None:
                     on_round(rows)
                 bar.update(rows)
-        except (StuckStep, BackendFailed) as e:
+                seen, valid = seen + rows.n_samples, valid + rows.valid
+                for reason, n in rows.flags.items():
+                    flags[reason] = flags.get(reason, 0) + n
+                hopeless = flagged_out(seen, valid, flags)
+                if hopeless is not None:
+                    raise hopeless
+        except (StuckStep, RunStopped) as e:
             stopped = e
         finally:
             bar.close()

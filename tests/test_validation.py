@@ -210,3 +210,11 @@ def test_a_full_disk_mid_run_is_one_line_and_resumes(tmp_path):
     r = sim_solve(*args, "--run-dir", run, "--resume")
     assert r.returncode in (0, 1), r.stderr
     assert dump(run) == dump(tmp_path / "whole")
+
+
+def test_serve_without_vllm_is_a_usage_error(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `vllm` program anywhere
+    code, out, err = cli("serve", "--profile", "hanoi-step", "--gpus", "0",
+                         "--log-dir", tmp_path / "logs")
+    assert code == 2 and "'vllm' is not on PATH" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "logs").exists()

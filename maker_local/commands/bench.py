@@ -23,6 +23,7 @@ from .common import add_backend_args, resolve
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = checks.HelpFormatter
     s = p.add_argument_group("the slice (Hanoi, voted in rounds, in memory: no ledger)")
     s.add_argument("--disks", type=int, default=20, help="Hanoi disks (default 20)")
     s.add_argument("--start", type=int, default=None, help="first (warm-up) step; default: "

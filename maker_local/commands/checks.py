@@ -165,3 +165,14 @@ def check_out_file(out: Path, flag: str = "--out") -> None:
     if out.exists() and out.is_dir():
         raise UsageError(f"{flag} {out} is a directory: give a file name")
     _writable_dir(out.parent, "the file", flag)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """--help shows each option's default, unless its help already says it or it has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("default" in text.lower() or not action.option_strings
+                or action.default in (None, False, argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)"

@@ -9,6 +9,7 @@ from . import checks
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = checks.HelpFormatter
     p.add_argument("--error", type=checks.number(0, 1, hi_open=True), default=None,
                    help="per-sample error 1-p")
     p.add_argument("--calibration", type=checks.existing_file, default=None, help="a calibration JSON (maker-local "

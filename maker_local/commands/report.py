@@ -15,6 +15,7 @@ from . import checks
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = checks.HelpFormatter
     p.add_argument("run_dir", type=checks.path, help="a run dir written by maker-local solve")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--html", action="store_true",

@@ -15,6 +15,7 @@ from . import checks
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = checks.HelpFormatter
     from ..serving import DEFAULT_PORT
     p.add_argument("--profile", type=checks.text, required=True,
                    help="model profile: a models/<name>.toml (see models/README.md)")
@@ -64,7 +65,8 @@ def main(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..profiles import load_profile
-    from ..serving import ServerError, Servers, check_model, has_cuda_gpu, server_commands
+    from ..serving import (ServerError, Servers, check_engine, check_model, has_cuda_gpu,
+                           server_commands)
 
     profile = load_profile(args.profile)
     if args.cpu and args.gpus is not None:
@@ -88,6 +90,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
 
     check_model(profile)
+    check_engine(commands, python_given=args.python is not None)
     where = "CPU" if cpu else f"GPU {','.join(map(str, gpus))}"
     print(f"maker-local serve: starting {len(commands)} server(s) for {profile.name} on "
           f"{where}; logs in {args.log_dir}", file=sys.stderr)

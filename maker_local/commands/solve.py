@@ -13,6 +13,7 @@ from .common import add_backend_args, resolve
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = checks.HelpFormatter
     from ..engine.seeds import MAX_SAMPLES_PER_STEP
     from ..tasks import TASKS
     p.add_argument("--task", default="hanoi", help=f"one of: {', '.join(TASKS)}")
@@ -157,7 +158,7 @@ def build_spec(args: argparse.Namespace) -> Any:
 
 def main(args: argparse.Namespace) -> int:
     from ..engine.schedule import StuckStep
-    from ..failures import BackendFailed
+    from ..failures import RunStopped
     from ..report import format_report
     from ..run import solve
     from ..store import LedgerError
@@ -186,7 +187,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"maker-local: {e}. Its votes are in the ledger: resume with --resume and a "
               "larger --max-samples or a larger --k.", file=sys.stderr)
         return 3
-    except BackendFailed as e:
+    except RunStopped as e:
         print(f"maker-local: {e}", file=sys.stderr)
         return 3
     finally:
