@@ -96,8 +96,11 @@ class Retrier:
                  status: Callable[[str], None] | None = None,
                  on_failure: Callable[[list[tuple[SampleRequest, Sample]]], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 then: str = "The ledger holds every answered round: continue with --resume "
+                             "once this is fixed"):
         self.backend, self.retry_for, self.fatal_after = backend, retry_for, fatal_after
+        self.then = then  # the end of a stop's message: what happens to the work so far
         self.status = status or (lambda line: print(line, file=sys.stderr, flush=True))
         self.on_failure, self.sleep, self.clock = on_failure, sleep, clock
         self.failed_requests = 0  # failed attempts at requests, over the whole run
@@ -138,5 +141,19 @@ class Retrier:
 
     def _stop(self, error: Sample, how: str) -> str:
         name = getattr(self.backend, "name", "the")
-        return (f"stopped: {error.error} ({how}); {advice(error, name)}. The ledger holds "
-                "every answered round: continue with --resume once this is fixed")
+        return f"stopped: {error.error} ({how}); {advice(error, name)}. {self.then}"
+
+
+class Retrying:
+    """A backend whose `sample` answers every request (asking failed ones again, as
+    `Retrier`) or raises BackendFailed; everything else is the wrapped backend's."""
+
+    def __init__(self, backend: Any, **options: Any):
+        self.inner = backend
+        self.retrier = Retrier(backend, **options)
+
+    def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]:
+        return self.retrier.sample(requests)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

@@ -378,3 +378,20 @@ def test_a_run_whose_samples_are_nearly_all_flagged_stops_with_one_line(tmp_path
     con = sqlite3.connect(tmp_path / "r" / "ledger.sqlite")
     n, flagged = con.execute("SELECT COUNT(*), COUNT(flag) FROM samples").fetchone()
     assert 500 <= n < 2000 and flagged >= 0.99 * n  # stopped after the first rounds
+
+
+def test_calibrate_asks_failed_requests_again_and_stops_on_what_cannot_succeed(fake, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "maker_local.cli", "calibrate", "--backend", "vllm-http",
+           "--base-url", fake.url, "--disks", "4", "--steps-per-disk", "3", "--samples", "2",
+           "--max-tokens", "200", "--request-timeout", "1", "--out", str(tmp_path / "c.json")]
+    fake.faults = ["500", "reset"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "next try in" in r.stderr
+    assert json.loads((tmp_path / "c.json").read_text())["samples"]["errors"] == 0
+    fake.always = "400"
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 3, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "HTTP 400" in last and "Nothing was written" in last and "Traceback" not in r.stderr

@@ -170,7 +170,12 @@ def main(args: argparse.Namespace) -> int:
     acc = plugged_accuracy(args, run_steps)
     price = args.price_per_hour if args.price_per_hour is not None else \
         (profile is not None and profile.price.usd_per_gpu_hour) or 0.0
-    result, env = measure(args, task, profile, start, run_steps, price)
+    from ..failures import BackendFailed
+    try:
+        result, env = measure(args, task, profile, start, run_steps, price)
+    except BackendFailed as e:
+        print(f"maker-local: {e}", file=sys.stderr)
+        return 3
     tok_s = args.tokens_per_second or result["tokens_out_per_s"]
     result["plugged"] = project_plugged(acc, tok_s, result["machines"], price, run_steps,
                                         args.target) if acc is not None and tok_s else None
@@ -191,12 +196,15 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
     and what computed it (engine, version, device: asked while the backend is up)."""
     from ..backends import make_backend
     from ..bench import cache_hit_rate, run_slice, summarize
+    from ..failures import Retrying
     from ..engine.schedule import VoteConfig
     from ..engine.seeds import Temperatures
     from .solve import choose_k
 
     try:
-        backend = make_backend(args.backend, task, vars(args))
+        # failed requests are asked again with the same seeds, as in solve (waits count)
+        backend = Retrying(make_backend(args.backend, task, vars(args)),
+                           then="Nothing was written: run the bench again once this is fixed")
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:

@@ -39,6 +39,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from ..backends import make_backend
     from ..calibrate import CalibrationConfig, calibrate, parse_disks, write
+    from ..failures import BackendFailed, Retrying
     from ..tasks.hanoi import Hanoi
 
     checks.check_out_file(args.out)
@@ -57,9 +58,14 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:
-        result = calibrate(cfg, backend)
+        # failed requests are asked again with the same seeds, as in solve
+        result = calibrate(cfg, Retrying(backend, then="Nothing was written: calibrate "
+                                         "again once this is fixed"))
     except ValueError as e:
         raise UsageError(str(e)) from None
+    except BackendFailed as e:
+        print(f"maker-local: {e}", file=sys.stderr)
+        return 3
     finally:
         backend.close()
     plots = plot(result, args.out.with_suffix(""))
