@@ -154,3 +154,68 @@ def test_a_ledger_from_before_digests_is_reported_as_unverifiable(runs, tmp_path
     assert v.ok is None and v.unverified > 0
     r = run_sub("report", run)
     assert r.returncode == 0 and "not verifiable" in r.stdout
+
+
+# ------------------------------------------------------------------ maker-local verify
+def run_verify(run):
+    import argparse
+    import contextlib
+    import io
+    from maker_local.commands import verify as command
+    p = argparse.ArgumentParser()
+    command.add_cli_args(p)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = command.main(p.parse_args([str(run), "--json"]))
+    return code, json.loads(out.getvalue())
+
+
+def test_verify_passes_an_untouched_run_and_a_stopped_one(runs, tmp_path):
+    for name in ("done", "half"):
+        code, r = run_verify(copy(runs, name, tmp_path))
+        assert code == 0 and r["ok"], r
+        assert r["chain"]["verified"] is True and r["decisions"]["problems"] == 0
+        assert r["errors"]["rederived"] == r["errors"]["recorded"]
+    assert r["decisions"]["undecided_checked"] > 0  # the stopped run has undecided steps
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_verify_names_the_first_step_an_edit_affects(runs, tmp_path, edit):
+    run = copy(runs, "half", tmp_path)
+    step = {"decided winning key": lambda: one_answer(run, True)[0],
+            "decided winner id": lambda: one_answer(run, True)[0]}.get(edit, lambda: None)()
+    EDITS[edit](run)
+    code, r = run_verify(run)
+    assert code == 1 and r["ok"] is False and r["first_step"] is not None
+    if step is not None:  # a decision replayed from its votes points at the very step
+        assert r["first_step"] == step
+        assert any(p["step"] == step for p in r["decisions"]["listed"] + r["inputs"]["listed"])
+
+
+def test_verify_rederives_decisions_even_when_the_chain_was_forged(runs, tmp_path):
+    """Someone who edits a winning key and recomputes every digest passes the chain; the
+    replayed votes and the re-derived inputs still name the step."""
+    from maker_local.store import integrity
+    run = copy(runs, "done", tmp_path)
+    step, epoch, aid, key = one_answer(run, True)
+    sql(run, "UPDATE answers SET key = ? WHERE step = ? AND epoch = ? AND id = ?",
+        (other_key(key), step, epoch, aid))
+    con = sqlite3.connect(run / "ledger.sqlite")  # forge: recompute the whole chain
+    prev = integrity.genesis(con.execute("SELECT value FROM meta WHERE key='config'"
+                                         ).fetchone()[0])
+    for rnd, *rest in con.execute("SELECT round, started, finished, requests, samples, "
+                                  "decided FROM rounds ORDER BY round").fetchall():
+        s = con.execute(f"SELECT {integrity.SAMPLE_COLS}, latency_ms FROM samples "
+                        "WHERE round = ? ORDER BY step, idx", (rnd,)).fetchall()
+        s = [(*r[:12], r[13], r[12]) for r in s]  # latency back in its column
+        a = con.execute(f"SELECT {integrity.ANSWER_COLS} FROM answers WHERE round = ? "
+                        "ORDER BY step, epoch, id", (rnd,)).fetchall()
+        d = con.execute(f"SELECT {integrity.DECIDED_COLS} FROM decided WHERE round = ? "
+                        "ORDER BY step", (rnd,)).fetchall()
+        prev = integrity.round_digest(prev, (rnd, *rest), s, a, d)
+        con.execute("UPDATE rounds SET digest = ? WHERE round = ?", (prev, rnd))
+    con.commit()
+    con.close()
+    code, r = run_verify(run)
+    assert r["chain"]["verified"] is True  # the forgery passes the chain ...
+    assert code == 1 and r["first_step"] == step  # ... not the replay

@@ -1,0 +1,173 @@
+"""A run's ledger as a certificate: check it without trusting the process that wrote it.
+
+`verify(run_dir)` reads the ledger only and checks, in one pass over each table:
+1. the digest chain (`store/integrity.py`): no row changed, deleted or inserted since written;
+2. every decision, replayed from the recorded votes in recorded order under the run's rule
+   (first-to-ahead-by-k): the same winner after the same number of votes, and the first
+   undecided step's recorded votes do not already decide it;
+3. every input, re-derived from the decisions (step 0 from the task, step i+1 from step i's
+   voted answer), and every error and divergence against the task's reference answer for
+   that input.
+Problems name the first step they affect. Memory: one step's votes at a time.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from .engine.voting import Voter
+from .store import Ledger
+
+MAX_LISTED = 10  # problems listed per check (all are counted)
+
+
+def _task(run: dict[str, Any]) -> Any:
+    from .tasks import TASKS
+
+    t = dict(run["task"])
+    name = t.pop("task")
+    kwargs = {"style": t["style"]} if "style" in t else {}
+    return TASKS[name](t["disks"], **kwargs)
+
+
+def verify(run_dir: Path) -> dict[str, Any]:
+    led = Ledger.read(run_dir)
+    try:
+        return _verify(led)
+    finally:
+        led.close()
+
+
+def _verify(led: Ledger) -> dict[str, Any]:
+    q = led.query
+    run = led.config["run"]
+    k, rounds_mode = int(run["k"]), run["schedule"] == "rounds"
+    task = _task(run)
+    chain = led.verify()
+    problems: dict[str, list[dict[str, Any]]] = {"decisions": [], "inputs": []}
+    counts = {"decisions": 0, "inputs": 0, "problems_decisions": 0, "problems_inputs": 0}
+
+    def problem(kind: str, step: int, what: str) -> None:
+        counts[f"problems_{kind}"] += 1
+        if len(problems[kind]) < MAX_LISTED:
+            problems[kind].append({"step": step, "problem": what})
+
+    decided = q("SELECT d.step, d.epoch, d.answer, d.votes, d.samples, d.divergent, d.correct, "
+                "a.key FROM decided d LEFT JOIN answers a ON a.step = d.step "
+                "AND a.epoch = d.epoch AND a.id = d.answer ORDER BY d.step")
+    votes = itertools.groupby(q(
+        "SELECT s.step, s.epoch, s.answer, a.key FROM samples s LEFT JOIN answers a "
+        "ON a.step = s.step AND a.epoch = s.epoch AND a.id = s.answer ORDER BY s.step, s.idx"),
+        key=lambda r: r[0])
+    current = next(votes, None)
+    epoch_now = 0  # the epoch of undecided steps: one per divergence so far
+    x = task.initial()
+    errors = recorded_errors = 0
+    expected_step = 0
+    for step, epoch, aid, n_votes, n_samples, divergent, correct, key in decided:
+        counts["decisions"] += 1
+        if step != expected_step:
+            problem("decisions", expected_step, f"no decision recorded for step "
+                    f"{expected_step}, but one for step {step}")
+            expected_step = step
+        expected_step += 1
+        while current is not None and current[0] < step:  # votes of a step with no decision
+            current = next(votes, None)
+        rows = list(current[1]) if current is not None and current[0] == step else []
+        if rows:
+            current = next(votes, None)
+        mine = [r for r in rows if r[1] == epoch]
+        # 2. the decision, replayed
+        if key is None:
+            problem("decisions", step, f"its winning answer {aid} is not among its answers")
+        else:
+            winner, used = _replay([r[3] for r in mine if r[2] is not None], k)
+            if winner != key:
+                problem("decisions", step, f"the recorded votes give {winner!r}, the ledger "
+                        f"says {key!r} won" if winner else "the recorded votes decide "
+                        f"nothing, the ledger says {key!r} won")
+            elif used != n_votes:
+                problem("decisions", step, f"decided after {used} votes by the recorded "
+                        f"votes, the ledger says {n_votes}")
+            if len(mine) != n_samples:
+                problem("decisions", step, f"{len(mine)} samples recorded, the ledger's "
+                        f"decision counts {n_samples}")
+        # 3. the input and the reference
+        counts["inputs"] += 1
+        ref = task.reference(x) if x is not None else None
+        right = None if ref is None else int(key == ref.key)
+        recorded_errors += int(correct == 0)
+        errors += int(right == 0)
+        if right != correct:
+            problem("inputs", step, f"against the reference answer for its input the "
+                    f"decision is {'right' if right else 'wrong'}, the ledger says "
+                    f"{'right' if correct else 'wrong' if correct == 0 else 'unknown'}")
+        div = int(rounds_mode and ref is not None and key != ref.key)
+        if div != divergent:
+            problem("inputs", step, f"the decision {'leaves' if div else 'follows'} the "
+                    f"draft, the ledger says it {'does' if divergent else 'does not'}")
+        epoch_now += div
+        if key is None:
+            x = None
+        else:
+            try:
+                answer = ref.answer if ref is not None and key == ref.key else \
+                    task.answer_from_key(key)
+                x = task.next_input(x, answer) if x is not None else None
+            except (ValueError, KeyError, IndexError, TypeError):
+                problem("inputs", step, f"its winning key {key!r} is not an answer")
+                x = None
+    # undecided steps: the first one's recorded votes (current epoch) must not decide it, or
+    # it would have been made final (later ones may wait for it with a winner)
+    undecided = 0
+    while current is not None:
+        step, rows = current[0], [r for r in current[1] if r[1] == epoch_now]
+        undecided += 1
+        winner, _ = _replay([r[3] for r in rows if r[2] is not None], k)
+        if winner is not None and step == expected_step:
+            problem("decisions", step, f"undecided in the ledger, but its recorded votes "
+                    f"decide {winner!r}")
+        current = next(votes, None)
+    firsts = [p[0]["step"] for p in problems.values() if p]
+    ok = chain.ok is not False and not firsts
+    return {
+        "ok": ok, "k": k, "chain": chain.as_dict(),
+        "decisions": {"checked": counts["decisions"], "undecided_checked": undecided,
+                      "problems": counts["problems_decisions"],
+                      "listed": problems["decisions"]},
+        "inputs": {"checked": counts["inputs"], "problems": counts["problems_inputs"],
+                   "listed": problems["inputs"]},
+        "errors": {"rederived": errors, "recorded": recorded_errors},
+        "first_step": min(firsts) if firsts else (chain.steps[0] if chain.steps else None),
+    }
+
+
+def _replay(keys: list[str], k: int) -> tuple[str | None, int]:
+    """(winner, votes used) under first-to-ahead-by-k; (None, len) when undecided."""
+    v = Voter(k)
+    for i, key in enumerate(keys, 1):
+        if v.add(key):
+            return v.winner, i
+    return None, len(keys)
+
+
+def format_verify(r: dict[str, Any]) -> str:
+    from .store.integrity import Verdict
+
+    c = r["chain"]
+    chain = Verdict(c["verified"], c["rounds"], c["unverified_rounds"], c["head"],
+                    c["altered_round"], None, c["problem"]).line()
+    d, i, e = r["decisions"], r["inputs"], r["errors"]
+    lines = [f"chain      {chain}",
+             f"decisions  {d['checked']:,} replayed under ahead-by-{r['k']} from the recorded "
+             f"votes (and {d['undecided_checked']:,} undecided steps): "
+             + ("all agree" if not d["problems"] else f"{d['problems']:,} disagree"),
+             f"inputs     {i['checked']:,} re-derived from the decisions: "
+             + ("all agree" if not i["problems"] else f"{i['problems']:,} disagree")
+             + f"; {e['rederived']:,} errors against the reference (ledger: {e['recorded']:,})"]
+    for kind in ("decisions", "inputs"):
+        lines += [f"  step {p['step']}: {p['problem']}" for p in r[kind]["listed"]]
+    lines.append("verdict    " + ("the ledger holds up" if r["ok"] else
+                                  f"ALTERED: first affected step {r['first_step']}"))
+    return "\n".join(lines)
