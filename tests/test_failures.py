@@ -395,3 +395,17 @@ def test_calibrate_asks_failed_requests_again_and_stops_on_what_cannot_succeed(f
     assert r.returncode == 3, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert "HTTP 400" in last and "Nothing was written" in last and "Traceback" not in r.stderr
+
+
+def test_a_hung_server_is_said_while_waiting(fake, capsys, monkeypatch):
+    from maker_local.backends import vllm_http
+    monkeypatch.setattr(vllm_http, "STALL_SAY_S", 1.0)
+    b = vllm_http.VLLMHTTPBackend([fake.url], model="fake", timeout=10.0)
+    try:
+        fake.faults = ["hang"]
+        (got,) = b.sample([request(fake.task)])
+        assert got[0].finish_reason == "stop"  # it answered, late
+    finally:
+        b.close()
+    err = capsys.readouterr().err
+    assert f"no reply from {fake.url} for" in err and "asked again after 10 s" in err

@@ -28,6 +28,7 @@ RETRYABLE_STATUS = {408, 425, 429}  # and every 5xx
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 300.0  # n samples of up to max_tokens each, on a loaded server
 NO_SERVER_WAIT_S = 90.0
+STALL_SAY_S = 60.0  # no reply at all for this long: a status line (then every 60 s)
 
 
 def retryable_status(code: int) -> bool:
@@ -87,6 +88,7 @@ class VLLMHTTPBackend:
         self._clients: list[Any] | None = None
         self.model = model or self.loop.run_until_complete(self._served_model())
         self.inflight = [0] * len(self.base_urls)
+        self._last_reply = time.monotonic()
         self.failures = 0  # failed requests so far (a health signal for reports)
 
     def describe(self) -> dict[str, Any]:
@@ -163,9 +165,11 @@ class VLLMHTTPBackend:
             except Exception as e:  # noqa: BLE001  (a failed request is data)
                 why, retry = describe_failure(e, self.timeout)
                 self.failures += 1
+                self._last_reply = time.monotonic()
                 return error_samples(req, f"{url} {why}", time.monotonic() - t0, retry)
             finally:
                 self.inflight[i] -= 1
+        self._last_reply = time.monotonic()
         got = parse_body(raw, req, time.monotonic() - t0, url)
         if got and got[0].finish_reason == "error":
             self.failures += 1
@@ -173,7 +177,27 @@ class VLLMHTTPBackend:
 
     async def _batch(self, requests: list[SampleRequest]) -> list[list[Sample]]:
         sem = asyncio.Semaphore(self.concurrency * len(self.base_urls))
-        return await asyncio.gather(*(self._one(r, sem) for r in requests))
+        self._last_reply = time.monotonic()
+        watch = asyncio.ensure_future(self._say_stalls(len(requests)))
+        try:
+            return await asyncio.gather(*(self._one(r, sem) for r in requests))
+        finally:
+            watch.cancel()
+
+    async def _say_stalls(self, count: int) -> None:
+        """A status line when no reply came for STALL_SAY_S (a hung server is said, not
+        waited out in silence), and every STALL_SAY_S after."""
+        said = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            quiet = time.monotonic() - self._last_reply
+            if quiet < said:
+                said = 0.0  # replies came again
+            if quiet >= said + STALL_SAY_S:
+                said = quiet
+                print(f"maker-local: no reply from {', '.join(self.base_urls)} for "
+                      f"{quiet:.0f} s (of {count} requests; each is asked again after "
+                      f"{self.timeout:.0f} s without a reply)", file=sys.stderr, flush=True)
 
     def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]:
         return self.loop.run_until_complete(self._batch(requests))
