@@ -126,8 +126,9 @@ class Retrier:
             elif now - since >= self.retry_for:
                 raise BackendFailed(self._stop(worst, f"for {now - since:.0f} s"))
             wait = backoff(attempt, worst.retryable is True)
+            clock = time.strftime("%H:%M:%S", time.localtime(since))
             self.status(f"maker-local: {len(todo)} of {len(requests)} requests failed: "
-                        f"{worst.error}; failing since {time.strftime('%H:%M:%S', time.localtime(since))} "
+                        f"{worst.error}; failing since {clock} "
                         f"({now - since:.0f} s); next try in {wait:.0f} s (same seeds)")
             self.sleep(wait)
             again = self.backend.sample([requests[i] for i in todo])

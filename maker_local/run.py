@@ -103,8 +103,9 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
     """Run (or resume) a solve to the end; returns the ledger's report.
 
     Raises StuckStep (a step used its sample budget) or RunStopped (the backend keeps
-    failing, or nearly every sample is red-flagged) after writing the report of what was done; LedgerError for a ledger that cannot
-    be used or written (the disk is full, read-only, ...), with the fix in the message.
+    failing, or nearly every sample is red-flagged) after writing the report of what was
+    done; LedgerError for a ledger that cannot be used or written (the disk is full,
+    read-only, ...), with the fix in the message.
     """
     from .report import build_report, write_report
 

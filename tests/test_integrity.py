@@ -117,7 +117,8 @@ EDITS = {
         run, "UPDATE decided SET answer = answer + 1 WHERE step = (SELECT MAX(step) FROM "
         "decided)"),
     "a vote moved": lambda run: sql(
-        run, "UPDATE samples SET answer = NULL, flag = 'parse' WHERE (step, idx) = (SELECT step, idx FROM samples WHERE answer IS NOT NULL "
+        run, "UPDATE samples SET answer = NULL, flag = 'parse' WHERE (step, idx) = "
+        "(SELECT step, idx FROM samples WHERE answer IS NOT NULL "
         "ORDER BY step DESC LIMIT 1)"),
     "a sample deleted": lambda run: sql(
         run, "DELETE FROM samples WHERE (step, idx) = (SELECT step, MAX(idx) FROM samples "

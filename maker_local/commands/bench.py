@@ -30,40 +30,48 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    "the slice centred on the middle of the run (input by closed form)")
     s.add_argument("--warmup", type=int, default=200, help="steps voted before timing starts")
     s.add_argument("--steps", type=int, default=2000, help="steps voted while timed")
-    s.add_argument("--k", type=checks.k_or_auto(1 << 16), default=None, help="votes a key must lead by, or 'auto'; default as "
+    s.add_argument("--k", type=checks.k_or_auto(1 << 16), default=None,
+                   help="votes a key must lead by, or 'auto'; default as "
                    "in solve: auto when the accuracy was measured (card, --calibration), else 3")
     s.add_argument("--target", type=checks.fraction(), default=0.95,
                    help="success probability of the full run that k auto and k_min aim for")
-    s.add_argument("--window", type=checks.at_least(1), help="steps voted at once (default: the backend's)")
+    s.add_argument("--window", type=checks.at_least(1),
+                   help="steps voted at once (default: the backend's)")
     s.add_argument("--seed", type=int, default=0, help="run seed")
     s.add_argument("--rules", action="store_true", help="red-flag answers that break the rules")
     s.add_argument("--max-samples", type=checks.at_least(1, 1 << 16), default=1000,
                    help="end the slice when a step is undecided after this many samples")
-    s.add_argument("--max-seconds", type=checks.number(0, lo_open=True), default=None, help="end each slice (warm-up, "
+    s.add_argument("--max-seconds", type=checks.number(0, lo_open=True), default=None,
+                   help="end each slice (warm-up, "
                    "timed) after the round that passes this many seconds; for models that "
                    "cannot decide, e.g. --dummy-weights")
     add_backend_args(p)
     c = p.add_argument_group("cost")
     c.add_argument("--price-per-hour", type=checks.number(0), default=None, help="USD per GPU (or "
                    "machine) hour (default: the profile's usd_per_gpu_hour, else 0)")
-    c.add_argument("--gpus", type=checks.number(0, lo_open=True), default=None, help="GPUs the wall time is multiplied "
+    c.add_argument("--gpus", type=checks.number(0, lo_open=True), default=None,
+                   help="GPUs the wall time is multiplied "
                    "by (default: one per vllm-http server, else 1 GPU or 1 CPU machine)")
     c.add_argument("--run-steps", type=checks.at_least(1), default=None,
                    help="steps of the full run to project (default 2^disks - 1 = 1,048,575)")
     a = p.add_argument_group("projection from a plugged-in accuracy (when it cannot be "
                              "measured here, e.g. --dummy-weights)")
-    a.add_argument("--calibration", type=checks.existing_file, help="a calibration JSON (maker-local "
+    a.add_argument("--calibration", type=checks.existing_file,
+                   help="a calibration JSON (maker-local "
                    "calibrate): p, valid, tokens; also --k auto")
     a.add_argument("--paper-figures", metavar="PROFILE", type=checks.text, default=None,
                    help="take p and tokens_out from a profile's [paper] table")
     a.add_argument("--p", type=checks.number(0, 1), default=None, help="per-sample accuracy p")
-    a.add_argument("--tokens-out", type=checks.number(0), default=None, help="mean output tokens/sample")
-    a.add_argument("--tokens-in", type=checks.number(0), default=None, help="mean input tokens/sample")
+    a.add_argument("--tokens-out", type=checks.number(0), default=None,
+                   help="mean output tokens/sample")
+    a.add_argument("--tokens-in", type=checks.number(0), default=None,
+                   help="mean input tokens/sample")
     a.add_argument("--valid", type=checks.number(0, 1, lo_open=True), default=None,
                    help="share of samples not red-flagged (default 1, or the calibration's)")
     a.add_argument("--tokens-per-second", type=checks.number(0, lo_open=True), default=None,
                    help="output tokens/s of the machine (default: measured by this bench)")
-    p.add_argument("--out", type=checks.path, default=None, help="write the JSON with metadata here")
+    p.add_argument("--out", type=checks.path, default=None,
+                   help="write the JSON with metadata here")
 
 
 def plugged_accuracy(args: argparse.Namespace, run_steps: int) -> Any:

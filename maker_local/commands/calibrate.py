@@ -20,7 +20,8 @@ DEFAULT_OUT = Path("runs/calibration/calibration.json")
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.formatter_class = checks.HelpFormatter
-    p.add_argument("--disks", type=checks.text, default="3-20", help="disk counts to sample, e.g. 3-20 or 4,10,20")
+    p.add_argument("--disks", type=checks.text, default="3-20",
+                   help="disk counts to sample, e.g. 3-20 or 4,10,20")
     p.add_argument("--steps-per-disk", type=checks.at_least(1), default=100,
                    help="random steps per disk count (all steps when there are fewer)")
     p.add_argument("--samples", type=checks.at_least(2), default=10, help="samples R of each step")

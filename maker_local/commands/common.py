@@ -16,11 +16,13 @@ PAPER_DEFAULTS = {"style": "paper", "max_tokens": 750, "temperature": 0.1,
 
 
 def add_backend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", type=checks.text, default=None, help=f"one of: {', '.join(BACKENDS)} (default: "
+    p.add_argument("--backend", type=checks.text, default=None,
+                   help=f"one of: {', '.join(BACKENDS)} (default: "
                    "the bundled step model in-process, on vLLM if installed, else hf)")
     p.add_argument("--profile", type=checks.text, default=None,
                    help="a model profile from models/ (model, prompt style, cap, temperatures)")
-    p.add_argument("--style", type=checks.text, default=None, help="prompt/answer style: paper or compact "
+    p.add_argument("--style", type=checks.text, default=None,
+                   help="prompt/answer style: paper or compact "
                    "(default: the profile's, else paper)")
     p.add_argument("--max-tokens", type=checks.at_least(1), default=None,
                    help="red-flag cap: samples that reach it are discarded (default: the "

@@ -12,10 +12,13 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.formatter_class = checks.HelpFormatter
     p.add_argument("--error", type=checks.number(0, 1, hi_open=True), default=None,
                    help="per-sample error 1-p")
-    p.add_argument("--calibration", type=checks.existing_file, default=None, help="a calibration JSON (maker-local "
+    p.add_argument("--calibration", type=checks.existing_file, default=None,
+                   help="a calibration JSON (maker-local "
                    "calibrate): error, valid rate and tokens for the flags not given")
-    p.add_argument("--steps", type=checks.at_least(1), default=2**20 - 1, help="steps s (default 1,048,575)")
-    p.add_argument("--target", type=checks.fraction(), default=0.95, help="target success probability t")
+    p.add_argument("--steps", type=checks.at_least(1), default=2**20 - 1,
+                   help="steps s (default 1,048,575)")
+    p.add_argument("--target", type=checks.fraction(), default=0.95,
+                   help="target success probability t")
     p.add_argument("--valid", type=checks.number(0, 1, lo_open=True), default=None,
                    help="share of samples not red-flagged (default 1)")
     p.add_argument("--k", type=checks.at_least(1), default=None,

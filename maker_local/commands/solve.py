@@ -18,7 +18,8 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     from ..tasks import TASKS
     p.add_argument("--task", default="hanoi", help=f"one of: {', '.join(TASKS)}")
     p.add_argument("--disks", type=int, default=10, help="Hanoi disks (2^n - 1 steps)")
-    p.add_argument("--k", type=checks.k_or_auto(MAX_SAMPLES_PER_STEP), default=None, help="votes a key must lead by, or 'auto' (k_min for "
+    p.add_argument("--k", type=checks.k_or_auto(MAX_SAMPLES_PER_STEP), default=None,
+                   help="votes a key must lead by, or 'auto' (k_min for "
                    "--target from the model's measured accuracy). Default: auto when the "
                    "accuracy was measured (the bundled model's card, --calibration), else 3")
     p.add_argument("--target", type=checks.fraction(), default=0.95,
@@ -27,7 +28,8 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="a calibration JSON (maker-local calibrate) for --k auto")
     p.add_argument("--schedule", default="rounds", help="rounds (speculative, parallel over a "
                    "draft) or sequential (true chaining)")
-    p.add_argument("--window", type=checks.at_least(1), default=None, help="steps voted at once in rounds "
+    p.add_argument("--window", type=checks.at_least(1), default=None,
+                   help="steps voted at once in rounds "
                    "(default: the backend's, e.g. 131072 for sim, 4096 for vLLM)")
     p.add_argument("--run-dir", type=checks.path, default=None,
                    help="where the ledger and report go (default runs/<task>-<disks>)")
