@@ -160,3 +160,22 @@ def test_every_help_shows_defaults(cli, command):
             assert action.help and "default" in sub._get_formatter()._get_help_string(
                 action).lower(), (command, action.option_strings)
     assert "(default: " in text
+
+
+def test_k_auto_from_a_calibration_takes_the_low_end_of_its_interval(cli, tmp_path):
+    """p = 1.0000 measured on a few hundred samples is not k = 1: solve and plan both use
+    the interval's low end, as the model card path does."""
+    cal = tmp_path / "c.json"
+    code, _, err = cli("calibrate", "--backend", "sim", "--sim-error", "0", "--sim-valid", "1",
+                       "--disks", "4", "--steps-per-disk", "15", "--samples", "4",
+                       "--out", cal)
+    assert code == 0, err
+    data = json.loads(cal.read_text())
+    assert data["p"] == 1.0 and data["p_low"] < 0.99
+    code, out, err = cli("plan", "--calibration", cal, "--json")
+    assert code == 0 and json.loads(out)["k"] > 1
+    assert "low end of the 95% interval around the measured p=1.0000" in err
+    code, out, err = cli("solve", "--backend", "sim", "--disks", "4", "--k", "auto",
+                         "--calibration", cal, "--run-dir", tmp_path / "r", "--quiet", "--json")
+    assert code == 0, err
+    assert json.loads(out)["k"] > 1 and "low end of the 95% interval" in err

@@ -34,7 +34,19 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
+def conservative_p(cal: dict, path: object) -> tuple[float, str]:
+    """The accuracy a calibration vouches for, and how to say where it came from: the low end
+    of its 95% interval (the card's rule too), not the point estimate; k is chosen for the
+    model the measurement cannot rule out."""
+    p = float(cal["p"])
+    low = float(cal.get("p_low", p))
+    return low, (f"{path}: the low end of the 95% interval around the measured p={p:.4f}"
+                 if low < p else f"{path}: measured")
+
+
 def main(args: argparse.Namespace) -> int:
+    import sys
+
     from ..engine.scaling import plan
 
     if args.calibration is not None:
@@ -43,7 +55,10 @@ def main(args: argparse.Namespace) -> int:
             cal = load_calibration(args.calibration)
         except ValueError as e:
             raise UsageError(str(e)) from None
-        given = {"error": 1 - cal["p"], "valid": cal["valid"],
+        p, source = conservative_p(cal, args.calibration)
+        if args.error is None:
+            print(f"plan: p={p:.4f} ({source})", file=sys.stderr)
+        given = {"error": 1 - p, "valid": cal["valid"],
                  "tokens_out": cal["tokens_out_mean"], "tokens_in": cal["tokens_in_mean"]}
         for key, value in given.items():
             if getattr(args, key) is None:

@@ -62,8 +62,9 @@ def measured_accuracy(args: argparse.Namespace, profile: Any) -> tuple[float, st
     """Per-sample accuracy p measured for this model, and where it came from."""
     if args.calibration is not None:
         from ..calibrate import load_calibration
+        from .plan import conservative_p
         try:
-            return float(load_calibration(args.calibration)["p"]), str(args.calibration)
+            return conservative_p(load_calibration(args.calibration), args.calibration)
         except (OSError, ValueError, KeyError) as e:
             raise UsageError(f"cannot read --calibration {args.calibration}: {e}") from None
     if profile is not None and args.backend in ("vllm", "hf", "vllm-http"):
