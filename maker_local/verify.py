@@ -5,8 +5,8 @@
 2. every decision, replayed from the recorded votes in recorded order under the run's rule
    (first-to-ahead-by-k): the same winner after the same number of votes, and the first
    undecided step's recorded votes do not already decide it;
-3. every input, re-derived from the decisions (step 0 from the task, step i+1 from step i's
-   voted answer), and every error and divergence against the task's reference answer for
+3. every input, re-derived from the decisions (the first step's from the task, step i+1's
+   from step i's voted answer), and every error and divergence against the task's reference answer for
    that input.
 Problems name the first step they affect. Memory: one step's votes at a time.
 """
@@ -62,9 +62,10 @@ def _verify(led: Ledger) -> dict[str, Any]:
         key=lambda r: r[0])
     current = next(votes, None)
     epoch_now = 0  # the epoch of undecided steps: one per divergence so far
-    x = task.initial()
+    start = int(run["slice"][0]) if run.get("slice") else 0  # a slice run starts there
+    x = task.initial() if start == 0 else task.input_at(start)
     errors = recorded_errors = 0
-    expected_step = 0
+    expected_step = start
     for step, epoch, aid, n_votes, n_samples, divergent, correct, key in decided:
         counts["decisions"] += 1
         if step != expected_step:
