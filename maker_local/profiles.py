@@ -27,6 +27,9 @@ Fields (top level of `models/<name>.toml`):
     constrained        send the task's output constraint (default true); false lets a model
                        that knows its format show its slips as red flags instead of having
                        them forced into well-formed answers.
+    draft_sampling     in-process vLLM draws each step's votes against the step's draft
+                       answer from one prefill (exact; engine/draft.py): pays for models that
+                       are usually right and write short answers (default false).
     base_url           kind "api" only: the API's base URL (optional; e.g. OpenAI's).
     api_key_env        kind "api" only: the environment variable holding the key (optional).
 
@@ -61,7 +64,7 @@ PROMPT_STYLES = ("paper", "compact")
 REASONING_EFFORTS = ("low", "medium", "high")
 _TOP = {"description", "model", "kind", "api", "prompt_style", "max_tokens",
         "temperature_first", "temperature", "reasoning_effort", "base_url", "api_key_env",
-        "constrained",
+        "constrained", "draft_sampling",
         "serve", "price", "paper"}
 _TABLES = {"serve": {"args", "env"},
            "price": {"usd_per_gpu_hour", "usd_per_m_in", "usd_per_m_out"},
@@ -99,6 +102,7 @@ class Profile:
     temperature: float
     reasoning_effort: str | None = None
     constrained: bool = True
+    draft_sampling: bool = False  # in-process vLLM samples against the draft (engine/draft.py)
     description: str = ""
     base_url: str | None = None
     api_key_env: str | None = None
@@ -216,6 +220,7 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
         temperature=float(get("temperature", num)),
         reasoning_effort=choice("reasoning_effort", REASONING_EFFORTS, None),
         constrained=get("constrained", bool, True),
+        draft_sampling=get("draft_sampling", bool, False),
         description=get("description", str, ""),
         base_url=get("base_url", str, None),
         api_key_env=get("api_key_env", str, None),
@@ -256,3 +261,28 @@ def card_accuracy(profile: Profile, disks: int, temperature: float) -> tuple[flo
             return None
         p, how = float(exact[key]), "teacher-forced p"
     return p, f"{path.parent.name}/{path.name}: {disks} disks at T={temperature:g}, {how}"
+
+
+def card_classes(profile: Profile, disks: int, temperature: float
+                 ) -> tuple[dict[str, tuple[int, list[float]]], str] | None:
+    """The model card's class table (`card_classes.json` beside the model folder: exact p_i
+    of checked steps per class of steps) for this task size at this temperature, as
+    {class name: (steps in the class, p_i of its checked steps)}, with where it came from;
+    None without such a table."""
+    import json
+
+    if not profile.is_local_path:
+        return None
+    path = Path(profile.model).parent / "card_classes.json"
+    if not path.exists():
+        return None
+    card = json.loads(path.read_text())
+    if abs(float(card.get("temperature", -1)) - temperature) > 1e-9:
+        return None
+    rows = [r for r in card.get("classes", []) if r.get("disks") == disks and r.get("p")]
+    if not rows:
+        return None
+    table = {f"{disks} disks, moving disk {r['disk']}": (int(r["class_steps"]),
+                                                          [float(v) for v in r["p"]])
+             for r in rows}
+    return table, f"{path.parent.name}/{path.name}: {disks} disks at T={temperature:g}"

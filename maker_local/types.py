@@ -18,20 +18,23 @@ class SampleRequest:
     `messages` may be given, or rendered on first use from `x` by `render` (the sim never
     needs the prompt text, so a million-step sim run never builds a million prompts).
     `reference` is an oracle hint that only the sim reads (the task's right answer for `x`).
+    `draft` is the draft answer's text when the schedule has one (rounds over a reference):
+    engines that can sample against a draft (engine/draft.py) draw exact samples from one
+    prefill of prompt + draft; the samples' distribution does not depend on it.
     """
 
     __slots__ = ("step", "x", "_messages", "n", "temperature", "max_tokens", "seed",
-                 "constraint", "first_index", "render", "reference")
+                 "constraint", "first_index", "render", "reference", "draft")
 
     def __init__(self, step: int, x: Any, messages: list[dict[str, str]] | None, n: int,
                  temperature: float, max_tokens: int, seed: int,
                  constraint: Constraint | None = None, first_index: int = 0,
                  render: Callable[[Any], list[dict[str, str]]] | None = None,
-                 reference: Any = None):
+                 reference: Any = None, draft: str | None = None):
         self.step, self.x, self._messages, self.n = step, x, messages, n
         self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
         self.constraint, self.first_index = constraint, first_index
-        self.render, self.reference = render, reference
+        self.render, self.reference, self.draft = render, reference, draft
 
     @property
     def messages(self) -> list[dict[str, str]]:

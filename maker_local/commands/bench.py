@@ -224,6 +224,7 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
                               rules=args.rules, max_samples=args.max_samples,
                               window=args.window or getattr(backend, "default_window", 4096),
                               constrained=not args.unconstrained,
+                              drafts=bool(getattr(backend, "uses_draft", False)),
                               # random weights are never right: keep full rounds by staying
                               # on the draft instead of re-deriving it after every divergence
                               follow="draft" if args.dummy_weights else "vote")

@@ -54,6 +54,11 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="gpt-oss's reasoning effort (default: the profile's)")
     e.add_argument("--max-model-len", type=checks.at_least(1), default=None,
                    help="engine context length (default: the model's)")
+    e.add_argument("--draft-sampling", dest="draft_sampling", action="store_true",
+                   default=None, help="vllm: draw each step's votes against its draft answer "
+                   "from one prefill (exact; default: the profile's setting)")
+    e.add_argument("--no-draft-sampling", dest="draft_sampling", action="store_false",
+                   help="vllm: plain decoding for every sample")
     e.add_argument("--dummy-weights", action="store_true",
                    help="random weights of the real architecture (speed tests only)")
     g = p.add_argument_group("sim backend")
@@ -109,6 +114,8 @@ def resolve(args: argparse.Namespace) -> Any:
                 setattr(args, key, value)
         if args.unconstrained is None:
             args.unconstrained = not profile.constrained
+        if getattr(args, "draft_sampling", None) is None:
+            args.draft_sampling = profile.draft_sampling
         # the in-process engine takes the dtype the profile serves with (e.g. float32 for a
         # tiny model that vLLM would otherwise run in bfloat16)
         serve = list(profile.serve_args)

@@ -42,6 +42,8 @@ class VoteConfig:
     # on a divergence, "vote": the chain follows the vote (a run); "draft": the chain stays on
     # the draft and the divergence is only counted (speed tests with random weights)
     follow: str = "vote"
+    # attach the draft answer's text to requests (for backends that sample against a draft)
+    drafts: bool = False
 
 
 class StuckStep(Exception):
@@ -93,20 +95,28 @@ class RoundRows:
 class Schedule:
     """Voting over a task's steps; `mode` is "rounds" or "sequential"."""
 
-    def __init__(self, task: Task, cfg: VoteConfig, mode: str = "rounds"):
+    def __init__(self, task: Task, cfg: VoteConfig, mode: str = "rounds", start: int = 0,
+                 stop: int | None = None):
+        """Vote steps start..stop-1 (default: the whole task). A slice starts from the
+        task's reference input at `start` (`task.input_at`), so it certifies that range of
+        the reference trajectory."""
         if mode not in SCHEDULES:
             raise ValueError(f"unknown schedule {mode!r}; choose one of {', '.join(SCHEDULES)}")
         if not 1 <= cfg.max_samples <= MAX_SAMPLES_PER_STEP:
             raise ValueError(f"max samples per step must be in 1..{MAX_SAMPLES_PER_STEP}")
         self.task, self.cfg, self.mode = task, cfg, mode
-        self.total = task.num_steps()
+        self.total = task.num_steps() if stop is None else stop
+        if not 0 <= start < self.total <= task.num_steps():
+            raise ValueError(f"steps {start}:{self.total} is not a range of the task's "
+                             f"{task.num_steps():,} steps")
+        self.start = start
         self.window = 1 if mode == "sequential" else max(1, cfg.window)
-        self.done = 0  # steps finalized (a prefix)
+        self.done = start  # steps finalized (a prefix of start..total-1)
         self.epoch = 0  # divergences so far
         self.round = 0
         self.pending: dict[int, StepState] = {}
-        self.frontier = 0  # next step to enter the window
-        self.frontier_x: Any = task.initial()
+        self.frontier = start  # next step to enter the window
+        self.frontier_x: Any = task.initial() if start == 0 else task.input_at(start)
         self.chain_x: Any = self.frontier_x  # input of step `done`
         self.used: dict[int, int] = {}  # next vote index for steps with ledger samples (resume)
 
@@ -133,7 +143,7 @@ class Schedule:
         self._fill()
         cfg, temps, task = self.cfg, self.cfg.temperatures, self.task
         render = task.render
-        run_seed, cap = cfg.run_seed, cfg.max_tokens
+        run_seed, cap, drafts = cfg.run_seed, cfg.max_tokens, cfg.drafts
         out: list[SampleRequest] = []
         for st in self.pending.values():
             if st.voter.winner is not None:
@@ -142,13 +152,14 @@ class Schedule:
             if st.samples + need > cfg.max_samples or st.next_index + need > MAX_SAMPLES_PER_STEP:
                 raise StuckStep(st.step, st.samples, dict(st.voter.counts))
             con = task.constraint(st.x) if cfg.constrained else None
+            draft = task.text(st.ref.answer) if drafts and st.ref is not None else None
             i = st.next_index
             while need > 0:
                 # the first vote of a step may be greedy: its own request of n=1
                 n = 1 if temps.at(i) != temps.at(i + 1) else need
                 out.append(SampleRequest(st.step, st.x, None, n, temps.at(i), cap,
                                          sample_seed(run_seed, st.step, i), con, i, render,
-                                         st.ref))
+                                         st.ref, draft))
                 i += n
                 need -= n
             st.next_index = i
