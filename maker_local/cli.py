@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "calibrate": "measure a model's per-step accuracy and recommend k",
     "serve": "start vLLM servers for a model profile",
     "bench": "measure what one reliable step costs on this machine",
+    "verify": "check a run's ledger: checksums, every decision replayed, every input re-derived",
 }
 
 

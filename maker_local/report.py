@@ -70,6 +70,8 @@ def _build(led: Ledger) -> dict[str, Any]:
     cfg = led.config
     run = cfg["run"]
     total_steps = run["task"]["steps"]
+    if run.get("slice"):  # a slice a..b-1 of the task: its steps are the run's
+        total_steps = run["slice"][1] - run["slice"][0]
     decided = np.array(q("SELECT votes, samples, rounds, correct IS 0, divergent FROM decided "
                          "ORDER BY step").fetchall(), dtype=np.int64).reshape(-1, 5)
     votes, samples, rounds = decided[:, 0], decided[:, 1], decided[:, 2]
@@ -96,6 +98,7 @@ def _build(led: Ledger) -> dict[str, Any]:
     return {
         "run_dir": str(led.path.parent.name),
         "task": run["task"], "backend": run["backend"]["backend"], "k": k,
+        "slice": run.get("slice"),
         "schedule": run["schedule"],
         "finished": led.meta("finished") is not None,
         "steps": {"total": total_steps, "decided": int(decided.shape[0]),
@@ -171,7 +174,8 @@ def format_report(r: dict[str, Any]) -> str:
     fl = ", ".join(f"{k} {n}" for k, n in sm["flagged_by_reason"].items() if n) or "none"
     lines = [
         f"task       {r['task']['task']} {r['task'].get('disks', '')} disks, "
-        f"backend {r['backend']}, k={r['k']}, schedule {r['schedule']}",
+        f"backend {r['backend']}, k={r['k']}, schedule {r['schedule']}"
+        + (f", steps {r['slice'][0]:,}..{r['slice'][1] - 1:,}" if r.get("slice") else ""),
         f"steps      {s['decided']:,} / {s['total']:,} decided, {s['errors']} errors vs "
         f"reference, {s['divergences']} divergences, {s['more_than_k_votes']:,} needed > k votes",
         f"samples    {sm['total']:,} ({sm['flagged']:,} red-flagged: {fl})",

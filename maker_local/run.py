@@ -29,6 +29,7 @@ class RunSpec:
     vote: VoteConfig
     schedule: str = "rounds"
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. how k was chosen
+    steps: tuple[int, int] | None = None  # a slice start..stop-1 of the task (None: all)
 
     def identity(self) -> dict[str, Any]:
         v = self.vote
@@ -38,6 +39,7 @@ class RunSpec:
             "k": v.k, "schedule": self.schedule, "window": v.window, "seed": v.run_seed,
             "temperature_first": v.temperatures.first, "temperature": v.temperatures.rest,
             "max_tokens": v.max_tokens, "rules": v.rules, "constrained": v.constrained,
+            **({"slice": list(self.steps)} if self.steps is not None else {}),
         }
 
 
@@ -114,14 +116,17 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
     except (OSError, sqlite3.Error) as e:
         raise disk_error(e, run_dir) from None
     if progress:
-        print(f"maker-local: {'resuming' if resumed else 'starting'} {spec.task.num_steps():,} "
-              f"steps on {spec.backend.name}, k={spec.vote.k}, schedule {spec.schedule}, "
+        a, b = spec.steps or (0, spec.task.num_steps())
+        what = f"{b - a:,} steps" + (f" ({a:,}..{b - 1:,})" if spec.steps else "")
+        print(f"maker-local: {'resuming' if resumed else 'starting'} {what} "
+              f"on {spec.backend.name}, k={spec.vote.k}, schedule {spec.schedule}, "
               f"ledger {run_dir / LEDGER_NAME}", file=sys.stderr)
     stopped: Exception | None = None
     try:
-        sched = Schedule(spec.task, spec.vote, spec.schedule)
+        start, stop = spec.steps or (0, None)
+        sched = Schedule(spec.task, spec.vote, spec.schedule, start, stop)
         if resumed:
-            sched.restore(**ledger.resume_state(spec.task))
+            sched.restore(**ledger.resume_state(spec.task, start))
         bar = _Bar(sched, ledger, progress, spec.extra.get("price") or {})
         retrier = Retrier(spec.backend, status=bar.write,
                           on_failure=lambda failed: ledger.write_failures(sched.round, failed))
@@ -184,8 +189,9 @@ class _Bar:
         self.last = time.time()
         self.votes = q("SELECT COALESCE(SUM(votes), 0) FROM decided").fetchone()[0]
         self.errors = q("SELECT COUNT(*) FROM decided WHERE correct = 0").fetchone()[0]
-        self.decided = sched.done
-        self.bar = tqdm(total=sched.total, initial=sched.done, unit="step", disable=not enabled,
+        self.decided = sched.done - sched.start
+        self.bar = tqdm(total=sched.total - sched.start, initial=sched.done - sched.start,
+                        unit="step", disable=not enabled,
                         file=sys.stderr, dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
 
     def update(self, rows: Any) -> None:

@@ -53,3 +53,23 @@ def test_plan_cost():
     assert r.k == 3
     assert r.samples_per_step == pytest.approx(expected_votes(0.9978, 3) / 0.97)
     assert r.cost == pytest.approx(r.samples_total * (1000 * 0.4 + 538 * 1.6) / 1e6)
+
+
+def test_k_by_class_is_set_by_the_weakest_class_not_the_pooled_mean():
+    from maker_local.engine.scaling import class_k_min, k_min
+    # a million easy steps and 16 hard ones: pooled, p is ~0.99999 and k=1..2 would do
+    easy = (1_000_000, [0.99999] * 50)
+    hard = (16, [0.80] * 16)
+    got = class_k_min({"easy": easy, "hard": hard}, 0.95)
+    pooled = (1_000_000 * 0.99999 + 16 * 0.80) / 1_000_016
+    assert got.k > k_min(pooled, 1_000_016, 0.95)
+    assert got.setter == "hard" and got.p_run >= 0.95
+    # the same as the formula when there is one class with one p
+    one = class_k_min({"all": (1_048_575, [0.9978])}, 0.95)
+    assert one.k == k_min(0.9978, 1_048_575, 0.95) == 3
+
+
+def test_k_by_class_refuses_a_class_voting_cannot_fix():
+    from maker_local.engine.scaling import class_k_min
+    got = class_k_min({"ok": (100, [0.999]), "bad": (4, [0.9, 0.45])}, 0.95)
+    assert got.k is None and got.hopeless == ["bad"]

@@ -18,6 +18,10 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     from ..tasks import TASKS
     p.add_argument("--task", default="hanoi", help=f"one of: {', '.join(TASKS)}")
     p.add_argument("--disks", type=int, default=10, help="Hanoi disks (2^n - 1 steps)")
+    p.add_argument("--steps", type=step_range, default=None, metavar="A:B",
+                   help="certify only steps A..B-1 of the run ('A:B', 'A:' or ':B', as a "
+                   "Python slice), starting from the reference input of step A; its own "
+                   "ledger and report (default run dir runs/<task>-<disks>-A-B)")
     p.add_argument("--k", type=checks.k_or_auto(MAX_SAMPLES_PER_STEP), default=None,
                    help="votes a key must lead by, or 'auto' (k_min for "
                    "--target from the model's measured accuracy). Default: auto when the "
@@ -48,7 +52,39 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="Prometheus counters on 127.0.0.1:PORT/metrics (off by default)")
     add_backend_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show the engine's logs here (default: in <run-dir>/engine.log)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def step_range(text: str) -> tuple[int | None, int | None]:
+    """'A:B' -> (A, B); either end may be left out. Checked against the task later."""
+    a, sep, b = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        lo = int(a) if a.strip() else None
+        hi = int(b) if b.strip() else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a step range: write A:B (steps A..B-1), A: or :B") from None
+    if (lo is not None and lo < 0) or (hi is not None and hi < 1) or \
+            (lo is not None and hi is not None and hi <= lo):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: need 0 <= A < B (steps A..B-1, counted from 0)")
+    return lo, hi
+
+
+def slice_of(args: argparse.Namespace, total: int) -> tuple[int, int] | None:
+    """The run's slice (start, stop) from --steps, checked against the task's length."""
+    if args.steps is None:
+        return None
+    lo, hi = args.steps
+    lo, hi = lo or 0, total if hi is None else hi
+    if hi > total or lo >= hi:
+        raise UsageError(f"--steps {lo}:{hi} is outside the run's {total:,} steps "
+                         f"(0..{total - 1:,}): choose A < B <= {total}")
+    return lo, hi
 
 
 def _choose(kind: str, name: str, known: list[str]) -> str:
@@ -92,6 +128,12 @@ def choose_k(args: argparse.Namespace, backend: Any, profile: Any, steps: int
         if k < 1:
             raise UsageError(f"--k must be at least 1 (got {k})")
         return k, {}
+    classes = None
+    if args.calibration is None and profile is not None and args.backend != "sim":
+        from ..profiles import card_classes
+        classes = card_classes(profile, args.disks, args.temperature)
+    if classes is not None:
+        return _k_by_class(classes, steps, args.target)
     if measured is not None:
         p, source = measured
     elif told is not None:
@@ -109,6 +151,28 @@ def choose_k(args: argparse.Namespace, backend: Any, profile: Any, steps: int
                           "k": k}}
 
 
+def _k_by_class(classes: tuple[dict[str, tuple[int, list[float]]], str], steps: int,
+                target: float) -> tuple[int, dict[str, Any]]:
+    """k auto from the card's class table: P(run) is the product over classes."""
+    from ..engine.scaling import class_k_min
+
+    table, source = classes
+    got = class_k_min(table, target)
+    if got.k is None:
+        what = (f"{', '.join(got.hopeless)} has steps that the model gets right at most half "
+                "the time, which no k fixes" if got.hopeless else
+                f"no k up to 64 reaches it (the weakest class: {got.setter})")
+        raise UsageError(f"--k auto: P(all {steps:,} steps right) >= {target} cannot be "
+                         f"reached with this model ({source}): {what}. Give --k N to run "
+                         "anyway, or use a model whose card clears every class")
+    print(f"k auto: k={got.k} is the smallest k with P(all {steps:,} steps right) >= {target} "
+          f"(P = {got.p_run:.4f}, the product over the {len(table)} step classes of the "
+          f"card, {source}); the class that sets k: {got.setter}", file=sys.stderr)
+    return got.k, {"k_auto": {"by_class": True, "source": source, "steps": steps,
+                              "target": target, "k": got.k, "p_run": got.p_run,
+                              "setter": got.setter}}
+
+
 def run_price(args: argparse.Namespace, profile: Any) -> dict[str, float]:
     """What the run costs: machine time (local) or tokens (API), for the progress bar."""
     if args.price_per_hour is not None:
@@ -123,7 +187,7 @@ def run_price(args: argparse.Namespace, profile: Any) -> dict[str, float]:
                               ("usd_per_m_out", price.usd_per_m_out)) if v}
 
 
-def build_spec(args: argparse.Namespace) -> Any:
+def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     from ..backends import make_backend
     from ..engine.schedule import SCHEDULES, VoteConfig
     from ..engine.seeds import MAX_RUN_SEED, Temperatures
@@ -141,6 +205,12 @@ def build_spec(args: argparse.Namespace) -> Any:
         raise UsageError("--max-tokens must be at least 1")
     try:
         task = TASKS[args.task](args.disks, style=args.style)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    steps = slice_of(args, task.num_steps())  # refused before an engine starts
+    if logs is not None:
+        logs.start()  # every option is checked: the engine's output goes to its log
+    try:
         backend = make_backend(args.backend, task, vars(args))
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -153,20 +223,17 @@ def build_spec(args: argparse.Namespace) -> Any:
         vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
                           temperatures=Temperatures(args.temperature_first, args.temperature),
                           rules=args.rules, max_samples=args.max_samples, window=window,
-                          keep_text=args.keep_text, constrained=not args.unconstrained)
+                          keep_text=args.keep_text, constrained=not args.unconstrained,
+                          drafts=bool(getattr(backend, "uses_draft", False)))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return RunSpec(task, backend, vote, args.schedule, extra)
+    return RunSpec(task, backend, vote, args.schedule, extra, steps)
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..engine.schedule import StuckStep
-    from ..failures import RunStopped
-    from ..report import format_report
-    from ..run import solve
-    from ..store import LedgerError
-
-    run_dir = args.run_dir or Path("runs") / f"{args.task}-{args.disks}"
+    run_dir = args.run_dir or Path("runs") / (f"{args.task}-{args.disks}" + (
+        f"-{args.steps[0] or 0}-{args.steps[1] if args.steps[1] is not None else 'end'}"
+        if args.steps else ""))
     # everything that can be refused is refused before a file is made or an engine starts
     checks.check_run_dir(run_dir, args.resume)
     if args.k not in (None, "auto") and int(args.k) > args.max_samples:
@@ -180,7 +247,24 @@ def main(args: argparse.Namespace) -> int:
             metrics.start(args.metrics_port)
         except (ImportError, OSError) as e:
             raise UsageError(f"--metrics-port {args.metrics_port}: {e}") from None
-    spec = build_spec(args)
+    from ..enginelog import EngineLog
+    # an engine in this process (None without --base-url: the embedded default, in-process)
+    in_process = args.backend in ("vllm", "hf") or (args.backend is None and not args.base_url)
+    logs = EngineLog(run_dir / "engine.log" if in_process and not args.verbose else None)
+    try:
+        return _run(args, run_dir, metrics, logs)
+    finally:
+        logs.stop()
+
+
+def _run(args: argparse.Namespace, run_dir: Path, metrics: Any, logs: Any = None) -> int:
+    from ..engine.schedule import StuckStep
+    from ..failures import RunStopped
+    from ..report import format_report
+    from ..run import solve
+    from ..store import LedgerError
+
+    spec = build_spec(args, logs)
     try:
         report = solve(spec, run_dir, resume=args.resume, progress=not args.quiet,
                        on_round=metrics.on_round if metrics else None)

@@ -88,3 +88,49 @@ def plan(p: float, steps: int, target: float, valid: float = 1.0, k: int | None 
     cost = total * (tokens_in * price_in + tokens_out * price_out) / 1e6
     return Plan(p, valid, steps, target, kk, p_step(p, kk), p_full(p, kk, steps), votes, samples,
                 total, total * tokens_in, total * tokens_out, cost)
+
+
+@dataclass
+class ClassK:
+    """k_min over step classes (e.g. Hanoi's (disk count, moving disk)): the run succeeds
+    when every step does, so P(run) = prod over classes of prod over its steps of p_step."""
+    k: int | None  # None: no k reaches the target (a class has a step with p_i <= 0.5)
+    p_run: float  # P(all steps right) at k (or at the largest k tried)
+    setter: str  # the class with the smallest P(all its steps right) at k - 1: it sets k
+    hopeless: list[str]  # classes with a checked step at p_i <= 0.5: voting cannot fix them
+
+
+def class_k_min(classes: dict[str, tuple[int, list[float]]], t: float,
+                k_max: int = 64) -> ClassK:
+    """Smallest k with P(all steps right) >= t over classes of steps.
+
+    classes: name -> (steps in the class, measured p_i of the checked steps). A class's
+    success is estimated as exp(steps * mean_i ln p_step(p_i, k)): its checked steps stand
+    for all of its steps, each with its own p_i (errors that cluster on some steps count
+    as such, not averaged away as one pooled p would).
+    """
+    if not 0 < t < 1:
+        raise ValueError(f"target success probability must be in (0, 1) (got {t})")
+    hopeless = [c for c, (_, ps) in classes.items() if min(ps) <= 0.5]
+
+    def log_success(k: int) -> dict[str, float]:
+        out = {}
+        for c, (count, ps) in classes.items():
+            if c in hopeless:
+                out[c] = -math.inf
+                continue
+            logs = [math.log(p_step(p, k)) if p < 1 else 0.0 for p in ps]
+            out[c] = count * sum(logs) / len(logs)
+        return out
+
+    prev = log_success(1)
+    if sum(prev.values()) >= math.log(t):
+        return ClassK(1, math.exp(sum(prev.values())), min(prev, key=prev.get), hopeless)
+    if hopeless:
+        return ClassK(None, 0.0, hopeless[0], hopeless)
+    for k in range(2, k_max + 1):
+        cur = log_success(k)
+        if sum(cur.values()) >= math.log(t):
+            return ClassK(k, math.exp(sum(cur.values())), min(prev, key=prev.get), [])
+        prev = cur
+    return ClassK(None, math.exp(sum(prev.values())), min(prev, key=prev.get), [])

@@ -244,19 +244,21 @@ class Ledger:
                  None if e.retryable is None else int(e.retryable), e.error or "")
                 for r, e in failed])
 
-    def resume_state(self, task: Any) -> dict[str, Any]:
-        """What `Schedule.restore` needs, read from the ledger alone."""
+    def resume_state(self, task: Any, start: int = 0) -> dict[str, Any]:
+        """What `Schedule.restore` needs, read from the ledger alone (`start`: the first
+        step of a slice run)."""
         q = self.con.execute
         done, epoch, off_ref = q("SELECT COUNT(*), COALESCE(SUM(divergent), 0), "
                                  "COALESCE(SUM(correct IS NOT 1), 0) FROM decided").fetchone()
-        last = q("SELECT COALESCE(MAX(step), -1) FROM decided").fetchone()[0]
+        done += start
+        last = q("SELECT COALESCE(MAX(step), ?) FROM decided", (start - 1,)).fetchone()[0]
         if last != done - 1:
             raise _damaged(self.path, "decided steps are not a prefix of the run")
         rounds = q("SELECT COALESCE(MAX(round) + 1, 0) FROM rounds").fetchone()[0]
         if off_ref == 0:
             chain_x = task.input_at(done) if done < task.num_steps() else None
         else:  # the chain left the reference: replay it from the voted answers
-            chain_x = task.initial()
+            chain_x = task.initial() if start == 0 else task.input_at(start)
             for (key,) in q("SELECT a.key FROM decided d JOIN answers a ON a.step = d.step "
                             "AND a.epoch = d.epoch AND a.id = d.answer ORDER BY d.step"):
                 chain_x = task.next_input(chain_x, task.answer_from_key(key))
