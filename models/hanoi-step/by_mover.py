@@ -1,60 +1,106 @@
-"""Exact per-step accuracy by the disk a step moves (teacher-forced, no sampling noise).
+"""Exact per-step accuracy by (disk count n, moving disk d): the card's class table.
 
-Uniform steps almost never move a large disk (disk d moves in 2^-d of the steps), so this checks
-them directly: for each disk count n and moving disk d, up to --count steps that move disk d
-(seeded), and the mean / min of p_i = probability that one sample at --temperature is exactly
-right, plus the greedy accuracy.
+Uniform steps almost never move a large disk (disk d moves in 2^-d of the steps), so every
+class (n, d) is checked directly: all of its 2^(n-d) steps when there are fewer than --count,
+else --count at random (seeded). Per class: the mean and min of p_i = the teacher-forced
+probability that one sample at --temperature is exactly right (no sampling noise), and greedy
+accuracy (teacher-forced argmax right at every answer token = greedy decoding right).
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python models/hanoi-step/by_mover.py \
-        --disks 10,14,15,16,17,18,19,20 --count 50
+        --disks 3-20 --count 50 --out models/hanoi-step/card_classes.json
 """
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as C  # noqa: E402
 
+BAR_MEAN, BAR_MIN = 0.99, 0.9  # the bar every class must clear (issue 8)
+
+
+def disk_list(spec: str) -> list[int]:
+    out: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def class_steps(n: int, d: int, count: int, seed: int) -> list[int]:
+    """The checked steps of class (n, d): all of them, or `count` at random."""
+    total = 2 ** (n - d)
+    rng = random.Random(seed * 1_000_003 + n * 101 + d)
+    ms = range(total) if total <= count else rng.sample(range(total), count)
+    return [(2 * m + 1) * 2 ** (d - 1) - 1 for m in ms]
+
+
+def measure(model, torch, n: int, steps: list[int], temperature: float, batch: int = 256):
+    """(p_i list, greedy-right list) for these steps of an n-disk run."""
+    ps, greedy = [], []
+    for b in range(0, len(steps), batch):
+        ex = [C.example(n, i) for i in steps[b:b + batch]]
+        seqs = [p + q for p, q in ex]
+        w = max(map(len, seqs))
+        ids = torch.full((len(seqs), w), C.PAD)
+        for r, s in enumerate(seqs):
+            ids[r, :len(s)] = torch.tensor(s)
+        with torch.no_grad():
+            lg = model(input_ids=ids).logits.float()
+        for r, (p, q) in enumerate(ex):
+            lo = lg[r, len(p) - 1:len(p) + len(q) - 1]
+            t = torch.tensor(q)
+            lp = torch.log_softmax(lo / temperature, -1)
+            ps.append(float(lp.gather(1, t[:, None]).sum().exp()))
+            greedy.append(bool((lo.argmax(-1) == t).all()))
+    return ps, greedy
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="exact p_i by moving disk")
+    ap = argparse.ArgumentParser(description="exact p_i by (disk count, moving disk)")
     ap.add_argument("--model", default=str(C.HERE / "model"))
-    ap.add_argument("--disks", default="10,20")
+    ap.add_argument("--disks", default="3-20", help="e.g. 3-20 or 10,20")
     ap.add_argument("--count", type=int, default=50)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="", help="write the table as JSON here")
     a = ap.parse_args(argv)
     import torch
     from transformers import AutoModelForCausalLM
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     m = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
-    for n in [int(v) for v in a.disks.split(",")]:
-        rng = random.Random(a.seed * 1000 + n)
+    t0 = time.time()
+    rows = []
+    for n in disk_list(a.disks):
         for d in range(1, n + 1):
-            cnt = min(a.count, 2 ** (n - d))
-            ks = rng.sample(range(2 ** (n - d)), cnt)
-            ex = [C.example(n, (2 * k + 1) * 2 ** (d - 1) - 1) for k in ks]
-            seqs = [p + q for p, q in ex]
-            w = max(map(len, seqs))
-            ids = torch.full((len(seqs), w), C.PAD)
-            for r, s in enumerate(seqs):
-                ids[r, :len(s)] = torch.tensor(s)
-            with torch.no_grad():
-                lg = m(input_ids=ids).logits.float()
-            ps, g = [], 0
-            for r, (p, q) in enumerate(ex):
-                lo = lg[r, len(p) - 1:len(p) + len(q) - 1]
-                t = torch.tensor(q)
-                lp = torch.log_softmax(lo / a.temperature, -1)
-                ps.append(float(lp.gather(1, t[:, None]).sum().exp()))
-                g += bool((lo.argmax(-1) == t).all())
-            print(f"n={n:2d} disk={d:2d} steps={cnt:3d} mean_p={sum(ps) / cnt:.4f} "
-                  f"min_p={min(ps):.4f} greedy={g / cnt:.3f}", flush=True)
-    return 0
+            steps = class_steps(n, d, a.count, a.seed)
+            ps, g = measure(m, torch, n, steps, a.temperature)
+            row = {"disks": n, "disk": d, "class_steps": 2 ** (n - d), "checked": len(steps),
+                   "mean_p": sum(ps) / len(ps), "min_p": min(ps),
+                   "greedy": sum(g) / len(g), "worst_step": steps[ps.index(min(ps))],
+                   "p": [round(v, 6) for v in ps]}
+            row["ok"] = (row["greedy"] == 1.0 and row["mean_p"] >= BAR_MEAN
+                         and row["min_p"] >= BAR_MIN)
+            rows.append(row)
+            print(f"n={n:2d} disk={d:2d} checked={len(steps):3d} mean_p={row['mean_p']:.4f} "
+                  f"min_p={row['min_p']:.4f} greedy={row['greedy']:.3f}"
+                  f"{'' if row['ok'] else '  BELOW THE BAR'}", flush=True)
+    bad = [r for r in rows if not r["ok"]]
+    print(f"{len(rows)} classes, {len(bad)} below the bar (greedy all right, mean p >= "
+          f"{BAR_MEAN}, min p >= {BAR_MIN}); {time.time() - t0:.0f} s", flush=True)
+    if a.out:
+        card = {"temperature": a.temperature, "count": a.count, "seed": a.seed,
+                "bar": {"mean_p": BAR_MEAN, "min_p": BAR_MIN, "greedy": 1.0},
+                "model": Path(a.model).name, "classes": rows}
+        Path(a.out).write_text(json.dumps(card, indent=1) + "\n")
+    return 0 if not bad else 1
 
 
 if __name__ == "__main__":

@@ -143,6 +143,20 @@ def sample_step(rng: random.Random, n: int) -> int:
     return k if rng.random() < 0.5 else last - k
 
 
+def mover_step(rng: random.Random, n: int, d: int) -> int:
+    """A random step of an n-disk run whose move moves disk d: i + 1 = (2m + 1) * 2^(d - 1)."""
+    m = rng.randint(0, 2 ** (n - d) - 1)
+    return (2 * m + 1) * 2 ** (d - 1) - 1
+
+
+def sample_class_step(rng: random.Random, min_n: int, min_d: int) -> tuple[int, int]:
+    """(n, step) from the large-disk corner: n uniform in min_n..20, then the moving disk d
+    uniform in min(min_d, n)..n (the (n, d) classes that uniform steps almost never show)."""
+    n = rng.randint(min_n, MAX_DISKS)
+    d = rng.randint(min(min_d, n), n)
+    return n, mover_step(rng, n, d)
+
+
 def example(n: int, i: int) -> tuple[list[int], list[int]]:
     x = step_input(n, i)
     return prompt_ids(x), answer_ids(step_answer(x))

@@ -50,6 +50,14 @@ def parse_args(argv=None):
     ap.add_argument("--max-minutes", type=float, default=0.0,
                     help="stop (with a checkpoint) after this much wall time in this run")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--init", default="",
+                    help="start (when no checkpoint exists) from the weights of this HF folder, "
+                         "e.g. models/hanoi-step/model: continued training")
+    ap.add_argument("--focus", type=float, default=0.0,
+                    help="share of fresh examples drawn by (n, d) class from the large-disk "
+                         "corner (n >= --focus-min-n, moving disk d >= --focus-min-d)")
+    ap.add_argument("--focus-min-n", type=int, default=12)
+    ap.add_argument("--focus-min-d", type=int, default=8)
     return ap.parse_args(argv)
 
 
@@ -101,6 +109,14 @@ def main(argv=None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98),
                             weight_decay=a.weight_decay)
     step, pool, elapsed = 0, [], 0.0
+    if a.init and not (ckpt.exists() and not a.fresh):
+        from safetensors.torch import load_file
+        sd = load_file(str(Path(a.init) / "model.safetensors"))
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        # tied embeddings: lm_head.weight is not stored
+        assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+        model.tie_weights()
+        print(f"initialised from {a.init}", flush=True)
     if ckpt.exists() and not a.fresh:
         st = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(st["model"])
@@ -131,6 +147,9 @@ def main(argv=None) -> int:
         hard = [pool.pop(rng.randrange(len(pool))) for _ in range(n_hard)]
         fresh = []
         for _ in range(a.batch - n_hard):
+            if a.focus and rng.random() < a.focus:
+                fresh.append(C.sample_class_step(rng, a.focus_min_n, a.focus_min_d))
+                continue
             n = C.sample_disks(rng)
             fresh.append((n, C.sample_step(rng, n)))
         items = hard + fresh
