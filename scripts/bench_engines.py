@@ -101,11 +101,15 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--window", type=int, default=4096)
-    ap.add_argument("--which", choices=("inproc", "http", "both"), default="both")
+    ap.add_argument("--which", choices=("inproc", "http", "both"), default=None,
+                    help="default: both with --base-url, else inproc")
     ap.add_argument("--base-url", default=None, help="a running server for --which http")
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--max-model-len", type=int, default=1024)
+    ap.add_argument("--max-model-len", type=int, default=None,
+                    help="engine context length (default: the model's own)")
     args = ap.parse_args()
+    if args.which is None:
+        args.which = "both" if args.base_url else "inproc"
     task = Hanoi(args.disks, style=args.style)
     result: dict = {"bench": "engines", "model": Path(args.model).name, "disks": args.disks,
                     "k": args.k}
