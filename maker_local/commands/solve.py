@@ -214,6 +214,8 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
         backend = make_backend(args.backend, task, vars(args))
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if logs is not None:
+        logs.terminal()
     k, extra = choose_k(args, backend, profile, task.num_steps())
     if profile is not None:
         extra["profile"] = profile.name
