@@ -6,8 +6,8 @@ random across disk counts, their inputs built in closed form (`task.input_at`), 
 is asked for R samples exactly as a solve would ask (same prompt, constraint, seeds from
 `sample_seed`).
 
-Why more than the mean: DESIGN §5 saw a small model repeat the *same* wrong answer on a few
-steps. Voting cannot fix a step whose wrong answer is as likely as the right one, and the
+Why more than the mean: the bundled step model (its card) was seen to repeat the *same*
+wrong answer on a few steps. Voting cannot fix a step whose wrong answer is as likely as the right one, and the
 paper's `p_full = p_step(p, k)^s` assumes every step has the same p. So this module measures
 the per-step p_i and tests whether errors concentrate on some steps beyond sampling noise.
 
@@ -449,7 +449,7 @@ def _success(c: np.ndarray, w: np.ndarray, p: float, p_low: float, cfg: Calibrat
         if k_het is None:
             warnings.append(f"no k up to {het['k_max']} reaches the target under the measured "
                             "error concentration: improve the model on its hard steps "
-                            "(DESIGN \u00a75) before a long run")
+                            "(hard-example training, a second model) before a long run")
     return {
         "success": {"s": s, "k": k_eval, "p_step_formula": p_step_f,
                     "p_full_formula": p_full_f,

@@ -36,7 +36,7 @@ from .procs import guard_children
 from .profiles import Profile
 
 # Constrained decoding for every request that asks for it; without disable_any_whitespace a
-# weak model can pad JSON with whitespace until the red-flag cap (DESIGN.md §4).
+# weak model can pad JSON with whitespace until the red-flag cap.
 STRUCTURED_OUTPUTS = '{"backend":"xgrammar","disable_any_whitespace":true}'
 DEFAULT_PORT = 8000
 GPU_TIMEOUT_S = 600.0  # weights load + CUDA graph capture for a 20B model
