@@ -101,6 +101,7 @@ def _build(led: Ledger) -> dict[str, Any]:
         "slice": run.get("slice"),
         "schedule": run["schedule"],
         "finished": led.meta("finished") is not None,
+        "resumes": int(led.meta("resumes", "0")),
         "steps": {"total": total_steps, "decided": int(decided.shape[0]),
                   "errors": int(decided[:, 3].sum()), "divergences": int(decided[:, 4].sum()),
                   "more_than_k_votes": int((votes > k).sum())},
@@ -186,7 +187,9 @@ def format_report(r: dict[str, Any]) -> str:
         *([f"failures   {r['failures']['requests']:,} failed requests asked again "
            f"({r['failures']['retryable']:,} retryable); none is a vote"]
           if r.get("failures", {}).get("requests") else []),
-        f"wall       {r['wall_seconds']:.1f} s in rounds",
+        f"wall       {r['wall_seconds']:.1f} s in rounds"
+        + (f", resumed {r['resumes']} time{'s' * (r['resumes'] != 1)}"
+           if r.get("resumes") else ""),
     ]
     if "ledger" in r:
         from .store.integrity import Verdict

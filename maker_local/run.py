@@ -127,6 +127,8 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
         sched = Schedule(spec.task, spec.vote, spec.schedule, start, stop)
         if resumed:
             sched.restore(**ledger.resume_state(spec.task, start))
+            if not sched.finished:  # how often the run was interrupted and taken up again
+                ledger.set_meta("resumes", str(int(ledger.meta("resumes", "0")) + 1))
         bar = _Bar(sched, ledger, progress, spec.extra.get("price") or {})
         retrier = Retrier(spec.backend, status=bar.write,
                           on_failure=lambda failed: ledger.write_failures(sched.round, failed))

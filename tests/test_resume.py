@@ -37,6 +37,7 @@ def report(run_dir):
     r = json.loads((run_dir / "report.json").read_text())
     r.pop("wall_seconds")
     r.pop("run_dir")
+    r.pop("resumes")  # compared on its own
     return r
 
 
@@ -87,6 +88,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, extra, after):
     assert r2.returncode in (0, 1), r2.stderr
     assert dump(killed) == dump(whole)
     assert report(killed) == report(whole)
+    resumes = json.loads((killed / "report.json").read_text())["resumes"]
+    assert resumes == 1 and json.loads((whole / "report.json").read_text())["resumes"] == 0
 
 
 def test_resume_of_a_finished_run_adds_nothing(tmp_path):
