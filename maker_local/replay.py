@@ -90,15 +90,22 @@ def replay(run_dir: Path, rules: list[tuple[str, int]]) -> dict[str, Any]:
 
 
 def format_replay(r: dict[str, Any]) -> str:
-    """A small table, one row per rule."""
-    head = (f"{'rule':<12}{'k':>4}{'decided':>10}{'wrong':>7}{'out of votes':>14}"
-            f"{'votes/step':>12}{'max':>6}{'agree':>9}")
+    """A small table, one row per rule; each column as wide as its widest cell, two spaces
+    apart, so large counts (1,048,575 votes) never run into their neighbours."""
+    head = ("rule", "k", "decided", "wrong", "out of votes", "votes/step", "max", "agree")
+    rows = [(a["rule"], f"{a['k']}", f"{a['decided']:,}", f"{a['wrong']:,}",
+             f"{a['out_of_votes']:,}", f"{a['votes_mean']:.3f}", f"{a['votes_max']:,}",
+             f"{a['agree']:,}") for a in r["rules"]]
+    widths = [max(len(c) for c in col) for col in zip(head, *rows)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        # the rule's name on the left, numbers right-aligned under their headers
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
     lines = [f"replayed {r['steps']:,} decided steps of {r['run_dir']} (run: ahead-by-k, "
-             f"k={r['k']})", head]
-    for a in r["rules"]:
-        lines.append(f"{a['rule']:<12}{a['k']:>4}{a['decided']:>10,}{a['wrong']:>7,}"
-                     f"{a['out_of_votes']:>14,}{a['votes_mean']:>12.3f}{a['votes_max']:>6}"
-                     f"{a['agree']:>9,}" + ("  (as run)" if a["as_run"] else ""))
+             f"k={r['k']})", line(head)]
+    for a, cells in zip(r["rules"], rows):
+        lines.append(line(cells) + ("  (as run)" if a["as_run"] else ""))
     lines.append("out of votes: undecided with the votes the run recorded (it stopped earlier); "
                  "agree: same answer as the run")
     return "\n".join(lines)
