@@ -30,6 +30,9 @@ Fields (top level of `models/<name>.toml`):
     draft_sampling     in-process vLLM draws each step's votes against the step's draft
                        answer from one prefill (exact; engine/draft.py): pays for models that
                        are usually right and write short answers (default false).
+    disks              the task sizes the model supports, [lo, hi] disks (optional): solve,
+                       calibrate and bench refuse --disks outside it before anything starts.
+    disks_reason       why, in a few words from the model's card (optional; needs disks).
     base_url           kind "api" only: the API's base URL (optional; e.g. OpenAI's).
     api_key_env        kind "api" only: the environment variable holding the key (optional).
 
@@ -64,7 +67,7 @@ PROMPT_STYLES = ("paper", "compact")
 REASONING_EFFORTS = ("low", "medium", "high")
 _TOP = {"description", "model", "kind", "api", "prompt_style", "max_tokens",
         "temperature_first", "temperature", "reasoning_effort", "base_url", "api_key_env",
-        "constrained", "draft_sampling",
+        "constrained", "draft_sampling", "disks", "disks_reason",
         "serve", "price", "paper"}
 _TABLES = {"serve": {"args", "env"},
            "price": {"usd_per_gpu_hour", "usd_per_m_in", "usd_per_m_out"},
@@ -103,6 +106,8 @@ class Profile:
     reasoning_effort: str | None = None
     constrained: bool = True
     draft_sampling: bool = False  # in-process vLLM samples against the draft (engine/draft.py)
+    disks: tuple[int, int] | None = None  # task sizes supported, lo..hi; None: any
+    disks_reason: str = ""
     description: str = ""
     base_url: str | None = None
     api_key_env: str | None = None
@@ -208,6 +213,14 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
                              get("k", int, table="paper"),
                              get("cost_usd", num, table="paper"),
                              get("note", str, "", "paper"))
+    disks = get("disks", list, None)
+    if disks is not None and (len(disks) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in disks)
+            or not 1 <= disks[0] <= disks[1]):
+        raise bad(f"disks must be [lo, hi] with 1 <= lo <= hi, e.g. [3, 20] (got {disks})")
+    disks_reason = get("disks_reason", str, "")
+    if disks_reason and disks is None:
+        raise bad("disks_reason explains disks: give disks = [lo, hi] too")
     model = get("model", str)
     return Profile(
         name=name,
@@ -221,6 +234,8 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
         reasoning_effort=choice("reasoning_effort", REASONING_EFFORTS, None),
         constrained=get("constrained", bool, True),
         draft_sampling=get("draft_sampling", bool, False),
+        disks=tuple(disks) if disks is not None else None,
+        disks_reason=disks_reason,
         description=get("description", str, ""),
         base_url=get("base_url", str, None),
         api_key_env=get("api_key_env", str, None),
@@ -230,6 +245,20 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
         paper=paper,
         path=path,
     )
+
+
+def check_disks(profile: Profile | None, disks: list[int]) -> None:
+    """Refuse task sizes outside the profile's `disks` range: one line with the range, the
+    card's reason and what to do (a UsageError). No range, no profile: anything goes."""
+    if profile is None or profile.disks is None:
+        return
+    lo, hi = profile.disks
+    outside = [d for d in disks if not lo <= d <= hi]
+    if outside:
+        why = f" ({profile.disks_reason})" if profile.disks_reason else ""
+        raise UsageError(f"--disks {', '.join(map(str, outside))}: model profile "
+                         f"{profile.name} supports {lo}..{hi} disks{why}; choose --disks in "
+                         f"{lo}..{hi}, or another --profile")
 
 
 def card_accuracy(profile: Profile, disks: int, temperature: float) -> tuple[float, str] | None:

@@ -1,8 +1,8 @@
 import pytest
 
 from maker_local.errors import UsageError
-from maker_local.profiles import (APIS, KINDS, PROMPT_STYLES, PaperFigures, list_profiles,
-                                  load_profile)
+from maker_local.profiles import (APIS, KINDS, PROMPT_STYLES, PaperFigures, check_disks,
+                                  list_profiles, load_profile)
 
 SHIPPED = ["gpt-4.1-mini", "gpt-oss-20b", "hanoi-step", "qwen3-4b-instruct"]
 
@@ -91,3 +91,43 @@ def test_missing_field(tmp_path, monkeypatch):
     (tmp_path / "bad.toml").write_text(MINIMAL.replace("max_tokens = 100\n", ""))
     with pytest.raises(UsageError, match="missing max_tokens"):
         load_profile("bad")
+
+
+def test_the_bundled_model_states_the_sizes_it_supports():
+    p = load_profile("hanoi-step")
+    assert p.disks == (3, 20) and "3..20" in p.disks_reason
+    check_disks(p, [3, 10, 20])
+    with pytest.raises(UsageError) as e:
+        check_disks(p, [2, 10, 25])
+    msg = str(e.value)
+    assert msg.startswith("--disks 2, 25: model profile hanoi-step supports 3..20 disks (")
+    assert p.disks_reason in msg and "\n" not in msg
+    check_disks(None, [25])  # no profile, no range: anything goes
+    assert load_profile("gpt-oss-20b").disks is None
+
+
+@pytest.mark.parametrize("change,message", [
+    ("disks = [20, 3]\n", "disks must be [lo, hi]"),
+    ("disks = [3]\n", "disks must be [lo, hi]"),
+    ("disks = [0, 5]\n", "disks must be [lo, hi]"),
+    ("disks = [3, 20.5]\n", "disks must be [lo, hi]"),
+    ("disks = [true, 20]\n", "disks must be [lo, hi]"),
+    ("disks = \"3-20\"\n", "disks has the wrong type"),
+    ("disks_reason = \"small\"\n", "give disks = [lo, hi] too"),
+    ("disks = [3, 9]\ndisks_reason = 5\n", "disks_reason has the wrong type"),
+])
+def test_bad_sizes_say_what_is_wrong(tmp_path, monkeypatch, change, message):
+    monkeypatch.setenv("MAKER_LOCAL_MODELS", str(tmp_path))
+    (tmp_path / "bad.toml").write_text(MINIMAL + change)
+    with pytest.raises(UsageError) as e:
+        load_profile("bad")
+    assert message in str(e.value)
+
+
+def test_sizes_are_optional_and_read_as_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAKER_LOCAL_MODELS", str(tmp_path))
+    (tmp_path / "m.toml").write_text(MINIMAL + "disks = [4, 4]\n")
+    p = load_profile("m")
+    assert (p.disks, p.disks_reason) == ((4, 4), "")
+    with pytest.raises(UsageError, match=r"--disks 5: model profile m supports 4..4 disks; "):
+        check_disks(p, [5])

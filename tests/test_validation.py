@@ -218,3 +218,34 @@ def test_serve_without_vllm_is_a_usage_error(cli, tmp_path, monkeypatch):
                          "--log-dir", tmp_path / "logs")
     assert code == 2 and "'vllm' is not on PATH" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "logs").exists()
+
+
+NO_SERVER = ["--backend", "vllm-http", "--base-url", "http://127.0.0.1:9/v1",
+             "--profile", "hanoi-step"]
+
+
+@pytest.mark.parametrize("argv,outside", [
+    (["solve", *NO_SERVER, "--disks", "25"], "25"),
+    (["solve", *NO_SERVER, "--disks", "2", "--steps", "0:2"], "2"),
+    (["calibrate", *NO_SERVER, "--disks", "3-22", "--out", "c.json"], "21, 22"),
+    (["bench", *NO_SERVER, "--disks", "21"], "21"),
+    (["solve", "--backend", "hf", "--profile", "hanoi-step", "--disks", "25"], "25"),
+])
+def test_sizes_the_model_does_not_support_are_refused_up_front(cli, tmp_path, monkeypatch,
+                                                               argv, outside):
+    """The profile's `disks` range: one line with the range and the card's reason, exit 2,
+    before a server is asked (none listens here), an engine starts or a file is made."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(*argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1, (code, out, err)
+    assert f"--disks {outside}: model profile hanoi-step supports 3..20 disks (" in lines[0]
+    assert "Known limits" in lines[0] and "choose --disks in 3..20" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sizes_inside_the_range_and_the_sim_are_not_refused(tmp_path):
+    """The sim has no size limit, with or without the profile's settings."""
+    r = sim_solve("--profile", "hanoi-step", "--max-tokens", "750", "--disks", "2",
+                  "--run-dir", tmp_path / "r", "--quiet")
+    assert r.returncode == 0, r.stderr

@@ -168,6 +168,9 @@ def main(args: argparse.Namespace) -> int:
     from ..tasks import TASKS
 
     profile = resolve(args)
+    if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
+        from ..profiles import check_disks
+        check_disks(profile, [args.disks])
     try:
         task = TASKS["hanoi"](args.disks, style=args.style)
     except ValueError as e:

@@ -45,11 +45,14 @@ def main(args: argparse.Namespace) -> int:
 
     checks.check_out_file(args.out)
     generous = args.max_tokens is None
-    resolve(args)
+    profile = resolve(args)
     if generous:  # a generous cap, so the length tail is measured, not cut
         args.max_tokens *= 4
     try:
         disks = parse_disks(args.disks)
+        if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
+            from ..profiles import check_disks
+            check_disks(profile, disks)
         cfg = CalibrationConfig(disks, args.steps_per_disk, args.samples, args.temperature,
                                 args.max_tokens, not args.unconstrained, args.seed,
                                 args.target, args.run_steps, args.style)

@@ -201,6 +201,9 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     if args.window is not None and args.window < 1:
         raise UsageError("--window must be at least 1")
     profile = resolve(args)
+    if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
+        from ..profiles import check_disks
+        check_disks(profile, [args.disks])
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1")
     try:
