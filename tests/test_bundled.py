@@ -30,7 +30,25 @@ def test_embedded_default_solves_with_zero_errors(tmp_path):
     report = json.loads(r.stdout)
     assert report["backend"] == "vllm" and report["task"]["style"] == "compact"
     assert report["steps"]["decided"] == 31 and report["steps"]["errors"] == 0
-    assert "k auto: k=" in r.stderr and "card.json" in r.stderr
+    assert "k auto: k=" in r.stderr and "card_classes.json" in r.stderr
+    assert "the class that sets k: 5 disks, moving disk" in r.stderr
+    # quiet by default: the engine's output is in the run dir, not on the terminal
+    assert "engine logs go to" in r.stderr and "WARNING" not in r.stderr
+    assert (run / "engine.log").stat().st_size > 0
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) <= 8, r.stderr
+
+
+def test_the_card_clears_every_class():
+    """Every (disk count n, moving disk d) class of 3..20 disks: greedy right on every checked
+    step, mean exact p_i >= 0.99, no checked step below 0.9 (all steps of a class with fewer
+    than 50, else 50 at random)."""
+    card = json.loads((ROOT / "models" / "hanoi-step" / "card_classes.json").read_text())
+    rows = card["classes"]
+    assert {(r["disks"], r["disk"]) for r in rows} == {
+        (n, d) for n in range(3, 21) for d in range(1, n + 1)}
+    for r in rows:
+        assert r["checked"] == min(50, r["class_steps"]) == len(r["p"])
+        assert r["greedy"] == 1.0 and r["mean_p"] >= 0.99 and r["min_p"] >= 0.9, r
 
 
 def test_transformers_and_outlines_load_it_unchanged():

@@ -12,7 +12,6 @@ import os
 import time
 from typing import Any
 
-from ..engine.draft import walk
 from ..types import Sample, SampleRequest
 from .shaping import chat_prompt_text, error_samples
 
@@ -155,15 +154,28 @@ class VLLMBackend:
         return tok.encode(chat_prompt_text(messages))
 
     def _chunk_draft(self, reqs: list[SampleRequest]) -> list[list[Sample]]:
+        """Draft sampling for a chunk (plain decoding for requests without a usable draft).
+
+        1. one prefill per (step, draft), with prompt log-probabilities of the draft tokens
+           and the top token (`prompt_logprobs=1`: enough for T = 0 and T = 1, the profile's
+           temperatures) or of the whole vocabulary (`-1`, for any other temperature);
+        2. every sample walks its draft (engine/draft.py);
+        3. where a sample at T > 0 leaves the draft, the whole distribution of that position
+           (one `max_tokens=1` request per distinct position) gives its own token;
+        4. samples that left the draft are decoded from there, with their own seeds.
+        """
+        import numpy as np
         from vllm import SamplingParams
+
+        from ..engine.draft import rejection, residual, walk
 
         tok = self.tokenizer
         eos = tok.eos_token_id
         t0 = time.monotonic()
-        # one prefill per (prompt, draft): a step's greedy and sampled requests share it
         groups: dict[tuple[int, str], int] = {}
         prefills: list[list[int]] = []
         meta: list[tuple[int, list[int]]] = []  # (prompt length, draft ids incl. eos)
+        full: list[bool] = []  # whole-vocabulary prompt log-probabilities for this group
         where: list[int | None] = []
         for r in reqs:
             if not self._draftable(r):
@@ -177,88 +189,138 @@ class VLLMBackend:
                 g = groups[key] = len(prefills)
                 prefills.append(ids + d)
                 meta.append((len(ids), d))
+                full.append(False)
+            if r.temperature not in (0.0, 1.0):
+                full[g] = True
             where.append(g if len(meta[g][1]) <= r.max_tokens else None)
-        sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=-1,
-                            flat_logprobs=True, detokenize=False)
+        top1, whole = (SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=n,
+                                      flat_logprobs=True, detokenize=False) for n in (1, -1))
         try:
-            outs = self.llm.generate([{"prompt_token_ids": q} for q in prefills], sp,
-                                     use_tqdm=False)
+            outs = self.llm.generate([{"prompt_token_ids": q} for q in prefills],
+                                     [whole if f else top1 for f in full], use_tqdm=False)
         except Exception as e:  # noqa: BLE001  (a failed batch is data, not a crash)
             return [error_samples(r, f"{type(e).__name__}: {e}") for r in reqs]
         self.draft_stats["prefills"] += len(prefills)
-        tables = [self._draft_logprobs(o.prompt_logprobs, plen, len(d))
-                  for o, (plen, d) in zip(outs, meta)]
-        # walk every sample along its draft; collect the decoding that the leavers need
-        result: list[list[Sample] | None] = [None] * len(reqs)
+        tables = [_position_logprobs(o.prompt_logprobs, plen, len(d), f)
+                  for o, (plen, d), f in zip(outs, meta, full)]
+        # 2. walk every sample along its draft
+        result: list[list[Sample | None] | None] = [None] * len(reqs)
         plain: list[int] = []
-        # (request, sample, tokens so far, params, prompt ids): decoding from where it left
-        conts: list[tuple[int, int, list[int], Any, list[int]]] = []
+        left: list[tuple[int, int, int, int | None]] = []  # (request, sample, at, token)
+        need_row: dict[tuple[int, int], int] = {}  # (group, position) -> row request
         for i, (r, g) in enumerate(zip(reqs, where)):
             if g is None:
                 plain.append(i)
                 continue
             plen, d = meta[g]
-            prompt = prefills[g][:plen]
+            tab = tables[g]
             row: list[Sample | None] = []
             for j in range(r.n):
-                w = walk(tables[g], d, r.temperature, r.seed + j)
-                if w.kept:
+                seed = r.seed + j
+                if full[g]:
+                    w = walk(tab, d, r.temperature, seed)
+                    at, token = w.at, w.token
+                elif r.temperature == 0.0:
+                    off = np.flatnonzero(tab["rank"] != 1)
+                    at = int(off[0]) if len(off) else len(d)
+                    token = int(tab["top"][at]) if len(off) else None
+                else:  # T = 1: the draft tokens' log-probabilities are the q's
+                    t = rejection(np.exp(tab["lp"]), seed)
+                    at, token = (len(d), None) if t is None else (t, -1)
+                    if t is not None:
+                        need_row.setdefault((g, t), len(need_row))
+                if token is None:
                     self.draft_stats["kept"] += 1
                     row.append(Sample(r.draft, "stop", plen, len(d), 0, 0.0))
-                    continue
-                self.draft_stats["decoded"] += 1
-                toks = d[:w.at] + [w.token]
-                if w.token == eos or len(toks) >= r.max_tokens:
-                    fin = "stop" if w.token == eos else "length"
-                    row.append(Sample(tok.decode(toks, skip_special_tokens=True), fin, plen,
-                                      len(toks), 0, 0.0))
-                    continue
-                row.append(None)
-                conts.append((i, j, toks, SamplingParams(
-                    n=1, temperature=r.temperature, seed=r.seed + j,
-                    max_tokens=r.max_tokens - len(toks), detokenize=False), prompt))
-            result[i] = row  # type: ignore[assignment]
+                else:
+                    self.draft_stats["decoded"] += 1
+                    row.append(None)
+                    left.append((i, j, at, token))
+            result[i] = row
+        # 3. the whole distribution where T = 1 samples left the draft
+        rows: dict[tuple[int, int], Any] = {}
+        if need_row:
+            keys = sorted(need_row, key=need_row.get)
+            one = SamplingParams(max_tokens=1, temperature=0.0, logprobs=-1,
+                                 flat_logprobs=True, detokenize=False)
+            try:
+                got = self.llm.generate(
+                    [{"prompt_token_ids": prefills[g][:meta[g][0] + t]} for g, t in keys], one,
+                    use_tqdm=False)
+            except Exception as e:  # noqa: BLE001
+                return [error_samples(r, f"{type(e).__name__}: {e}") for r in reqs]
+            for key, o in zip(keys, got):
+                lp = o.outputs[0].logprobs
+                rows[key] = _vocab_row(lp, 0)
+        # 4. decode from where each sample left its draft
+        conts: list[tuple[int, int, list[int], Any, list[int]]] = []
+        for i, j, at, token in left:
+            r, g = reqs[i], where[i]
+            plen, d = meta[g]
+            if token == -1:
+                token = residual(rows[(g, at)], d[at], r.temperature, r.seed + j, len(d))
+            toks = d[:at] + [token]
+            if token == eos or len(toks) >= r.max_tokens:
+                fin = "stop" if token == eos else "length"
+                result[i][j] = Sample(tok.decode(toks, skip_special_tokens=True), fin, plen,
+                                      len(toks), 0, 0.0)
+                continue
+            conts.append((i, j, toks, SamplingParams(
+                n=1, temperature=r.temperature, seed=r.seed + j,
+                max_tokens=r.max_tokens - len(toks), detokenize=False), prefills[g][:plen]))
         if conts:
             try:
                 couts = self.llm.generate(
                     [{"prompt_token_ids": c[4] + c[2]} for c in conts], [c[3] for c in conts],
                     use_tqdm=False)
             except Exception as e:  # noqa: BLE001
-                couts = [e] * len(conts)
+                return [error_samples(r, f"{type(e).__name__}: {e}") for r in reqs]
             for (i, j, toks, _, prompt), o in zip(conts, couts):
-                if isinstance(o, Exception):
-                    result[i] = error_samples(reqs[i], f"{type(o).__name__}: {o}")
-                    continue
-                if result[i] is None or len(result[i]) != reqs[i].n:
-                    continue  # already replaced by error samples
                 c = o.outputs[0]
-                full = toks + list(c.token_ids)
+                ids = toks + list(c.token_ids)
                 fin = "length" if c.finish_reason == "length" else "stop"
-                result[i][j] = Sample(tok.decode(full, skip_special_tokens=True), fin,
-                                      len(prompt), len(full), 0, 0.0)
+                result[i][j] = Sample(tok.decode(ids, skip_special_tokens=True), fin,
+                                      len(prompt), len(ids), 0, 0.0)
         if plain:
-            for i, got in zip(plain, self._plain([reqs[i] for i in plain])):
-                result[i] = got
+            for i, got_i in zip(plain, self._plain([reqs[i] for i in plain])):
+                result[i] = got_i
         latency = time.monotonic() - t0  # offline: the chunk's wall time, shared
         for row in result:
-            for s in row:  # type: ignore[union-attr]
-                if s.latency == 0.0:
-                    s.latency = latency
+            for smp in row:  # type: ignore[union-attr]
+                if smp.latency == 0.0:
+                    smp.latency = latency
         return result  # type: ignore[return-value]
 
-    def _draft_logprobs(self, flat: Any, plen: int, length: int) -> Any:
-        """[length, vocab] log-probabilities of the draft positions from the prefill's
-        flat prompt log-probabilities (position plen + t predicts draft token t)."""
-        import numpy as np
 
-        lo, hi = flat.start_indices[plen], flat.end_indices[plen + length - 1]
-        ids = np.asarray(flat.token_ids[lo:hi])
-        lps = np.asarray(flat.logprobs[lo:hi], dtype=np.float64)
-        counts = np.diff(np.asarray(flat.start_indices[plen:plen + length] + [hi]))
-        pos = np.repeat(np.arange(length), counts)
-        table = np.full((length, int(ids.max()) + 1), -np.inf)
-        table[pos, ids] = lps
-        return table
+def _vocab_row(flat: Any, pos: int) -> Any:
+    """Raw log-probabilities over the whole vocabulary at one position of flat logprobs."""
+    import numpy as np
+
+    lo, hi = flat.start_indices[pos], flat.end_indices[pos]
+    ids = np.asarray(flat.token_ids[lo:hi])
+    row = np.full(int(ids.max()) + 1, -np.inf)
+    row[ids] = np.asarray(flat.logprobs[lo:hi], dtype=np.float64)
+    return row
+
+
+def _position_logprobs(flat: Any, plen: int, length: int, whole: bool) -> Any:
+    """The draft positions' prompt log-probabilities (position plen + t predicts draft token
+    t): with `whole`, a [length, vocab] table; else {"lp": the draft tokens' log-probabilities,
+    "rank": their ranks, "top": the top token} (prompt_logprobs=1 lists the prompt token
+    first, then the top one)."""
+    import numpy as np
+
+    lo, hi = flat.start_indices[plen], flat.end_indices[plen + length - 1]
+    ids = np.asarray(flat.token_ids[lo:hi])
+    lps = np.asarray(flat.logprobs[lo:hi], dtype=np.float64)
+    starts = np.asarray(flat.start_indices[plen:plen + length]) - lo
+    if not whole:
+        ranks = np.asarray(flat.ranks[lo:hi])
+        return {"lp": lps[starts], "rank": ranks[starts], "top": ids[starts + 1]}
+    counts = np.diff(np.append(starts, hi - lo))
+    table = np.full((length, int(ids.max()) + 1), -np.inf)
+    table[np.repeat(np.arange(length), counts), ids] = lps
+    return table
 
 
 def from_options(task: Any, options: dict[str, Any]) -> VLLMBackend:

@@ -28,7 +28,7 @@ import numpy as np
 class Walk:
     """Where one sample leaves the draft: `at` = number of draft tokens kept (len(draft) when
     it keeps all of them, eos included), `token` = its own token at position `at` (None when
-    it keeps the draft)."""
+    it keeps the draft; decoding continues after it)."""
 
     at: int
     token: int | None
@@ -42,38 +42,54 @@ def _uniforms(seed: int, size: int) -> np.ndarray:
     return np.random.Generator(np.random.PCG64(seed)).random(size)
 
 
+def rejection(q: np.ndarray, seed: int) -> int | None:
+    """First draft position whose token a sample at temperature T does not reproduce, given
+    q[t] = p_T(draft[t] | prompt, draft[:t]); None: the sample keeps the whole draft."""
+    u = _uniforms(seed, len(q) + 1)
+    off = np.flatnonzero(u[:-1] >= q)
+    return int(off[0]) if len(off) else None
+
+
+def residual(row: np.ndarray, draft_token: int, temperature: float, seed: int,
+             length: int) -> int:
+    """The sample's own token at its first rejection: drawn from p_T (row: the raw T=1
+    log-probabilities of that position, whole vocabulary) with the draft token removed, with
+    the last uniform of the sample's stream (`length` = draft length). If the draft token
+    holds all the mass (its q < 1 only by rounding), the draft token itself: decoding goes on
+    from there, which is as exact."""
+    lp = row if temperature == 1.0 else row / temperature
+    p = np.exp(lp - np.logaddexp.reduce(lp))
+    p[draft_token] = 0.0
+    total = p.sum()
+    if not total > 0.0:
+        return int(draft_token)
+    u = _uniforms(seed, length + 1)[-1]
+    tok = int(np.searchsorted(np.cumsum(p), u * total, side="right"))
+    return min(tok, len(p) - 1)
+
+
 def walk(logprobs: np.ndarray, draft: list[int] | np.ndarray, temperature: float,
          seed: int) -> Walk:
-    """One sample against the draft.
+    """One sample against the draft, from the whole table of log-probabilities.
 
     logprobs: [len(draft), vocab] raw (T = 1) log-probabilities; row t is the model's
-    distribution for draft position t given the prompt and draft[:t].
+    distribution for draft position t given the prompt and draft[:t]. (Backends that get
+    only the draft tokens' log-probabilities use `rejection` and `residual` directly.)
     """
     draft = np.asarray(draft)
-    rows = np.arange(len(draft))
     if temperature == 0.0:
         best = logprobs.argmax(axis=1)
-        off = np.nonzero(best != draft)[0]
+        off = np.flatnonzero(best != draft)
         if len(off) == 0:
             return Walk(len(draft), None)
         t = int(off[0])
         return Walk(t, int(best[t]))
     lp = logprobs if temperature == 1.0 else logprobs / temperature
-    # log-softmax per row (at T = 1 the rows are already normalised up to rounding)
     lp = lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
-    q = np.exp(lp[rows, draft])
-    u = _uniforms(seed, len(draft) + 1)
-    for t in np.nonzero(u[:-1] >= q)[0]:
-        t = int(t)
-        p = np.exp(lp[t])
-        p[draft[t]] = 0.0
-        total = p.sum()
-        if not total > 0.0:
-            continue  # the draft token holds all the mass (q < 1 only by rounding): keep it
-        cdf = np.cumsum(p)
-        tok = int(np.searchsorted(cdf, u[-1] * total, side="right"))
-        return Walk(t, min(tok, len(p) - 1))
-    return Walk(len(draft), None)
+    t = rejection(np.exp(lp[np.arange(len(draft)), draft]), seed)
+    if t is None:
+        return Walk(len(draft), None)
+    return Walk(t, residual(logprobs[t], int(draft[t]), temperature, seed, len(draft)))
 
 
-__all__ = ["Walk", "walk"]
+__all__ = ["Walk", "walk", "rejection", "residual"]
