@@ -266,17 +266,18 @@ class Faults:
                    bool(verifies and equal),
                    "one line, exit 2, ledger intact; resumes to the uninterrupted result")
 
-    def disk_full(self) -> Row:
-        run = self.work / "full"
+    def disk_full(self, at_start: bool = False) -> Row:
+        run = self.work / ("full-at-start" if at_start else "full")
         # the write-ahead log outgrows the finished ledger file; below ~150 kB the ledger's
-        # creation itself fails (a different fault: the run never started)
-        limit = max(150_000, self.ledger_bytes // 2)
+        # creation itself fails (at_start: the run never gets its first round in)
+        limit = 60_000 if at_start else max(150_000, self.ledger_bytes // 2)
 
         def small_disk() -> None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a dead process
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
         r = cli(*self.sim, "--run-dir", run, preexec=small_disk)
-        return self.stopped_then_resumed(f"disk full mid-run (files capped at {limit >> 10} KiB)",
+        when = "as the ledger is made" if at_start else "mid-run"
+        return self.stopped_then_resumed(f"disk full {when} (files capped at {limit >> 10} KiB)",
                                          r, run)
 
     def short(self, message: str, at_most: int = 70) -> str:
@@ -526,6 +527,8 @@ def main(args: argparse.Namespace) -> int:
             rows.append(f.kills())
         if "starve" in groups:
             rows += [f.disk_full(), f.read_only()]
+            if not args.quick:  # known to fail (Nov 2026): the ledger is left without a config
+                rows.append(f.disk_full(at_start=True))
         if "server" in groups:
             rows += f.server()
         if "corrupt" in groups:
