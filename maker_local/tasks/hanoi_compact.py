@@ -1,14 +1,18 @@
 """The compact Hanoi prompt/answer format of the project's own step model (models/hanoi-step).
 
 Per-disk encoding with letter labels: disk 1 is `a`, disk 2 is `b`, ... (at most 26 disks), and
-a state is written as each disk's label followed by the peg (0, 1, 2) it sits on, smallest disk
+a state is written as each disk's label followed by the peg (0, 1, 2) it sits on, LARGEST disk
 first. The order on a peg (bottom to top) follows from the sizes, so this is lossless. The next
 state is then a copy of the input state with one digit changed, and every copy is by content
 (find label `c` in the prompt, copy the digit after it): a very easy pattern for a small
-transformer, with no counting of positions.
+transformer, with no counting of positions. Largest first puts the disks that decide a move
+next to the answer: the disk to move (when it is not disk 1) is the smallest disk off disk 1's
+peg, i.e. the label just before the final run of disk 1's peg digit, which a model finds by
+looking back from the end. (Smallest first, the first version of this format, made it the end
+of a leading run of up to 19 equal digits, and a small model confused runs of 14 and 15.)
 
-    prompt  (user message):  n=4;p=a20;s=a0b2c1d0      disk count; previous move; state
-    answer  (model output):  m=b21;s=a0b1c1d0          move (disk b=2, peg 2 -> peg 1); next state
+    prompt  (user message):  n=4;p=a20;s=d0c1b2a0      disk count; previous move; state
+    answer  (model output):  m=b21;s=d0c1b1a0          move (disk b=2, peg 2 -> peg 1); next state
 
 A move is the disk's label then the from and to pegs; the previous move of step 0 is `-`.
 Pure Python: no torch, no tokenizer.
@@ -34,13 +38,13 @@ def _label(disk: int) -> str:
 
 
 def state_compact(state: State, n: int) -> str:
-    """'a2b1c0d0': for each disk 1..n its label and its peg."""
+    """'d0c0b1a2': for each disk n..1 (largest first) its label and its peg."""
     _check_n(n)
     where = [0] * (n + 1)
     for peg, disks in enumerate(state):
         for d in disks:
             where[d] = peg
-    return "".join(f"{_label(d)}{where[d]}" for d in range(1, n + 1))
+    return "".join(f"{_label(d)}{where[d]}" for d in range(n, 0, -1))
 
 
 def move_compact(move: Move) -> str:
@@ -49,13 +53,13 @@ def move_compact(move: Move) -> str:
 
 
 def render_compact(x: HanoiInput) -> str:
-    """The prompt text (the user message content): 'n=4;p=a20;s=a0b2c1d0'."""
+    """The prompt text (the user message content): 'n=4;p=a20;s=d0c1b2a0'."""
     prev = "-" if x.prev_move is None else move_compact(x.prev_move)
     return f"n={x.disks};p={prev};s={state_compact(x.state, x.disks)}"
 
 
 def answer_compact(answer: HanoiAnswer) -> str:
-    """The target output text: 'm=b21;s=a0b1c1d0'."""
+    """The target output text: 'm=b21;s=d0c1b1a0'."""
     n = sum(len(p) for p in answer.next_state)
     return f"m={move_compact(answer.move)};s={state_compact(answer.next_state, n)}"
 
@@ -75,11 +79,11 @@ def parse_compact(text: str, n: int) -> Parsed | Flag:
     move = (disk, int(m.group(2)), int(m.group(3)))
     body = m.group(4)
     labels = body[0::2]
-    if labels != LABELS[:n]:
-        return Flag("parse", f"next state does not list disks 1..{n} once each, in order")
+    if labels != LABELS[:n][::-1]:
+        return Flag("parse", f"next state does not list disks {n}..1 once each, in order")
     pegs: list[list[int]] = [[], [], []]
-    for d in range(n, 0, -1):  # largest first: each peg bottom to top
-        pegs[int(body[2 * d - 1])].append(d)
+    for j in range(n):  # largest first: each peg bottom to top
+        pegs[int(body[2 * j + 1])].append(n - j)
     state: State = (tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2]))
     return Parsed(vote_key(move, state), HanoiAnswer(move, state))
 
@@ -88,7 +92,7 @@ def compact_regex(n: int) -> str:
     """Regex that exactly the well-formed n-disk answers fully match (disks bounded 1..n)."""
     _check_n(n)
     disk = f"[a-{_label(n)}]"
-    return f"m={disk}[0-2][0-2];s=" + "".join(f"{_label(d)}[0-2]" for d in range(1, n + 1))
+    return f"m={disk}[0-2][0-2];s=" + "".join(f"{_label(d)}[0-2]" for d in range(n, 0, -1))
 
 
 __all__ = ["render_compact", "answer_compact", "parse_compact", "compact_regex",
