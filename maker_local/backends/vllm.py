@@ -73,6 +73,10 @@ class VLLMBackend:
         self.load_seconds = time.monotonic() - t0
         self.model, self.api, self.chunk, self.cpu = model, api, chunk, cpu
         self.uses_draft = draft_sampling
+        if draft_sampling:
+            # a round is mostly prefills: larger rounds spread the per-round cost (the
+            # straggler steps of a round, the extra engine calls) over more steps
+            self.default_window = 16384
         self.draft_stats = {"prefills": 0, "kept": 0, "decoded": 0}
         import vllm
         self.version = vllm.__version__
