@@ -61,6 +61,26 @@ def measure(model, torch, n: int, steps: list[int], temperature: float, batch: i
     return ps, greedy
 
 
+def markdown(card: dict) -> str:
+    """The class table as Markdown: one row per disk count n, one column per moving disk d,
+    each cell 'mean p_i (min p_i)' of the class's checked steps, '!' where greedy slips."""
+    rows = card["classes"]
+    ns = sorted({r["disks"] for r in rows})
+    top = max(r["disk"] for r in rows)
+    by = {(r["disks"], r["disk"]): r for r in rows}
+    head = "| n | " + " | ".join(f"d={d}" for d in range(1, top + 1)) + " |"
+    out = [head, "|" + "---|" * (top + 1)]
+    for n in ns:
+        cells = []
+        for d in range(1, top + 1):
+            r = by.get((n, d))
+            cells.append("" if r is None else
+                         f"{r['mean_p']:.4f} ({r['min_p']:.4f})"
+                         + ("" if r["greedy"] == 1.0 else " !"))
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="exact p_i by (disk count, moving disk)")
     ap.add_argument("--model", default=str(C.HERE / "model"))
@@ -70,7 +90,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="", help="write the table as JSON here")
+    ap.add_argument("--markdown", default="", help="print the table of this JSON card as "
+                    "Markdown (for the model card) and exit")
     a = ap.parse_args(argv)
+    if a.markdown:
+        print(markdown(json.loads(Path(a.markdown).read_text())))
+        return 0
     import torch
     from transformers import AutoModelForCausalLM
 
