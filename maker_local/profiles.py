@@ -311,7 +311,8 @@ def card_classes(profile: Profile, disks: int, temperature: float
     rows = [r for r in card.get("classes", []) if r.get("disks") == disks and r.get("p")]
     if not rows:
         return None
-    table = {f"{disks} disks, moving disk {r['disk']}": (int(r["class_steps"]),
-                                                          [float(v) for v in r["p"]])
-             for r in rows}
+    what = {"move": "moving disk {d}", "after": "the step after a move of disk {d}",
+            "before": "the step before a move of disk {d}"}
+    table = {f"{disks} disks, " + what[r.get("kind", "move")].format(d=r["disk"]):
+             (int(r["class_steps"]), [float(v) for v in r["p"]]) for r in rows}
     return table, f"{path.parent.name}/{path.name}: {disks} disks at T={temperature:g}"

@@ -31,7 +31,7 @@ def test_embedded_default_solves_with_zero_errors(tmp_path):
     assert report["backend"] == "vllm" and report["task"]["style"] == "compact"
     assert report["steps"]["decided"] == 31 and report["steps"]["errors"] == 0
     assert "k auto: k=" in r.stderr and "card_classes.json" in r.stderr
-    assert "the class that sets k: 5 disks, moving disk" in r.stderr
+    assert "the class that sets k: 5 disks, " in r.stderr
     # quiet by default: the engine's output is in the run dir, not on the terminal
     assert "engine logs go to" in r.stderr and "WARNING" not in r.stderr
     assert (run / "engine.log").stat().st_size > 0
@@ -43,11 +43,17 @@ def test_the_card_clears_every_class():
     step, mean exact p_i >= 0.99, no checked step below 0.9 (all steps of a class with fewer
     than 50, else 50 at random)."""
     card = json.loads((ROOT / "models" / "hanoi-step" / "card_classes.json").read_text())
-    rows = card["classes"]
+    rows = [r for r in card["classes"] if r["kind"] == "move"]
     assert {(r["disks"], r["disk"]) for r in rows} == {
         (n, d) for n in range(3, 21) for d in range(1, n + 1)}
     for r in rows:
         assert r["checked"] == min(50, r["class_steps"]) == len(r["p"])
+    # and the disk-1 steps right after / before each checked move of a larger disk (the step
+    # after the largest disk's single move has a previous move no other step has)
+    near = [r for r in card["classes"] if r["kind"] != "move"]
+    assert {(r["disks"], r["disk"], r["kind"]) for r in near} == {
+        (n, d, k) for n in range(3, 21) for d in range(2, n + 1) for k in ("after", "before")}
+    for r in card["classes"]:
         assert r["greedy"] == 1.0 and r["mean_p"] >= 0.99 and r["min_p"] >= 0.9, r
 
 

@@ -1,5 +1,10 @@
 """Exact per-step accuracy by (disk count n, moving disk d): the card's class table.
 
+Besides the steps that move disk d ("move"), the steps right after and right before each move
+of a disk d >= 2 ("after", "before": disk-1 moves whose state or previous move only that large
+move makes; the step after the largest disk's single move has a previous move that names that
+disk, which uniform steps never show) are checked the same way.
+
 Uniform steps almost never move a large disk (disk d moves in 2^-d of the steps), so every
 class (n, d) is checked directly: all of its 2^(n-d) steps when there are fewer than --count,
 else --count at random (seeded). Per class: the mean and min of p_i = the teacher-forced
@@ -61,12 +66,12 @@ def measure(model, torch, n: int, steps: list[int], temperature: float, batch: i
     return ps, greedy
 
 
-def markdown(card: dict) -> str:
+def markdown(card: dict, kind: str = "move") -> str:
     """The class table as Markdown: one row per disk count n, one column per moving disk d,
     each cell 'mean p_i (min p_i)' of the class's checked steps, '!' where greedy slips."""
-    rows = card["classes"]
+    rows = [r for r in card["classes"] if r.get("kind", "move") == kind]
     ns = sorted({r["disks"] for r in rows})
-    top = max(r["disk"] for r in rows)
+    top = max(r["disk"] for r in card["classes"])
     by = {(r["disks"], r["disk"]): r for r in rows}
     head = "| n | " + " | ".join(f"d={d}" for d in range(1, top + 1)) + " |"
     out = [head, "|" + "---|" * (top + 1)]
@@ -94,7 +99,11 @@ def main(argv=None) -> int:
                     "Markdown (for the model card) and exit")
     a = ap.parse_args(argv)
     if a.markdown:
-        print(markdown(json.loads(Path(a.markdown).read_text())))
+        card = json.loads(Path(a.markdown).read_text())
+        for kind, what in (("move", "steps that move disk d"),
+                           ("after", "the step right after each move of disk d"),
+                           ("before", "the step right before each move of disk d")):
+            print(f"\n{what}:\n\n{markdown(card, kind)}")
         return 0
     import torch
     from transformers import AutoModelForCausalLM
@@ -103,20 +112,26 @@ def main(argv=None) -> int:
     m = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
     t0 = time.time()
     rows = []
-    for n in disk_list(a.disks):
-        for d in range(1, n + 1):
-            steps = class_steps(n, d, a.count, a.seed)
-            ps, g = measure(m, torch, n, steps, a.temperature)
-            row = {"disks": n, "disk": d, "class_steps": 2 ** (n - d), "checked": len(steps),
-                   "mean_p": sum(ps) / len(ps), "min_p": min(ps),
-                   "greedy": sum(g) / len(g), "worst_step": steps[ps.index(min(ps))],
-                   "p": [round(v, 6) for v in ps]}
-            row["ok"] = (row["greedy"] == 1.0 and row["mean_p"] >= BAR_MEAN
-                         and row["min_p"] >= BAR_MIN)
-            rows.append(row)
-            print(f"n={n:2d} disk={d:2d} checked={len(steps):3d} mean_p={row['mean_p']:.4f} "
-                  f"min_p={row['min_p']:.4f} greedy={row['greedy']:.3f}"
-                  f"{'' if row['ok'] else '  BELOW THE BAR'}", flush=True)
+    groups = [(n, d, kind) for n in disk_list(a.disks) for kind in ("move", "after", "before")
+              for d in range(1 if kind == "move" else 2, n + 1)]
+    for n, d, kind in groups:
+        steps = class_steps(n, d, a.count, a.seed)
+        if kind != "move":  # the disk-1 moves right after / before the moves of disk d
+            off = 1 if kind == "after" else -1
+            steps = [i + off for i in steps if 0 <= i + off <= 2 ** n - 2]
+        ps, g = measure(m, torch, n, steps, a.temperature)
+        row = {"disks": n, "disk": d, "kind": kind,
+               "class_steps": 2 ** (n - d), "checked": len(steps),
+               "mean_p": sum(ps) / len(ps), "min_p": min(ps),
+               "greedy": sum(g) / len(g), "worst_step": steps[ps.index(min(ps))],
+               "p": [round(v, 6) for v in ps]}
+        row["ok"] = (row["greedy"] == 1.0 and row["mean_p"] >= BAR_MEAN
+                     and row["min_p"] >= BAR_MIN)
+        rows.append(row)
+        print(f"n={n:2d} disk={d:2d} {kind:6s} checked={len(steps):3d} "
+              f"mean_p={row['mean_p']:.4f} "
+              f"min_p={row['min_p']:.4f} greedy={row['greedy']:.3f}"
+              f"{'' if row['ok'] else '  BELOW THE BAR'}", flush=True)
     bad = [r for r in rows if not r["ok"]]
     print(f"{len(rows)} classes, {len(bad)} below the bar (greedy all right, mean p >= "
           f"{BAR_MEAN}, min p >= {BAR_MIN}); {time.time() - t0:.0f} s", flush=True)

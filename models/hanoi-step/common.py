@@ -149,12 +149,19 @@ def mover_step(rng: random.Random, n: int, d: int) -> int:
     return (2 * m + 1) * 2 ** (d - 1) - 1
 
 
-def sample_class_step(rng: random.Random, min_n: int, min_d: int) -> tuple[int, int]:
+def sample_class_step(rng: random.Random, min_n: int, min_d: int,
+                      neighbours: float = 0.0) -> tuple[int, int]:
     """(n, step) from the large-disk corner: n uniform in min_n..20, then the moving disk d
-    uniform in min(min_d, n)..n (the (n, d) classes that uniform steps almost never show)."""
+    uniform in min(min_d, n)..n (the (n, d) classes that uniform steps almost never show);
+    with probability `neighbours`, a step 1 or 2 before or after such a move instead (the
+    disk-1 moves whose previous move, or whose state, only a large move makes: e.g. the step
+    after the largest disk's only move, whose previous move names that disk)."""
     n = rng.randint(min_n, MAX_DISKS)
     d = rng.randint(min(min_d, n), n)
-    return n, mover_step(rng, n, d)
+    i = mover_step(rng, n, d)
+    if neighbours and rng.random() < neighbours:
+        i = min(max(0, i + rng.choice((-2, -1, 1, 2))), 2**n - 2)
+    return n, i
 
 
 def example(n: int, i: int) -> tuple[list[int], list[int]]:

@@ -58,6 +58,9 @@ def parse_args(argv=None):
                          "corner (n >= --focus-min-n, moving disk d >= --focus-min-d)")
     ap.add_argument("--focus-min-n", type=int, default=12)
     ap.add_argument("--focus-min-d", type=int, default=8)
+    ap.add_argument("--focus-neighbours", type=float, default=0.0,
+                    help="share of the corner's examples taken 1 or 2 steps before or after "
+                         "the large-disk move instead")
     return ap.parse_args(argv)
 
 
@@ -148,7 +151,8 @@ def main(argv=None) -> int:
         fresh = []
         for _ in range(a.batch - n_hard):
             if a.focus and rng.random() < a.focus:
-                fresh.append(C.sample_class_step(rng, a.focus_min_n, a.focus_min_d))
+                fresh.append(C.sample_class_step(rng, a.focus_min_n, a.focus_min_d,
+                                                 a.focus_neighbours))
                 continue
             n = C.sample_disks(rng)
             fresh.append((n, C.sample_step(rng, n)))
