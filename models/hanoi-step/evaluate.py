@@ -226,7 +226,7 @@ def main(argv=None) -> int:
         print(line + f"  ({time.time() - t0:.0f}s)", flush=True)
 
     s = 2**20 - 1
-    card = {"model": str(a.model), "dtype": a.dtype, "temperature": a.temperature,
+    card = {"model": Path(a.model).name, "dtype": a.dtype, "temperature": a.temperature,
             "seed": a.seed,
             "steps_per_disk_count": a.steps, "repeats": a.repeats, "target_t": a.target,
             "rows": rows, "seconds": round(time.time() - t0, 1)}
