@@ -105,8 +105,8 @@ def main(argv=None) -> int:
         be.close()
     rate = {name: n_samples * len(t) / sum(t) for name, t in times.items()}
     ratio = rate["draft"] / rate["baseline"]
-    print(f"\n| configuration | samples/s | seconds per pass | share right |")
-    print(f"|---|---|---|---|")
+    print("\n| configuration | samples/s | seconds per pass | share right |")
+    print("|---|---|---|---|")
     for name in configs:
         print(f"| {name} | {rate[name]:.1f} | {sum(times[name]) / len(times[name]):.2f} | "
               f"{sum(right[name]) / len(right[name]):.4f} |")
