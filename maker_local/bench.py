@@ -47,8 +47,6 @@ PAPER_API: dict[str, dict[str, float]] = {
     "o3-mini": {"error": 0.0018, "k": 3, "usd_per_m_out": 4.4, "usd": 9400},
 }
 FAILING_ROUNDS = 3  # rounds in a row in which every sample failed: the backend is down
-# column of a sample row (Schedule.accept) and of a decided row (Schedule._finalize)
-_TOK_IN, _TOK_OUT, _TOK_REASON, _VOTES = 9, 10, 11, 3
 
 
 class _Slice:
@@ -88,14 +86,14 @@ class SliceStats:
         self.samples += rows.n_samples
         self.valid += rows.valid
         self.decided += len(rows.decided)
-        self.votes += sum(d[_VOTES] for d in rows.decided)
+        self.votes += sum(d.votes for d in rows.decided)
         self.errors += rows.errors
         for reason, n in rows.flags.items():
             self.flags[reason] = self.flags.get(reason, 0) + n
         for r in rows.samples:
-            self.tokens_in += r[_TOK_IN]
-            self.tokens_out += r[_TOK_OUT]
-            self.tokens_reasoning += r[_TOK_REASON]
+            self.tokens_in += r.tokens_in
+            self.tokens_out += r.tokens_out
+            self.tokens_reasoning += r.tokens_reasoning
 
 
 def run_slice(task: Any, backend: Any, vote: VoteConfig, start: int, count: int,

@@ -54,20 +54,17 @@ class Metrics:
         self.valid.inc(rows.valid)
         for reason, n in rows.flags.items():
             self.flags.labels(reason=reason).inc(n)
-        # sample rows: [..., tokens_in (9), tokens_out (10), tokens_reasoning (11), ...]
         tin = tout = tre = 0
         for r in rows.samples:
-            tin += r[9]
-            tout += r[10]
-            tre += r[11]
+            tin += r.tokens_in
+            tout += r.tokens_out
+            tre += r.tokens_reasoning
         self.tokens.labels(kind="in").inc(tin)
         self.tokens.labels(kind="out").inc(tout)
         self.tokens.labels(kind="reasoning").inc(tre)
         self.steps.inc(len(rows.decided))
-        # decided rows: (step, epoch, answer, votes, samples, rounds, margin, round, divergent,
-        # correct)
-        self.votes.inc(sum(d[3] for d in rows.decided))
-        self.divergences.inc(sum(d[8] for d in rows.decided))
+        self.votes.inc(sum(d.votes for d in rows.decided))
+        self.divergences.inc(sum(d.divergent for d in rows.decided))
         self.errors.inc(rows.errors)
 
     def text(self) -> str:

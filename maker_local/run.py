@@ -229,14 +229,14 @@ class _Bar:
         self.flagged += rows.n_samples - rows.valid
         self.errors += rows.errors
         self.decided += len(rows.decided)
-        self.votes += sum(d[3] for d in rows.decided)
+        self.votes += sum(d.votes for d in rows.decided)
         now = time.time()
         self.seconds += now - self.last
         self.last = now
         if self.price:  # token sums only when a price needs them (this runs every round)
             for r in rows.samples:
-                self.tokens_in += r[9]
-                self.tokens_out += r[10]
+                self.tokens_in += r.tokens_in
+                self.tokens_out += r.tokens_out
         self.bar.set_postfix_str(
             f"votes/step={self.votes / max(1, self.decided):.3f} "
             f"flagged={self.flagged / max(1, self.samples):.1%} errors={self.errors} "

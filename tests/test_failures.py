@@ -271,7 +271,7 @@ def test_schedule_never_counts_a_failed_request_as_a_vote():
     res = sim_backend(task).sample(reqs)
     res[0] = [Sample("", "error", 0, 0, 0, 0.0, "boom", True)] * reqs[0].n
     rows = sched.accept(reqs, res)
-    assert all(r[0] != reqs[0].step for r in rows.samples)
+    assert all(r.step != reqs[0].step for r in rows.samples)
     again = sched.next_batch()
     first = [r for r in again if r.step == reqs[0].step]
     assert (first[0].first_index, first[0].seed) == (reqs[0].first_index, reqs[0].seed)

@@ -196,6 +196,7 @@ def test_verify_names_the_first_step_an_edit_affects(runs, tmp_path, edit):
 def test_verify_rederives_decisions_even_when_the_chain_was_forged(runs, tmp_path):
     """Someone who edits a winning key and recomputes every digest passes the chain; the
     replayed votes and the re-derived inputs still name the step."""
+    from maker_local.records import AnswerRow, DecisionRow, SampleRow
     from maker_local.store import integrity
     run = copy(runs, "done", tmp_path)
     step, epoch, aid, key = one_answer(run, True)
@@ -208,12 +209,13 @@ def test_verify_rederives_decisions_even_when_the_chain_was_forged(runs, tmp_pat
                                   "decided FROM rounds ORDER BY round").fetchall():
         s = con.execute(f"SELECT {integrity.SAMPLE_COLS}, latency_ms FROM samples "
                         "WHERE round = ? ORDER BY step, idx", (rnd,)).fetchall()
-        s = [(*r[:12], r[13], r[12]) for r in s]  # latency back in its column
+        s = [SampleRow(*r[:12], r[13], r[12]) for r in s]  # latency back in its column
         a = con.execute(f"SELECT {integrity.ANSWER_COLS} FROM answers WHERE round = ? "
                         "ORDER BY step, epoch, id", (rnd,)).fetchall()
         d = con.execute(f"SELECT {integrity.DECIDED_COLS} FROM decided WHERE round = ? "
                         "ORDER BY step", (rnd,)).fetchall()
-        prev = integrity.round_digest(prev, (rnd, *rest), s, a, d)
+        prev = integrity.round_digest(prev, (rnd, *rest), s, [AnswerRow(*r) for r in a],
+                                      [DecisionRow(*r) for r in d])
         con.execute("UPDATE rounds SET digest = ? WHERE round = ?", (prev, rnd))
     con.commit()
     con.close()

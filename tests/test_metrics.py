@@ -39,9 +39,10 @@ def test_counters_match_the_rounds_fed_to_them():
         assert got["maker_samples_valid_total"] == sum(r.valid for r in two)
         assert got["maker_steps_decided_total"] == sum(len(r.decided) for r in two) > 0
         assert got["maker_errors_total"] == sum(r.errors for r in two)
-        assert got['maker_tokens_total{kind="out"}'] == sum(s[10] for r in two
+        assert got['maker_tokens_total{kind="out"}'] == sum(s.tokens_out for r in two
                                                             for s in r.samples)
-        assert got['maker_tokens_total{kind="in"}'] == sum(s[9] for r in two for s in r.samples)
+        assert got['maker_tokens_total{kind="in"}'] == sum(s.tokens_in for r in two
+                                                           for s in r.samples)
         parse = sum(r.flags.get("parse", 0) for r in two)
         assert got['maker_samples_flagged_total{reason="parse"}'] == parse > 0
         assert got['maker_samples_flagged_total{reason="rule"}'] == 0

@@ -63,12 +63,13 @@ def test_rounds_and_sequential_decide_the_same_without_errors():
     model = SimModel(error=0.02, valid=0.9, seed=4)
     _, a, _, _ = drive(task, model, "rounds", k=3, window=100)
     _, b, _, _ = drive(task, model, "sequential", k=3)
-    assert [d[9] for d in a] == [1] * 511
+    assert [d.correct for d in a] == [1] * 511
 
     def strip(rows):
-        return [(d[0], d[2], d[3], d[4], d[5], d[6], d[9]) for d in rows]
+        return [(d.step, d.answer, d.votes, d.samples, d.rounds, d.margin, d.correct)
+                for d in rows]
     assert strip(a) == strip(b)
-    assert max(d[7] for d in b) > max(d[7] for d in a)  # sequential needs many more rounds
+    assert max(d.decided_round for d in b) > max(d.decided_round for d in a)  # sequential needs many more rounds
 
 
 @pytest.mark.parametrize("mode", ["rounds", "sequential"])
@@ -83,16 +84,16 @@ def test_the_chain_follows_the_vote(mode):
         for st in sched.pending.values():
             inputs[(st.step, sched.epoch)] = st.x
         rows = sched.accept(reqs, sim.sample(reqs))
-        keys.update({(a[0], a[1], a[2]): a[3] for a in rows.answers})
+        keys.update({(a.step, a.epoch, a.id): a.key for a in rows.answers})
         decided += rows.decided
-    errors = sum(1 for d in decided if d[9] == 0)
+    errors = sum(1 for d in decided if d.correct == 0)
     assert errors > 0
-    assert sum(d[8] for d in decided) == (errors if mode == "rounds" else 0)
+    assert sum(d.divergent for d in decided) == (errors if mode == "rounds" else 0)
     x = task.initial()
-    for step, epoch, aid, *_, correct in decided:
-        assert inputs[(step, epoch)] == x  # voted on the chain's input, not a stale draft
-        key = keys[(step, epoch, aid)]
-        assert correct == int(key == task.reference(x).key)
+    for d in decided:
+        assert inputs[(d.step, d.epoch)] == x  # voted on the chain's input, not a stale draft
+        key = keys[(d.step, d.epoch, d.answer)]
+        assert d.correct == int(key == task.reference(x).key)
         x = task.next_input(x, task.answer_from_key(key))
     assert len(decided) == 127
 
@@ -117,8 +118,8 @@ def test_follow_draft_counts_divergences_but_keeps_the_draft():
     task = Hanoi(7)
     sched, decided, reqs, _ = drive(task, SimModel(error=0.3, valid=1.0, wrong=1, seed=3),
                                     k=1, window=128, follow="draft")
-    errors = sum(1 for d in decided if d[9] == 0)
-    assert errors > 10 and sum(d[8] for d in decided) == errors
+    errors = sum(1 for d in decided if d.correct == 0)
+    assert errors > 10 and sum(d.divergent for d in decided) == errors
     assert sched.epoch == 0
     assert all(r.x == task.input_at(r.step) for r in reqs)  # every input is the reference's
-    assert max(d[7] for d in decided) < 10  # a few full rounds, not one step at a time
+    assert max(d.decided_round for d in decided) < 10  # a few full rounds, not one step at a time

@@ -35,12 +35,12 @@ def test_per_step_error_matches_formula():
     task = Hanoi(14)
     decided, samples = run(task, independent(0.2, valid=0.9), k=3)
     n = len(decided)
-    wrong = sum(1 for d in decided if d[9] == 0)
+    wrong = sum(1 for d in decided if d.correct == 0)
     expect = 1 - p_step(0.8, 3)
     sd = math.sqrt(n * expect * (1 - expect))
     assert abs(wrong - n * expect) < 4 * sd, (wrong, n * expect)
     # samples per step: expected votes / valid rate
-    per_step = np.mean([d[4] for d in decided])
+    per_step = np.mean([d.samples for d in decided])
     assert per_step == pytest.approx(expected_votes(0.8, 3) / 0.9, rel=0.05)
 
 

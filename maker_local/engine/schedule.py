@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..records import AnswerRow, DecisionRow, SampleRow
 from ..tasks.base import Flag, Parsed, Task
 from ..types import Sample, SampleRequest
 from .redflags import classify
@@ -80,9 +81,9 @@ class RoundRows:
     """What one round adds to the ledger; written in one transaction."""
 
     round: int
-    samples: list[tuple] = field(default_factory=list)
-    answers: list[tuple] = field(default_factory=list)
-    decided: list[tuple] = field(default_factory=list)
+    samples: list[SampleRow] = field(default_factory=list)
+    answers: list[AnswerRow] = field(default_factory=list)
+    decided: list[DecisionRow] = field(default_factory=list)
     flags: dict[str, int] = field(default_factory=dict)
     valid: int = 0
     errors: int = 0  # final decisions that disagree with the reference
@@ -216,16 +217,17 @@ class Schedule:
                     if aid is None:
                         aid = st.answers[got.key] = len(st.answers)
                         correct = None if st.ref is None else int(got.key == st.ref.key)
-                        answers.append((step, epoch, aid, got.key, correct))
+                        answers.append(AnswerRow(step, epoch, aid, got.key, correct))
                     if voter.winner is None and voter.add(got.key):
                         st.decided_round = rnd
                     flag = detail = None
                 else:
                     aid, flag, detail = None, got.reason, got.detail
                     flags[flag] = flags.get(flag, 0) + 1
-                out.append([step, idx, epoch, rnd, sample_seed(run_seed, step, idx), temp, aid,
-                            flag, detail, s.tokens_in, s.tokens_out, s.tokens_reasoning,
-                            round(s.latency * 1000.0, 3), s.text])
+                out.append(SampleRow(step, idx, epoch, rnd, sample_seed(run_seed, step, idx),
+                                     temp, aid, flag, detail, s.tokens_in, s.tokens_out,
+                                     s.tokens_reasoning, round(s.latency * 1000.0, 3),
+                                     s.text))
                 idx += 1
         if cfg.keep_text != "all":
             for step, start in spans.items():
@@ -234,7 +236,7 @@ class Schedule:
         self.round += 1
         return rows
 
-    def _trim_texts(self, st: StepState, out: list[list], start: int) -> None:
+    def _trim_texts(self, st: StepState, out: list[SampleRow], start: int) -> None:
         """Keep raw text for flagged and losing samples and a share of winners."""
         if st.voter.winner is None:
             return  # undecided: any of these may lose, so keep them all
@@ -242,10 +244,10 @@ class Schedule:
         share = self.cfg.keep_share
         for i in range(start, len(out)):
             r = out[i]
-            if r[0] != st.step:
+            if r.step != st.step:
                 break
-            if r[6] == win and r[4] % share != 0:
-                r[13] = None
+            if r.answer == win and r.seed % share != 0:
+                r.text = None
 
     def _finalize(self, rows: RoundRows) -> None:
         """Make decisions final in step order; follow the vote on a divergence."""
@@ -260,9 +262,10 @@ class Schedule:
             divergent = int(self.mode == "rounds" and st.ref is not None and win != st.ref.key)
             if correct == 0:
                 rows.errors += 1
-            rows.decided.append((st.step, self.epoch, st.answers[win], st.voter.votes,
-                                 st.samples, st.rounds, st.voter.leader_and_margin()[1],
-                                 st.decided_round, divergent, correct))
+            rows.decided.append(DecisionRow(st.step, self.epoch, st.answers[win],
+                                            st.voter.votes, st.samples, st.rounds,
+                                            st.voter.leader_and_margin()[1],
+                                            st.decided_round, divergent, correct))
             self.done += 1
             if divergent and self.cfg.follow == "draft":
                 divergent = 0  # counted as an error above; the chain keeps to the draft

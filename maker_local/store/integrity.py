@@ -23,6 +23,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from ..records import AnswerRow, DecisionRow, SampleRow, answer_values, decision_values
+
 VERSION = "maker-local ledger digest v1"
 CHUNK = 20000  # rows hashed per update when writing (bounds memory)
 
@@ -31,11 +33,12 @@ def genesis(config_json: str) -> str:
     return hashlib.sha256(f"{VERSION}\n{config_json}".encode()).hexdigest()
 
 
-def _sample_row(r: Any) -> tuple:
+def _sample_row(r: SampleRow) -> tuple:
     # each column as the Python type SQLite will return for it (REAL -> float, INTEGER -> int);
-    # not latency_ms (r[12]): timings are not what a run found
-    return (int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]), r[6], r[7],
-            r[8], int(r[9]), int(r[10]), int(r[11]), r[13])
+    # not latency_ms: timings are not what a run found
+    return (int(r.step), int(r.idx), int(r.epoch), int(r.round), int(r.seed),
+            float(r.temperature), r.answer, r.flag, r.detail, int(r.tokens_in),
+            int(r.tokens_out), int(r.tokens_reasoning), r.text)
 
 
 def table_digest(rows: Iterable[Iterable[Any]]) -> Any:
@@ -55,13 +58,15 @@ def chain(prev: str, round_row: tuple, samples: Any, answers: Any, decided: Any)
                           f"\nD {decided.hexdigest()}".encode()).hexdigest()
 
 
-def round_digest(prev: str, round_row: tuple, samples: Iterable[Any],
-                 answers: Iterable[tuple], decided: Iterable[tuple]) -> str:
+def round_digest(prev: str, round_row: tuple, samples: Iterable[SampleRow],
+                 answers: Iterable[AnswerRow], decided: Iterable[DecisionRow]) -> str:
     """The digest of one round as it is written. `round_row`: (round, started, finished,
     requests, samples, decided); samples sorted by (step, idx), answers by (step, epoch, id),
-    decided by step, each with its table's columns in order (not the `round` added for this)."""
+    decided by step (each hashed as its table's columns in order, not the `round` added for
+    this)."""
     return chain(prev, round_row, table_digest(map(_sample_row, samples)),
-                 table_digest(map(tuple, answers)), table_digest(map(tuple, decided)))
+                 table_digest(map(answer_values, answers)),
+                 table_digest(map(decision_values, decided)))
 
 
 @dataclass

@@ -14,10 +14,12 @@ import json
 import os
 import sqlite3
 import time
-from operator import itemgetter
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
+                       decision_values, sample_values)
 from . import integrity
 
 LEDGER_NAME = "ledger.sqlite"
@@ -64,6 +66,17 @@ ALTER TABLE decided ADD COLUMN round INTEGER;
 ALTER TABLE rounds ADD COLUMN digest TEXT;
 """),
 ]
+
+
+def _insert(table: str, record: type, round_: str = "") -> str:
+    """INSERT naming the record's fields as columns (plus the round that adds the row)."""
+    cols = columns(record)
+    names = ", ".join(cols) + (", round" if round_ else "")
+    marks = ", ".join("?" * len(cols)) + (f", {round_}" if round_ else "")
+    return f"INSERT INTO {table} ({names}) VALUES ({marks})"
+
+
+_INSERT_SAMPLE = _insert("samples", SampleRow)
 
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -214,20 +227,21 @@ class Ledger:
         return self._head
 
     def write_round(self, rows: Any, started: float, finished: float, requests: int) -> None:
-        """Persist one round (samples, answers, decisions, timing, digest) atomically."""
+        """Persist one round (a `RoundRows`: its SampleRow, AnswerRow and DecisionRow
+        records, inserted by name; timing; digest) atomically."""
         con = self.con
         rnd = int(rows.round)
         round_row = (rnd, started, finished, requests, len(rows.samples), len(rows.decided))
         digest = integrity.round_digest(
-            self.head(), round_row, sorted(rows.samples, key=itemgetter(0, 1)),
-            sorted(rows.answers, key=itemgetter(0, 1, 2)),
-            sorted(rows.decided, key=itemgetter(0)))
+            self.head(), round_row, sorted(rows.samples, key=attrgetter("step", "idx")),
+            sorted(rows.answers, key=attrgetter("step", "epoch", "id")),
+            sorted(rows.decided, key=attrgetter("step")))
         with self.transaction():
-            con.executemany("INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                            rows.samples)
-            con.executemany(f"INSERT INTO answers VALUES (?,?,?,?,?,{rnd})", rows.answers)
-            con.executemany(f"INSERT INTO decided VALUES (?,?,?,?,?,?,?,?,?,?,{rnd})",
-                            rows.decided)
+            con.executemany(_INSERT_SAMPLE, map(sample_values, rows.samples))
+            con.executemany(_insert("answers", AnswerRow, str(rnd)),
+                            map(answer_values, rows.answers))
+            con.executemany(_insert("decided", DecisionRow, str(rnd)),
+                            map(decision_values, rows.decided))
             con.execute("INSERT INTO rounds VALUES (?,?,?,?,?,?,?)", (*round_row, digest))
         self._head = digest
 
