@@ -55,7 +55,7 @@ def test_the_card_checks_every_class():
         (n, d, k) for n in range(3, 21) for d in range(2, n + 1) for k in ("after", "before")}
     # the classes the card says are below the bar (models/hanoi-step/README.md): exactly
     # these, so the list cannot go stale in either direction
-    known_below = {(20, 13, "move")}
+    known_below: set = set()
     below = {(r["disks"], r["disk"], r["kind"]) for r in card["classes"]
              if not (r["greedy"] == 1.0 and r["mean_p"] >= 0.99 and r["min_p"] >= 0.9)}
     assert below == known_below

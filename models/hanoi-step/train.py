@@ -61,6 +61,10 @@ def parse_args(argv=None):
     ap.add_argument("--focus-neighbours", type=float, default=0.0,
                     help="share of the corner's examples taken 1 or 2 steps before or after "
                          "the large-disk move instead")
+    ap.add_argument("--mined", default="",
+                    help="JSON of weak steps written by mine.py: a share of every batch "
+                         "(--mined-frac) is drawn from them, with replacement")
+    ap.add_argument("--mined-frac", type=float, default=0.25)
     return ap.parse_args(argv)
 
 
@@ -112,6 +116,11 @@ def main(argv=None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98),
                             weight_decay=a.weight_decay)
     step, pool, elapsed = 0, [], 0.0
+    mined = []
+    if a.mined:
+        import json
+        mined = [(w["disks"], w["step"]) for w in json.loads(Path(a.mined).read_text())["weak"]]
+        print(f"{len(mined)} mined steps from {a.mined}", flush=True)
     if a.init and not (ckpt.exists() and not a.fresh):
         from safetensors.torch import load_file
         sd = load_file(str(Path(a.init) / "model.safetensors"))
@@ -150,6 +159,9 @@ def main(argv=None) -> int:
         hard = [pool.pop(rng.randrange(len(pool))) for _ in range(n_hard)]
         fresh = []
         for _ in range(a.batch - n_hard):
+            if mined and rng.random() < a.mined_frac:
+                fresh.append(rng.choice(mined))
+                continue
             if a.focus and rng.random() < a.focus:
                 fresh.append(C.sample_class_step(rng, a.focus_min_n, a.focus_min_d,
                                                  a.focus_neighbours))
