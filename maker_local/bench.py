@@ -9,7 +9,8 @@ the cost of a reliable (decided) step, projected to a full run; with a plugged-i
 sample as tokens_out / output tokens per second. No printing here: `commands/bench.py` formats.
 
 JSON keys (the last line `maker-local bench` prints; `--out` adds "metadata"):
-  model, backend, profile, k, disks, start, warmup, steps   what ran (start: first warm-up step)
+  model, backend, profile, k, rule, disks, start, warmup, steps   what ran (start: first
+                                                   warm-up step; rule: the voting rule)
   decided, rounds, samples, valid, errors          counts in the timed slice; errors = decided
                                                    steps that disagree with the reference
   stopped                                          null, or why the slice ended early
@@ -257,7 +258,8 @@ def format_table(r: dict[str, Any]) -> str:
     flags = ", ".join(f"{k} {v:,}" for k, v in sorted(r["flags"].items())) or "none"
     unit = f"{r['machines']:g} {r['machine_unit']}"
     rows = [
-        ("model / backend", f"{r['model']} on {r['backend']}, k={r['k']}"),
+        ("model / backend", f"{r['model']} on {r['backend']}, k={r['k']}"
+         + (f" ({r['rule']})" if r.get("rule") else "")),
         ("slice", f"{r['disks']} disks, steps {first:,}..{first + r['steps'] - 1:,} timed "
          f"after {r['warmup']:,} warm-up steps"),
         ("decided steps", f"{r['decided']:,} of {r['steps']:,} in {r['rounds']} rounds"

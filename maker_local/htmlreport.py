@@ -1,6 +1,6 @@
 """One self-contained HTML page per run: `write_html(run_dir)` -> run_dir/report.html.
 
-Reads the ledger only (`build_report`, `hardest`, and a few direct queries); every plot is a
+Reads the ledger only (`build_report`, `replay` and `store.reads`); every plot is a
 matplotlib PNG embedded as base64, and there are no external assets, scripts or fonts, so the
 page can be mailed, archived or opened offline.
 """
@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from .calibrate import length_bins, wilson
+from .engine.voting import RULES
 from .report import build_report
-from .store import Ledger
+from .store import Ledger, reads
 
 HTML_NAME = "report.html"
 _MAX_ROWS = 500_000  # sample rows read for the length plots; larger runs use a step subsample
@@ -47,17 +48,6 @@ def _table(head: list[str], rows: list[list[Any]], left: tuple[int, ...] = (0,))
     out = ["<table><tr>" + "".join(cell("th", i, h) for i, h in enumerate(head)) + "</tr>"]
     out += ["<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows]
     return "\n".join(out) + "</table>"
-
-
-def _sample_rows(led: Ledger) -> np.ndarray:
-    """(tokens_in, tokens_out, tokens_reasoning, valid, correct) per sample; -1 = unknown."""
-    n = led.query("SELECT COUNT(*) FROM samples").fetchone()[0]
-    every = max(1, -(-n // _MAX_ROWS))  # subsample whole steps: keeps each step's samples
-    rows = led.query(
-        "SELECT s.tokens_in, s.tokens_out, s.tokens_reasoning, s.answer IS NOT NULL, "
-        "COALESCE(a.correct, -1) FROM samples s LEFT JOIN answers a ON a.step = s.step AND "
-        "a.epoch = s.epoch AND a.id = s.answer WHERE s.step % ? = 0", (every,)).fetchall()
-    return np.array(rows, dtype=np.int64).reshape(-1, 5)
 
 
 def _figures(rep: dict[str, Any], s: np.ndarray) -> tuple[dict[str, str], list[dict]]:
@@ -133,8 +123,8 @@ def render(run_dir: Path) -> str:
 
     rep = build_report(run_dir)
     led = Ledger.read(run_dir)
-    try:
-        s = _sample_rows(led)
+    try:  # (tokens_in, tokens_out, tokens_reasoning, valid, correct) per sample
+        s = reads.sample_sizes(led, _MAX_ROWS)
     finally:
         led.close()
     figs, bins = _figures(rep, s)
@@ -145,7 +135,8 @@ def render(run_dir: Path) -> str:
     summary = _table(["", "value"], [
         ["task", f"{task['task']} ({task.get('disks', '?')} disks, {st['total']:,} steps)"],
         ["backend / schedule", f"{rep['backend']} / {rep['schedule']}"],
-        ["k", rep["k"]], ["finished", rep["finished"]],
+        ["voting rule, k", f"{rep.get('rule', 'ahead-by-k')}, k={rep['k']}"],
+        ["finished", rep["finished"]],
         ["decided steps", f"{st['decided']:,} / {st['total']:,}"],
         ["errors vs reference", st["errors"]], ["divergences", st["divergences"]],
         ["steps needing > k votes", f"{st['more_than_k_votes']:,}"],
@@ -172,7 +163,9 @@ def render(run_dir: Path) -> str:
             hard.append([h["step"] if i == 0 else "", h["samples"] if i == 0 else "",
                          a["key"], a["votes"], mark + (" (won)" if a["winner"] else "")])
     hardest = _table(["step", "samples", "answer (vote key)", "votes", ""], hard, left=(2, 4))
-    rp = replay(run_dir, [("first-to-k", rep["k"])])
+    # the run's recorded votes under the other rules at the run's k
+    others = [(name, rep["k"]) for name in RULES if name != rep.get("rule", "ahead-by-k")]
+    rp = replay(run_dir, others)
     replay_t = _table(["rule", "k", "decided", "wrong", "out of votes", "votes/step"],
                       [[a["rule"] + (" (as run)" if a["as_run"] else ""), a["k"], a["decided"],
                         a["wrong"], a["out_of_votes"], f"{a['votes_mean']:.3f}"]
@@ -194,7 +187,8 @@ argue for a lower <code>--max-tokens</code>.</p>{figs['length']}{length}</sectio
 <section id="hardest"><h2>Hardest steps</h2><p>The steps that needed the most samples, with
 their competing answers.</p>{hardest}</section>
 <section id="replay"><h2>Voting rules replayed</h2><p>The run's recorded votes replayed under
-first-to-k; "out of votes" means the run stopped before that rule could decide.</p>
+{html.escape(", ".join(name for name, _ in others))}; "out of votes" means the run stopped
+before that rule could decide.</p>
 {replay_t}</section>"""
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n"

@@ -1,7 +1,8 @@
 """Replay a finished run's recorded votes under another voting rule (the paper's Figure 8 idea).
 
 For every decided step, the valid samples of its final epoch are fed, in vote-index order, to a
-rule of `maker_local.engine.voting.RULES` (with its own k). Reads the ledger only.
+rule of `maker_local.engine.voting.RULES` (with its own k): the same rule classes that vote
+live. Reads the ledger only (`store.reads`).
 
 Caveat: the ledger holds only the votes the run's own rule asked for. A rule that needs more
 votes than were drawn for a step "runs out" (reported as `out_of_votes`): it is undecided with
@@ -10,23 +11,19 @@ which is exactly what it would have drawn (seeds are a pure function of step and
 """
 from __future__ import annotations
 
-from itertools import groupby
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .engine.voting import RULES
-from .store import Ledger
+from .engine.voting import RULES, get_rule, rule_of
+from .store import Ledger, reads
 
 _WRONG_LISTED = 20  # wrong decisions listed by step number per rule
 
 
 def parse_rule(spec: str, default_k: int) -> tuple[str, int]:
     """'first-to-k', 'first-to-k:2' or 'ahead-by-k:5' -> (rule, k); ValueError explains."""
-    from .backends import unknown
-
     name, _, k = spec.partition(":")
-    if name not in RULES:
-        raise ValueError(unknown("voting rule", name, list(RULES)))
+    get_rule(name)  # ValueError names the rules there are
     try:
         kk = int(k) if k else default_k
     except ValueError:
@@ -36,57 +33,52 @@ def parse_rule(spec: str, default_k: int) -> tuple[str, int]:
     return name, kk
 
 
-def _steps(led: Ledger) -> Iterable[tuple[int, list[int], dict[int, int | None], int]]:
-    """Per decided step: (step, vote answer ids in vote order, id -> correct, run's winner)."""
-    correct: dict[tuple[int, int], int | None] = {}
-    winners = dict(led.query("SELECT step, answer FROM decided").fetchall())
-    for step, aid, c in led.query(
-            "SELECT a.step, a.id, a.correct FROM answers a JOIN decided d ON d.step = a.step "
-            "AND d.epoch = a.epoch"):
-        correct[(step, aid)] = c
-    rows = led.query("SELECT s.step, s.answer FROM samples s JOIN decided d ON d.step = s.step "
-                     "AND d.epoch = s.epoch WHERE s.answer IS NOT NULL ORDER BY s.step, s.idx")
-    for step, group in groupby(rows, key=lambda r: r[0]):
-        votes = [aid for _, aid in group]
-        yield step, votes, {a: correct.get((step, a)) for a in set(votes)}, winners[step]
-
-
 def replay(run_dir: Path, rules: list[tuple[str, int]]) -> dict[str, Any]:
     """Replay the run's decided steps under the run's own rule and each of `rules`.
 
-    Returns {"run_dir", "k", "steps", "rules": [{rule, k, as_run, decided, wrong,
+    Returns {"run_dir", "rule", "k", "steps", "rules": [{rule, k, as_run, decided, wrong,
     out_of_votes, votes_mean, votes_max, agree, wrong_steps}]}; `as_run` marks the run's own
-    rule (ahead-by-k at the run's k), which must reproduce the run exactly.
+    rule at the run's k, which must reproduce the run exactly.
     """
     led = Ledger.read(run_dir)
     try:
-        k_run = int(led.config["run"]["k"])
-        todo = [("ahead-by-k", k_run)] + [r for r in rules if r != ("ahead-by-k", k_run)]
+        run = led.config["run"]
+        k_run, rule_run = int(run["k"]), rule_of(run)
+        todo = [(rule_run, k_run)] + [r for r in rules if r != (rule_run, k_run)]
+        voters = [(RULES[name], k) for name, k in todo]
         acc = [{"rule": name, "k": k, "as_run": i == 0, "decided": 0, "wrong": 0,
                 "out_of_votes": 0, "votes": 0, "votes_max": 0, "agree": 0, "wrong_steps": []}
                for i, (name, k) in enumerate(todo)]
         steps = 0
-        for step, votes, correct, winner in _steps(led):
+        for sv in reads.final_votes(led):
             steps += 1
-            keys = [str(a) for a in votes]  # the rules compare keys; answer ids stand in
-            for (name, k), a in zip(todo, acc):
-                won, used = RULES[name](keys, k)
+            for (rule, k), a in zip(voters, acc):
+                won, used = _first_decision(rule(k), sv.votes)
                 if won is None:
                     a["out_of_votes"] += 1
                     continue
                 a["decided"] += 1
                 a["votes"] += used
                 a["votes_max"] = max(a["votes_max"], used)
-                a["agree"] += int(won) == winner
-                if correct[int(won)] == 0:
+                a["agree"] += won == sv.winner
+                if sv.correct[won] == 0:
                     a["wrong"] += 1
                     if len(a["wrong_steps"]) < _WRONG_LISTED:
-                        a["wrong_steps"].append(step)
+                        a["wrong_steps"].append(sv.step)
     finally:
         led.close()
     for a in acc:
         a["votes_mean"] = a.pop("votes") / a["decided"] if a["decided"] else 0.0
-    return {"run_dir": str(run_dir), "k": k_run, "steps": steps, "rules": acc}
+    return {"run_dir": str(run_dir), "rule": rule_run, "k": k_run, "steps": steps,
+            "rules": acc}
+
+
+def _first_decision(voter: Any, votes: list[int]) -> tuple[int | None, int]:
+    """(winning answer id, votes used) when `votes` decide the step, else (None, all)."""
+    for i, aid in enumerate(votes, 1):
+        if voter.add(aid):  # answer ids stand in for the keys: one id per key
+            return voter.winner, i
+    return None, len(votes)
 
 
 def format_replay(r: dict[str, Any]) -> str:
@@ -102,8 +94,8 @@ def format_replay(r: dict[str, Any]) -> str:
         # the rule's name on the left, numbers right-aligned under their headers
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths)))
-    lines = [f"replayed {r['steps']:,} decided steps of {r['run_dir']} (run: ahead-by-k, "
-             f"k={r['k']})", line(head)]
+    lines = [f"replayed {r['steps']:,} decided steps of {r['run_dir']} (run: "
+             f"{r.get('rule', 'ahead-by-k')}, k={r['k']})", line(head)]
     for a, cells in zip(r["rules"], rows):
         lines.append(line(cells) + ("  (as run)" if a["as_run"] else ""))
     lines.append("out of votes: undecided with the votes the run recorded (it stopped earlier); "

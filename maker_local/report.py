@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .store import Ledger
+from .engine.voting import rule_of
+from .store import Ledger, reads
 from .tasks.base import REASONS
 
 REPORT_JSON = "report.json"
@@ -22,37 +23,12 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 def collisions(led: Ledger) -> list[int]:
     """Decided steps whose first two valid votes (final epoch) were both wrong."""
-    out = []
-    cand = led.query("SELECT DISTINCT a.step, a.epoch FROM answers a JOIN decided d "
-                     "ON d.step = a.step AND d.epoch = a.epoch WHERE a.correct = 0").fetchall()
-    for step, epoch in cand:
-        first = led.query("SELECT a.correct FROM samples s JOIN answers a ON a.step = s.step "
-                          "AND a.epoch = s.epoch AND a.id = s.answer WHERE s.step = ? AND "
-                          "s.epoch = ? AND s.flag IS NULL ORDER BY s.idx LIMIT 2",
-                          (step, epoch)).fetchall()
-        if len(first) == 2 and all(c == 0 for (c,) in first):
-            out.append(step)
-    return out
+    return reads.collision_steps(led)
 
 
 def hardest(led: Ledger, k: int, count: int = 5) -> list[dict[str, Any]]:
-    """The steps that needed the most samples, with their competing answers: only steps that
-    needed more than k votes or met another answer (an easy run has none)."""
-    out = []
-    for step, epoch, samples, votes, rounds, win in led.query(
-            "SELECT step, epoch, samples, votes, rounds, answer FROM decided d "
-            "WHERE votes > ? OR EXISTS (SELECT 1 FROM answers a WHERE a.step = d.step "
-            "AND a.epoch = d.epoch AND a.id > 0) "
-            "ORDER BY samples DESC, step LIMIT ?", (k, count)).fetchall():
-        answers = led.query(
-            "SELECT a.id, a.key, a.correct, COUNT(s.idx) FROM answers a LEFT JOIN samples s "
-            "ON s.step = a.step AND s.epoch = a.epoch AND s.answer = a.id "
-            "WHERE a.step = ? AND a.epoch = ? GROUP BY a.id ORDER BY COUNT(s.idx) DESC",
-            (step, epoch)).fetchall()
-        out.append({"step": step, "samples": samples, "votes": votes, "rounds": rounds,
-                    "answers": [{"key": key, "votes": n, "correct": c, "winner": aid == win}
-                                for aid, key, c, n in answers]})
-    return out
+    """The steps that needed the most samples, with their competing answers."""
+    return reads.hardest_steps(led, k, count)
 
 
 def build_report(run_dir: Path) -> dict[str, Any]:
@@ -66,45 +42,33 @@ def build_report(run_dir: Path) -> dict[str, Any]:
 
 
 def _build(led: Ledger) -> dict[str, Any]:
-    q = led.query
     cfg = led.config
     run = cfg["run"]
     total_steps = run["task"]["steps"]
     if run.get("slice"):  # a slice a..b-1 of the task: its steps are the run's
         total_steps = run["slice"][1] - run["slice"][0]
-    decided = np.array(q("SELECT votes, samples, rounds, correct IS 0, divergent FROM decided "
-                         "ORDER BY step").fetchall(), dtype=np.int64).reshape(-1, 5)
-    votes, samples, rounds = decided[:, 0], decided[:, 1], decided[:, 2]
-    n_samples, n_valid, tin, tout, treason, *by_reason = q(
-        "SELECT COUNT(*), COUNT(answer), COALESCE(SUM(tokens_in), 0), "
-        "COALESCE(SUM(tokens_out), 0), COALESCE(SUM(tokens_reasoning), 0), "
-        + ", ".join(f"COALESCE(SUM(flag = '{r}'), 0)" for r in REASONS) + " FROM samples"
-    ).fetchone()
-    flags = dict(zip(REASONS, by_reason))
-    n_rounds, wall = q("SELECT COUNT(*), COALESCE(SUM(finished - started), 0) FROM rounds"
-                       ).fetchone()
+    d = reads.decision_columns(led)
+    votes, samples, rounds = d["votes"], d["samples"], d["rounds"]
+    sm = reads.sample_totals(led, REASONS)
+    n_samples, n_valid, flags = sm["total"], sm["valid"], sm["flags"]
+    n_rounds, wall = reads.round_totals(led)
     # samples voted on a draft input that an earlier divergence replaced (none without one)
-    abandoned = q("SELECT COUNT(*) FROM samples s JOIN decided d ON d.step = s.step "
-                  "WHERE s.epoch < d.epoch").fetchone()[0] if decided[:, 4].any() else 0
+    abandoned = reads.abandoned_samples(led) if d["divergent"].any() else 0
     max_r = int(rounds.max()) if rounds.size else 0
     # the paper's Figure 8: steps still undecided after each voting round
     undecided = [int((rounds > r).sum()) for r in range(0, max_r + 1)]
     k = run["k"]
-    failures = {"requests": 0, "retryable": 0}
-    if q("SELECT 1 FROM sqlite_master WHERE name = 'failures'").fetchone():
-        n, retry = q("SELECT COUNT(*), COALESCE(SUM(retryable = 1), 0) FROM failures"
-                     ).fetchone()
-        failures = {"requests": n, "retryable": retry}
     return {
         "run_dir": str(led.path.parent.name),
         "task": run["task"], "backend": run["backend"]["backend"], "k": k,
+        "rule": rule_of(run),
         "slice": run.get("slice"),
         "schedule": run["schedule"],
         "finished": led.meta("finished") is not None,
         "resumes": int(led.meta("resumes", "0")),
         "versions": cfg.get("versions", {}),
-        "steps": {"total": total_steps, "decided": int(decided.shape[0]),
-                  "errors": int(decided[:, 3].sum()), "divergences": int(decided[:, 4].sum()),
+        "steps": {"total": total_steps, "decided": int(votes.size),
+                  "errors": int(d["wrong"].sum()), "divergences": int(d["divergent"].sum()),
                   "more_than_k_votes": int((votes > k).sum())},
         "samples": {"total": n_samples, "valid": n_valid, "flagged": n_samples - n_valid,
                     "flagged_by_reason": flags, "abandoned": abandoned},
@@ -113,9 +77,11 @@ def _build(led: Ledger) -> dict[str, Any]:
         "samples_per_step": _stats(samples),
         "rounds": {"total": n_rounds, "max_per_step": max_r, "undecided_after": undecided},
         "collisions": len(collisions(led)),
-        "failures": failures,  # failed attempts at requests, asked again (never votes)
-        "tokens": {"in": tin, "out": tout, "reasoning": treason},
-        "wall_seconds": round(float(wall), 3),
+        # failed attempts at requests, asked again (never votes)
+        "failures": reads.failure_counts(led),
+        "tokens": {"in": sm["tokens_in"], "out": sm["tokens_out"],
+                   "reasoning": sm["tokens_reasoning"]},
+        "wall_seconds": round(wall, 3),
         "hardest_steps": hardest(led, k),
     }
 
@@ -176,7 +142,8 @@ def format_report(r: dict[str, Any]) -> str:
     fl = ", ".join(f"{k} {n}" for k, n in sm["flagged_by_reason"].items() if n) or "none"
     lines = [
         f"task       {r['task']['task']} {r['task'].get('disks', '')} disks, "
-        f"backend {r['backend']}, k={r['k']}, schedule {r['schedule']}"
+        f"backend {r['backend']}, k={r['k']} ({r.get('rule', 'ahead-by-k')}), "
+        f"schedule {r['schedule']}"
         + (f", steps {r['slice'][0]:,}..{r['slice'][1] - 1:,}" if r.get("slice") else ""),
         f"steps      {s['decided']:,} / {s['total']:,} decided, {s['errors']} errors vs "
         f"reference, {s['divergences']} divergences, {s['more_than_k_votes']:,} needed > k votes",

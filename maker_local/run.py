@@ -16,8 +16,9 @@ from typing import Any, Callable
 
 from . import __version__
 from .engine.schedule import Schedule, StuckStep, VoteConfig
+from .engine.voting import rule_of
 from .failures import Retrier, RunStopped, flagged_out
-from .store import LEDGER_NAME, Ledger, LedgerError
+from .store import LEDGER_NAME, Ledger, LedgerError, reads
 
 
 @dataclass
@@ -36,7 +37,8 @@ class RunSpec:
         return {
             "task": self.task.describe(),
             "backend": self.backend.describe(),
-            "k": v.k, "schedule": self.schedule, "window": v.window, "seed": v.run_seed,
+            "k": v.k, "rule": v.rule, "schedule": self.schedule, "window": v.window,
+            "seed": v.run_seed,
             "temperature_first": v.temperatures.first, "temperature": v.temperatures.rest,
             "max_tokens": v.max_tokens, "rules": v.rules, "constrained": v.constrained,
             **({"slice": list(self.steps)} if self.steps is not None else {}),
@@ -86,7 +88,13 @@ def open_run(spec: RunSpec, run_dir: Path, resume: bool) -> tuple[Ledger, bool]:
         if not resume:
             raise LedgerError(f"{run_dir} already holds a run; add --resume to continue it, "
                               "or choose another --run-dir")
-        stored = Ledger.check(run_dir / LEDGER_NAME, thorough=False).get("run", {})
+        stored = dict(Ledger.check(run_dir / LEDGER_NAME, thorough=False).get("run", {}))
+        stored["rule"] = rule_of(stored)  # ledgers from before rules were recorded
+        if stored["rule"] != ident["rule"]:
+            raise LedgerError(f"{run_dir} holds a run voted under {stored['rule']}, and a run "
+                              f"cannot change its voting rule midway: resume it with --rule "
+                              f"{stored['rule']}, or start a {ident['rule']} run in another "
+                              "--run-dir")
         diff = sorted(k for k in set(stored) | set(ident) if stored.get(k) != ident.get(k))
         if diff:
             what = "; ".join(f"{k}: ledger has {stored.get(k)!r}, you asked {ident.get(k)!r}"
@@ -147,7 +155,8 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
         a, b = spec.steps or (0, spec.task.num_steps())
         what = f"{b - a:,} steps" + (f" ({a:,}..{b - 1:,})" if spec.steps else "")
         print(f"maker-local: {'resuming' if resumed else 'starting'} {what} "
-              f"on {spec.backend.name}, k={spec.vote.k}, schedule {spec.schedule}, "
+              f"on {spec.backend.name}, k={spec.vote.k} ({spec.vote.rule}), "
+              f"schedule {spec.schedule}, "
               f"ledger {run_dir / LEDGER_NAME}", file=sys.stderr)
     stopped: Exception | None = None
     try:
@@ -210,15 +219,13 @@ class _Bar:
                  price: dict[str, float]):
         from tqdm import tqdm
 
-        q = ledger.con.execute
-        self.samples, self.flagged = q("SELECT COUNT(*), COUNT(flag) FROM samples").fetchone()
+        t = reads.running_totals(ledger)  # what the run had done before (a resume)
+        self.samples, self.flagged = t["samples"], t["flagged"]
+        self.tokens_in, self.tokens_out, self.seconds = t["tokens_in"], t["tokens_out"], \
+            t["seconds"]
+        self.votes, self.errors = t["votes"], t["errors"]
         self.price = price
-        self.tokens_in, self.tokens_out, self.seconds = q(
-            "SELECT COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), "
-            "(SELECT COALESCE(SUM(finished - started), 0) FROM rounds) FROM samples").fetchone()
         self.last = time.time()
-        self.votes = q("SELECT COALESCE(SUM(votes), 0) FROM decided").fetchone()[0]
-        self.errors = q("SELECT COUNT(*) FROM decided WHERE correct = 0").fetchone()[0]
         self.decided = sched.done - sched.start
         self.bar = tqdm(total=sched.total - sched.start, initial=sched.done - sched.start,
                         unit="step", disable=not enabled,

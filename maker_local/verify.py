@@ -2,22 +2,22 @@
 
 `verify(run_dir)` reads the ledger only and checks, in one pass over each table:
 1. the digest chain (`store/integrity.py`): no row changed, deleted or inserted since written;
-2. every decision, replayed from the recorded votes in recorded order under the run's rule
-   (first-to-ahead-by-k): the same winner after the same number of votes, and the first
-   undecided step's recorded votes do not already decide it;
+2. every decision, replayed from the recorded votes in recorded order under the run's voting
+   rule (`engine/voting.py`, the classes that voted live; ahead-by-k for ledgers that do not
+   name one): the same winner after the same number of votes, and the first undecided
+   step's recorded votes do not already decide it;
 3. every input, re-derived from the decisions (the first step's from the task, step i+1's
-   from step i's voted answer), and every error and divergence against the task's reference answer for
-   that input.
+   from step i's voted answer), and every error and divergence against the task's reference
+   answer for that input.
 Problems name the first step they affect. Memory: one step's votes at a time.
 """
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
-from .engine.voting import Voter
-from .store import Ledger
+from .engine.voting import label, replay_votes, rule_of
+from .store import Ledger, reads
 
 MAX_LISTED = 10  # problems listed per check (all are counted)
 
@@ -40,9 +40,8 @@ def verify(run_dir: Path) -> dict[str, Any]:
 
 
 def _verify(led: Ledger) -> dict[str, Any]:
-    q = led.query
     run = led.config["run"]
-    k, rounds_mode = int(run["k"]), run["schedule"] == "rounds"
+    k, rounds_mode, rule = int(run["k"]), run["schedule"] == "rounds", rule_of(run)
     task = _task(run)
     chain = led.verify()
     problems: dict[str, list[dict[str, Any]]] = {"decisions": [], "inputs": []}
@@ -53,20 +52,15 @@ def _verify(led: Ledger) -> dict[str, Any]:
         if len(problems[kind]) < MAX_LISTED:
             problems[kind].append({"step": step, "problem": what})
 
-    decided = q("SELECT d.step, d.epoch, d.answer, d.votes, d.samples, d.divergent, d.correct, "
-                "a.key FROM decided d LEFT JOIN answers a ON a.step = d.step "
-                "AND a.epoch = d.epoch AND a.id = d.answer ORDER BY d.step")
-    votes = itertools.groupby(q(
-        "SELECT s.step, s.epoch, s.answer, a.key FROM samples s LEFT JOIN answers a "
-        "ON a.step = s.step AND a.epoch = s.epoch AND a.id = s.answer ORDER BY s.step, s.idx"),
-        key=lambda r: r[0])
+    votes = reads.votes_by_step(led)  # (step, its samples' Votes), one step at a time
     current = next(votes, None)
     epoch_now = 0  # the epoch of undecided steps: one per divergence so far
     start = int(run["slice"][0]) if run.get("slice") else 0  # a slice run starts there
     x = task.initial() if start == 0 else task.input_at(start)
     errors = recorded_errors = 0
     expected_step = start
-    for step, epoch, aid, n_votes, n_samples, divergent, correct, key in decided:
+    for d, key in reads.decisions_with_keys(led):
+        step, epoch = d.step, d.epoch
         counts["decisions"] += 1
         if step != expected_step:
             problem("decisions", expected_step, f"no decision recorded for step "
@@ -78,36 +72,37 @@ def _verify(led: Ledger) -> dict[str, Any]:
         rows = list(current[1]) if current is not None and current[0] == step else []
         if rows:
             current = next(votes, None)
-        mine = [r for r in rows if r[1] == epoch]
+        mine = [v for v in rows if v.epoch == epoch]
         # 2. the decision, replayed
         if key is None:
-            problem("decisions", step, f"its winning answer {aid} is not among its answers")
+            problem("decisions", step, f"its winning answer {d.answer} is not among its "
+                    "answers")
         else:
-            winner, used = _replay([r[3] for r in mine if r[2] is not None], k)
+            winner, used = replay_votes(rule, [v.key for v in mine if v.answer is not None], k)
             if winner != key:
                 problem("decisions", step, f"the recorded votes give {winner!r}, the ledger "
                         f"says {key!r} won" if winner else "the recorded votes decide "
                         f"nothing, the ledger says {key!r} won")
-            elif used != n_votes:
+            elif used != d.votes:
                 problem("decisions", step, f"decided after {used} votes by the recorded "
-                        f"votes, the ledger says {n_votes}")
-            if len(mine) != n_samples:
+                        f"votes, the ledger says {d.votes}")
+            if len(mine) != d.samples:
                 problem("decisions", step, f"{len(mine)} samples recorded, the ledger's "
-                        f"decision counts {n_samples}")
+                        f"decision counts {d.samples}")
         # 3. the input and the reference
         counts["inputs"] += 1
         ref = task.reference(x) if x is not None else None
         right = None if ref is None else int(key == ref.key)
-        recorded_errors += int(correct == 0)
+        recorded_errors += int(d.correct == 0)
         errors += int(right == 0)
-        if right != correct:
+        if right != d.correct:
             problem("inputs", step, f"against the reference answer for its input the "
                     f"decision is {'right' if right else 'wrong'}, the ledger says "
-                    f"{'right' if correct else 'wrong' if correct == 0 else 'unknown'}")
+                    f"{'right' if d.correct else 'wrong' if d.correct == 0 else 'unknown'}")
         div = int(rounds_mode and ref is not None and key != ref.key)
-        if div != divergent:
+        if div != d.divergent:
             problem("inputs", step, f"the decision {'leaves' if div else 'follows'} the "
-                    f"draft, the ledger says it {'does' if divergent else 'does not'}")
+                    f"draft, the ledger says it {'does' if d.divergent else 'does not'}")
         epoch_now += div
         if key is None:
             x = None
@@ -123,9 +118,9 @@ def _verify(led: Ledger) -> dict[str, Any]:
     # it would have been made final (later ones may wait for it with a winner)
     undecided = 0
     while current is not None:
-        step, rows = current[0], [r for r in current[1] if r[1] == epoch_now]
+        step, rows = current[0], [v for v in current[1] if v.epoch == epoch_now]
         undecided += 1
-        winner, _ = _replay([r[3] for r in rows if r[2] is not None], k)
+        winner, _ = replay_votes(rule, [v.key for v in rows if v.answer is not None], k)
         if winner is not None and step == expected_step:
             problem("decisions", step, f"undecided in the ledger, but its recorded votes "
                     f"decide {winner!r}")
@@ -133,7 +128,7 @@ def _verify(led: Ledger) -> dict[str, Any]:
     firsts = [p[0]["step"] for p in problems.values() if p]
     ok = chain.ok is not False and not firsts
     return {
-        "ok": ok, "k": k, "chain": chain.as_dict(),
+        "ok": ok, "rule": rule, "k": k, "chain": chain.as_dict(),
         "decisions": {"checked": counts["decisions"], "undecided_checked": undecided,
                       "problems": counts["problems_decisions"],
                       "listed": problems["decisions"]},
@@ -144,15 +139,6 @@ def _verify(led: Ledger) -> dict[str, Any]:
     }
 
 
-def _replay(keys: list[str], k: int) -> tuple[str | None, int]:
-    """(winner, votes used) under first-to-ahead-by-k; (None, len) when undecided."""
-    v = Voter(k)
-    for i, key in enumerate(keys, 1):
-        if v.add(key):
-            return v.winner, i
-    return None, len(keys)
-
-
 def format_verify(r: dict[str, Any]) -> str:
     from .store.integrity import Verdict
 
@@ -161,7 +147,8 @@ def format_verify(r: dict[str, Any]) -> str:
                     c["altered_round"], None, c["problem"]).line()
     d, i, e = r["decisions"], r["inputs"], r["errors"]
     lines = [f"chain      {chain}",
-             f"decisions  {d['checked']:,} replayed under ahead-by-{r['k']} from the recorded "
+             f"decisions  {d['checked']:,} replayed under "
+             f"{label(r.get('rule', 'ahead-by-k'), r['k'])} from the recorded "
              f"votes (and {d['undecided_checked']:,} undecided steps): "
              + ("all agree" if not d["problems"] else f"{d['problems']:,} disagree"),
              f"inputs     {i['checked']:,} re-derived from the decisions: "

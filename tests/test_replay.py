@@ -6,12 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from maker_local.records import AnswerRow, DecisionRow, SampleRow
 from maker_local.replay import format_replay, parse_rule, replay
 from maker_local.store import Ledger
 
 
 def sample(step, idx, answer, flag=None):
-    return [step, idx, 0, 0, idx, 0.1, answer, flag, None, 10, 20, 0, 1.0, None]
+    return SampleRow(step, idx, 0, 0, idx, 0.1, answer, flag, None, 10, 20, 0, 1.0, None)
 
 
 @pytest.fixture
@@ -24,10 +25,11 @@ def hand(tmp_path):
         samples=[sample(0, 0, 0), sample(0, 1, 1), sample(0, 2, 0), sample(0, 3, 0),
                  sample(1, 0, 0), sample(1, 1, 0),
                  sample(2, 0, None, "parse"), sample(2, 1, 0), sample(2, 2, 0)],
-        answers=[(0, 0, 0, "R0", 1), (0, 0, 1, "W0", 0), (1, 0, 0, "W1", 0),
-                 (2, 0, 0, "R2", 1)],
-        decided=[(0, 0, 0, 4, 4, 1, 2, 0, 0, 1), (1, 0, 0, 2, 2, 1, 2, 0, 1, 0),
-                 (2, 0, 0, 2, 3, 1, 2, 0, 0, 1)])
+        answers=[AnswerRow(0, 0, 0, "R0", 1), AnswerRow(0, 0, 1, "W0", 0),
+                 AnswerRow(1, 0, 0, "W1", 0), AnswerRow(2, 0, 0, "R2", 1)],
+        decided=[DecisionRow(0, 0, 0, 4, 4, 1, 2, 0, 0, 1),
+                 DecisionRow(1, 0, 0, 2, 2, 1, 2, 0, 1, 0),
+                 DecisionRow(2, 0, 0, 2, 3, 1, 2, 0, 0, 1)])
     led.write_round(rows, 0.0, 1.0, 3)
     led.close()
     return tmp_path

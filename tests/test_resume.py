@@ -74,7 +74,10 @@ def kill_midway(args, run_dir, after_rounds):
                                          # a slice, with divergences (the chain replays
                                          # from the slice's first input)
                                          (["--steps", "1500:3000", "--sim-error", "0.1",
-                                           "--k", "1", "--sim-wrong", "1"], 4)])
+                                           "--k", "1", "--sim-wrong", "1"], 4),
+                                         # the other voting rule
+                                         (["--rule", "first-to-k", "--sim-error", "0.03"],
+                                          5)])
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, extra, after):
     args = ARGS + extra
     whole = tmp_path / "whole"

@@ -69,7 +69,8 @@ def test_rounds_and_sequential_decide_the_same_without_errors():
         return [(d.step, d.answer, d.votes, d.samples, d.rounds, d.margin, d.correct)
                 for d in rows]
     assert strip(a) == strip(b)
-    assert max(d.decided_round for d in b) > max(d.decided_round for d in a)  # sequential needs many more rounds
+    # sequential needs many more rounds
+    assert max(d.decided_round for d in b) > max(d.decided_round for d in a)
 
 
 @pytest.mark.parametrize("mode", ["rounds", "sequential"])

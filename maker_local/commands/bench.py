@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..engine.voting import DEFAULT_RULE
 from ..errors import UsageError
 from . import checks
 from .common import add_backend_args, resolve
+from .solve import RULE_HELP
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
@@ -33,6 +35,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--k", type=checks.k_or_auto(1 << 16), default=None,
                    help="votes a key must lead by, or 'auto'; default as "
                    "in solve: auto when the accuracy was measured (card, --calibration), else 3")
+    s.add_argument("--rule", default=DEFAULT_RULE, metavar="RULE", help=RULE_HELP)
     s.add_argument("--target", type=checks.fraction(), default=0.95,
                    help="success probability of the full run that k auto and k_min aim for")
     s.add_argument("--window", type=checks.at_least(1),
@@ -165,8 +168,13 @@ def machine_count(args: argparse.Namespace, backend: Any) -> tuple[float, str]:
 
 def main(args: argparse.Namespace) -> int:
     from ..bench import format_table, paper_projections, project_plugged
+    from ..engine.voting import get_rule
     from ..tasks import TASKS
 
+    try:
+        get_rule(args.rule)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     profile = resolve(args)
     if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
         from ..profiles import check_disks
@@ -230,7 +238,8 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
                               drafts=bool(getattr(backend, "uses_draft", False)),
                               # random weights are never right: keep full rounds by staying
                               # on the draft instead of re-deriving it after every divergence
-                              follow="draft" if args.dummy_weights else "vote")
+                              follow="draft" if args.dummy_weights else "vote",
+                              rule=args.rule)
         except ValueError as e:
             raise UsageError(str(e)) from None
         print(f"maker-local bench: {args.warmup:,} warm-up + {args.steps:,} timed steps from "
@@ -250,6 +259,7 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
         backend.close()
     return {"model": model, "backend": backend.name,
             "profile": profile.name if profile is not None else None, "k": k,
+            "rule": args.rule,
             "disks": args.disks, "start": start, "warmup": args.warmup, "steps": args.steps,
             **summarize(timed, machines, price, run_steps),
             "prefix_cache_hit_rate": hit, "machines": machines, "machine_unit": unit}, env

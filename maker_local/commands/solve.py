@@ -7,9 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..engine.voting import DEFAULT_RULE
 from ..errors import UsageError
 from . import checks
 from .common import add_backend_args, resolve
+
+RULE_HELP = ("voting rule: ahead-by-k (MAKER's: sample until one answer leads every other by "
+             "k votes) or first-to-k (until one answer has k votes); part of the run's "
+             "identity, so --resume keeps it")
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
@@ -26,6 +31,8 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="votes a key must lead by, or 'auto' (k_min for "
                    "--target from the model's measured accuracy). Default: auto when the "
                    "accuracy was measured (the bundled model's card, --calibration), else 3")
+    p.add_argument("--rule", default=DEFAULT_RULE, metavar="RULE",
+                   help=RULE_HELP)
     p.add_argument("--target", type=checks.fraction(), default=0.95,
                    help="success probability of the whole run that --k auto aims for")
     p.add_argument("--calibration", type=checks.existing_file, default=None,
@@ -113,6 +120,13 @@ def choose_k(args: argparse.Namespace, backend: Any, profile: Any, steps: int
              ) -> tuple[int, dict[str, Any]]:
     from ..engine.scaling import k_min
 
+    rule = getattr(args, "rule", DEFAULT_RULE)
+    if rule != DEFAULT_RULE:  # the scaling laws behind k auto are ahead-by-k's
+        if args.k == "auto":
+            raise UsageError(f"--k auto picks k by the scaling law of ahead-by-k voting; with "
+                             f"--rule {rule} give --k N")
+        if args.k is None:
+            return 3, {}
     measured = measured_accuracy(args, profile)
     told = getattr(backend, "accuracy", lambda: None)()
     if args.k is None:
@@ -191,11 +205,13 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     from ..backends import make_backend
     from ..engine.schedule import SCHEDULES, VoteConfig
     from ..engine.seeds import MAX_RUN_SEED, Temperatures
+    from ..engine.voting import RULES
     from ..run import RunSpec
     from ..tasks import TASKS
 
     _choose("task", args.task, list(TASKS))
     _choose("schedule", args.schedule, list(SCHEDULES))
+    _choose("voting rule", args.rule, list(RULES))
     if not 0 <= args.seed <= MAX_RUN_SEED:
         raise UsageError(f"--seed must be in 0..{MAX_RUN_SEED}")
     if args.window is not None and args.window < 1:
@@ -229,7 +245,7 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
                           temperatures=Temperatures(args.temperature_first, args.temperature),
                           rules=args.rules, max_samples=args.max_samples, window=window,
                           keep_text=args.keep_text, constrained=not args.unconstrained,
-                          drafts=bool(getattr(backend, "uses_draft", False)))
+                          drafts=bool(getattr(backend, "uses_draft", False)), rule=args.rule)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return RunSpec(task, backend, vote, args.schedule, extra, steps)

@@ -7,8 +7,9 @@ a disk, so it is tested without any of them and one driver serves every backend.
 - `sequential`: one step at a time; the next input is the voted next state (true chaining).
 - `rounds` (speculative): a draft (the task's reference rollout from the chain) supplies the
   inputs of a window of steps, all voted at once. Each round asks every undecided step for
-  exactly the votes it still needs to be able to finish (k - current margin) as one n-sample
-  request (two when the step's first, greedy vote is among them). Decisions are final in step
+  exactly the votes it still needs to be able to finish under the run's voting rule
+  (`engine/voting.py`; k - current margin under ahead-by-k) as one n-sample request (two
+  when the step's first, greedy vote is among them). Decisions are final in step
   order; a final decision that differs from the draft is a divergence: it is counted, the chain
   follows the vote, the draft is re-derived from there and later steps start a new epoch (their
   earlier samples stay in the ledger, marked by their old epoch).
@@ -23,7 +24,7 @@ from ..tasks.base import Flag, Parsed, Task
 from ..types import Sample, SampleRequest
 from .redflags import classify
 from .seeds import MAX_SAMPLES_PER_STEP, sample_seed, Temperatures
-from .voting import Voter
+from .voting import DEFAULT_RULE, Rule, get_rule
 
 SCHEDULES = ("rounds", "sequential")
 
@@ -45,6 +46,7 @@ class VoteConfig:
     follow: str = "vote"
     # attach the draft answer's text to requests (for backends that sample against a draft)
     drafts: bool = False
+    rule: str = DEFAULT_RULE  # the voting rule (engine/voting.py RULES)
 
 
 class StuckStep(Exception):
@@ -65,9 +67,9 @@ class StepState:
     __slots__ = ("step", "x", "ref", "voter", "next_index", "samples", "rounds", "last_round",
                  "answers", "decided_round")
 
-    def __init__(self, step: int, x: Any, ref: Parsed | None, k: int, next_index: int):
+    def __init__(self, step: int, x: Any, ref: Parsed | None, voter: Rule, next_index: int):
         self.step, self.x, self.ref = step, x, ref
-        self.voter = Voter(k)
+        self.voter = voter
         self.next_index = next_index  # vote index (and seed offset) of the next sample
         self.samples = 0  # samples in the current epoch
         self.rounds = 0  # rounds in which this step was asked, current epoch
@@ -105,6 +107,8 @@ class Schedule:
             raise ValueError(f"unknown schedule {mode!r}; choose one of {', '.join(SCHEDULES)}")
         if not 1 <= cfg.max_samples <= MAX_SAMPLES_PER_STEP:
             raise ValueError(f"max samples per step must be in 1..{MAX_SAMPLES_PER_STEP}")
+        self.rule = get_rule(cfg.rule)
+        self.rule(cfg.k)  # refuses a k the rule cannot use now, not at the first step
         self.task, self.cfg, self.mode = task, cfg, mode
         self.total = task.num_steps() if stop is None else stop
         if not 0 <= start < self.total <= task.num_steps():
@@ -128,11 +132,11 @@ class Schedule:
 
     def _fill(self) -> None:
         limit = min(self.total, self.done + self.window)
-        task, k = self.task, self.cfg.k
+        task, k, rule = self.task, self.cfg.k, self.rule
         while self.frontier < limit and self.frontier_x is not None:
             x = self.frontier_x
             ref = task.reference(x)
-            st = StepState(self.frontier, x, ref, k, self.used.pop(self.frontier, 0))
+            st = StepState(self.frontier, x, ref, rule(k), self.used.pop(self.frontier, 0))
             self.pending[self.frontier] = st
             self.frontier += 1
             # beyond the chain, inputs come from the draft: the reference rollout

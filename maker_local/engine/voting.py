@@ -1,11 +1,48 @@
-"""First-to-ahead-by-k voting: sample until one vote key leads every other by k votes."""
+"""Voting rules: when a step's votes decide it. One copy of each rule, used everywhere.
+
+A rule is a class; an instance holds one step's votes (the `Rule` protocol). `add(key)` counts
+a vote and returns True once the step is decided; `needed()` is how many more votes could at
+best decide it, which is what a round asks the step for in one request. The same classes
+vote live (`engine/schedule.py`), replay a finished run's recorded votes (`replay.py`) and
+re-check a ledger (`verify.py`), so live voting and its checks cannot drift apart.
+
+- `ahead-by-k` (MAKER's first-to-ahead-by-k, the default): sample until one vote key leads
+  every other by k votes.
+- `first-to-k`: sample until one vote key has k votes (cheaper per step, less safe: two
+  answers that split the votes race to k instead of one pulling ahead).
+
+The rule is part of a run's identity (`run.RunSpec.identity`); ledgers written before it
+was recorded were voted under ahead-by-k (`rule_of`).
+"""
 from __future__ import annotations
 
+import difflib
+from typing import Any, ClassVar, Protocol
 
-class Voter:
-    """Votes of one step. `add` returns True once a key is ahead by k."""
+DEFAULT_RULE = "ahead-by-k"
+
+
+class Rule(Protocol):
+    """The votes of one step under a voting rule."""
+
+    name: ClassVar[str]
+    k: int
+    counts: dict[str, int]  # vote key -> votes, in order of first appearance
+    winner: str | None  # set by the vote that decides the step
+
+    def __init__(self, k: int) -> None: ...
+    def add(self, key: str) -> bool: ...
+    def needed(self) -> int: ...
+    @property
+    def votes(self) -> int: ...
+    def leader_and_margin(self) -> tuple[str | None, int]: ...
+
+
+class _Votes:
+    """What every rule keeps: the counts per key and the winner once decided."""
 
     __slots__ = ("k", "counts", "winner")
+    name: ClassVar[str] = ""
 
     def __init__(self, k: int):
         if k < 1:
@@ -29,6 +66,13 @@ class Voter:
                 second = c
         return leader, first - second
 
+
+class AheadByK(_Votes):
+    """First-to-ahead-by-k: decided once one key leads every other by k votes."""
+
+    __slots__ = ()
+    name = "ahead-by-k"
+
     def needed(self) -> int:
         """Votes still needed before this step can possibly be decided: k - current margin."""
         return 0 if self.winner is not None else self.k - self.leader_and_margin()[1]
@@ -50,26 +94,69 @@ class Voter:
         return False
 
 
-def first_to_k(keys: list[str], k: int) -> tuple[str | None, int]:
-    """Replay votes under first-to-k (the first key to reach k votes wins).
+class FirstToK(_Votes):
+    """First-to-k: decided once one key has k votes."""
 
-    Returns (winner, votes used); winner is None when the votes run out first.
-    """
-    counts: dict[str, int] = {}
-    for i, key in enumerate(keys, 1):
-        counts[key] = counts.get(key, 0) + 1
-        if counts[key] >= k:
-            return key, i
-    return None, len(keys)
+    __slots__ = ()
+    name = "first-to-k"
+
+    def needed(self) -> int:
+        """Votes still needed before this step can possibly be decided: k - the top count."""
+        if self.winner is not None:
+            return 0
+        return self.k - max(self.counts.values(), default=0)
+
+    def add(self, key: str) -> bool:
+        if self.winner is not None:
+            raise RuntimeError("vote added to a decided step")
+        c = self.counts[key] = self.counts.get(key, 0) + 1
+        if c >= self.k:
+            self.winner = key
+            return True
+        return False
 
 
-def ahead_by_k(keys: list[str], k: int) -> tuple[str | None, int]:
-    """Replay votes under first-to-ahead-by-k; same return as `first_to_k`."""
-    v = Voter(k)
+RULES: dict[str, type[_Votes]] = {AheadByK.name: AheadByK, FirstToK.name: FirstToK}
+Voter = AheadByK  # MAKER's rule under the name the engine has always used for it
+
+
+def get_rule(name: str) -> type[_Votes]:
+    """The rule class for a name; ValueError with the names there are (and a near miss)."""
+    try:
+        return RULES[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), list(RULES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown voting rule {name!r}.{hint} Available: "
+                         f"{', '.join(RULES)}") from None
+
+
+def rule_of(run: dict[str, Any]) -> str:
+    """The voting rule of a run's identity (a ledger's config["run"]); ledgers written
+    before the rule was recorded were voted under ahead-by-k."""
+    return run.get("rule") or DEFAULT_RULE
+
+
+def label(rule: str, k: int) -> str:
+    """'ahead-by-3', 'first-to-5': a rule at a k, as reports name it."""
+    return rule.replace("-k", f"-{k}") if rule.endswith("-k") else f"{rule} k={k}"
+
+
+def replay_votes(rule: str, keys: list[str], k: int) -> tuple[str | None, int]:
+    """Feed recorded votes, in order, to a rule: (winner, votes used), or (None, all of
+    them) when they do not decide the step."""
+    v = get_rule(rule)(k)
     for i, key in enumerate(keys, 1):
         if v.add(key):
             return v.winner, i
     return None, len(keys)
 
 
-RULES = {"ahead-by-k": ahead_by_k, "first-to-k": first_to_k}
+def first_to_k(keys: list[str], k: int) -> tuple[str | None, int]:
+    """Replay votes under first-to-k; see `replay_votes`."""
+    return replay_votes("first-to-k", keys, k)
+
+
+def ahead_by_k(keys: list[str], k: int) -> tuple[str | None, int]:
+    """Replay votes under first-to-ahead-by-k; see `replay_votes`."""
+    return replay_votes("ahead-by-k", keys, k)

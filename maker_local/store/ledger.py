@@ -16,7 +16,7 @@ import sqlite3
 import time
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
                        decision_values, sample_values)
@@ -286,9 +286,6 @@ class Ledger:
             replay.setdefault(step, []).append((idx, rnd, key))
         return {"done": done, "epoch": epoch, "rounds": rounds, "chain_x": chain_x,
                 "used": used, "replay": replay}
-
-    def query(self, sql: str, args: tuple = ()) -> Iterator[tuple]:
-        return self.con.execute(sql, args)
 
 
 class _Tx:

@@ -1,0 +1,147 @@
+"""Voting rules: one protocol for live voting, replay and verify; the rule is part of a run."""
+import json
+
+import pytest
+
+from maker_local.backends.sim import SimBackend, SimModel
+from maker_local.engine.schedule import Schedule, VoteConfig
+from maker_local.engine.voting import (RULES, AheadByK, FirstToK, Voter, get_rule, label,
+                                       replay_votes, rule_of)
+from maker_local.replay import replay
+from maker_local.run import RunSpec, open_run
+from maker_local.store import Ledger, LedgerError
+from maker_local.tasks.hanoi import Hanoi
+from maker_local.verify import verify
+
+
+def test_first_to_k_counts_to_k():
+    v = FirstToK(3)
+    assert v.needed() == 3
+    assert not v.add("a") and not v.add("b") and not v.add("b")
+    assert v.needed() == 1  # b has 2 of 3
+    assert not v.add("a")
+    assert v.add("a")  # a reaches 3 first, though it leads b by 1 only
+    assert v.winner == "a" and v.votes == 5 and v.needed() == 0
+    assert v.leader_and_margin() == ("a", 1)
+    with pytest.raises(RuntimeError):
+        v.add("a")
+
+
+def test_the_rules_differ_where_they_should():
+    votes = list("ababaa")
+    assert replay_votes("first-to-k", votes, 3) == ("a", 5)
+    assert replay_votes("ahead-by-k", votes, 2) == ("a", 6)
+    assert replay_votes("ahead-by-k", votes, 3) == (None, 6)  # a leads by 2 only
+
+
+def test_registry_and_names():
+    assert Voter is AheadByK and set(RULES) == {"ahead-by-k", "first-to-k"}
+    assert all(RULES[name].name == name for name in RULES)
+    with pytest.raises(ValueError, match="Did you mean 'first-to-k'"):
+        get_rule("first-to-kk")
+    with pytest.raises(ValueError):
+        FirstToK(0)
+    assert rule_of({}) == "ahead-by-k" and rule_of({"rule": "first-to-k"}) == "first-to-k"
+    assert label("ahead-by-k", 3) == "ahead-by-3" and label("first-to-k", 5) == "first-to-5"
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_live_voting_follows_the_rule(rule):
+    """Each step is asked for exactly what the rule still needs, and every decision is what
+    the rule makes of the step's votes in order."""
+    task = Hanoi(8)
+    sched = Schedule(task, VoteConfig(k=3, window=32, rule=rule), "rounds")
+    sim = SimBackend(task, SimModel(error=0.05, valid=0.9, wrong=2, seed=7))
+    keys: dict[tuple[int, int, int], str] = {}
+    votes: dict[tuple[int, int], list[str]] = {}  # (step, epoch) -> vote keys in order
+    decided = []
+    while not sched.finished:
+        reqs = sched.next_batch()
+        for st in sched.pending.values():
+            asked = sum(r.n for r in reqs if r.step == st.step)
+            assert asked == (st.voter.needed() if st.voter.winner is None else 0)
+        rows = sched.accept(reqs, sim.sample(reqs))
+        keys.update({(a.step, a.epoch, a.id): a.key for a in rows.answers})
+        for s in rows.samples:
+            if s.answer is not None:
+                votes.setdefault((s.step, s.epoch), []).append(
+                    keys[(s.step, s.epoch, s.answer)])
+        decided += rows.decided
+    assert len(decided) == 255
+    contested = 0
+    for d in decided:
+        mine = votes[(d.step, d.epoch)][:d.votes]  # later votes of the round do not count
+        assert replay_votes(rule, mine, 3) == (keys[(d.step, d.epoch, d.answer)], d.votes)
+        contested += len(set(mine)) > 1
+    assert contested > 5  # the rules had something to decide
+    if rule == "first-to-k":  # the winner has exactly k votes
+        assert all(votes[(d.step, d.epoch)][:d.votes].count(keys[(d.step, d.epoch, d.answer)])
+                   == 3 for d in decided)
+
+
+def solve(cli, run_dir, *extra):
+    return cli("solve", "--backend", "sim", "--disks", "8", "--k", "2", "--sim-error", "0.05",
+               "--sim-wrong", "2", "--sim-valid", "0.9", "--window", "64", "--quiet",
+               "--run-dir", run_dir, *extra)
+
+
+def test_a_first_to_k_run_end_to_end(cli, tmp_path):
+    """Solve under first-to-k; the report names the rule; verify and replay check the
+    decisions under it (ahead-by-k would disagree on this run's contested steps)."""
+    run = tmp_path / "run"
+    code, out, err = solve(cli, run, "--rule", "first-to-k")
+    assert code in (0, 1), err
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["rule"] == "first-to-k" and "k=2 (first-to-k)" in out
+    r = replay(run, [("ahead-by-k", 2)])
+    own, other = r["rules"]
+    assert r["rule"] == "first-to-k" and own["rule"] == "first-to-k" and own["as_run"]
+    assert own["decided"] == own["agree"] == rep["steps"]["decided"] == 255
+    assert own["wrong"] == rep["steps"]["errors"]
+    assert other["out_of_votes"] + (other["decided"] - other["agree"]) > 0  # rules differ
+    v = verify(run)
+    assert v["ok"] and v["rule"] == "first-to-k"
+    code, out, err = cli("verify", run)
+    assert code == 0 and "replayed under first-to-2" in out
+
+
+def test_resume_keeps_the_rule(cli, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = solve(cli, run, "--rule", "first-to-k", "--steps", "0:100")
+    assert code in (0, 1), err
+    code, _, err = solve(cli, run, "--steps", "0:100", "--resume")
+    assert code == 2
+    assert "voted under first-to-k" in err and "--rule first-to-k" in err
+    code, _, err = solve(cli, run, "--steps", "0:100", "--resume", "--rule", "first-to-k")
+    assert code in (0, 1), err
+
+
+def test_unknown_rule_is_one_clear_line(cli, tmp_path):
+    code, _, err = solve(cli, tmp_path / "run", "--rule", "first-to-kk")
+    assert code == 2 and "Did you mean 'first-to-k'" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_k_auto_is_for_ahead_by_k(cli, tmp_path):
+    code, _, err = cli("solve", "--backend", "sim", "--disks", "4", "--k", "auto",
+                       "--rule", "first-to-k", "--run-dir", tmp_path / "run", "--quiet")
+    assert code == 2 and "--k auto" in err and "--k N" in err
+
+
+def test_a_ledger_without_a_rule_is_ahead_by_k(tmp_path):
+    """Ledgers written before the rule was recorded resume as ahead-by-k and refuse
+    another rule."""
+    task = Hanoi(4)
+    backend = SimBackend(task, SimModel(error=0.0))
+    spec = RunSpec(task, backend, VoteConfig(k=2))
+    ident = spec.identity()
+    del ident["rule"]
+    Ledger.create(tmp_path, {"run": ident, "settings": {}}).close()
+    led, resumed = open_run(spec, tmp_path, resume=True)
+    led.close()
+    assert resumed
+    other = RunSpec(task, backend, VoteConfig(k=2, rule="first-to-k"))
+    with pytest.raises(LedgerError, match="voted under ahead-by-k"):
+        open_run(other, tmp_path, resume=True)
+    assert verify(tmp_path)["rule"] == "ahead-by-k"
+    assert replay(tmp_path, [])["rule"] == "ahead-by-k"
