@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .calibrate import length_bins, wilson
 from .engine.voting import RULES
 from .report import build_report
+from .stats import length_bins, wilson
 from .store import Ledger, reads
 
 HTML_NAME = "report.html"

@@ -5,8 +5,8 @@ import pytest
 
 from conftest import load_json
 from maker_local.backends.sim import SimBackend, SimModel
-from maker_local.calibrate import (CalibrationConfig, Observations, calibrate, estimate,
-                                   load_calibration, parse_disks, wilson)
+from maker_local.calibrate import (CalibrationConfig, Observation, Observations, calibrate,
+                                   estimate, load_calibration, parse_disks, wilson)
 from maker_local.tasks.hanoi import Hanoi
 
 KEYS = {"version", "created", "backend", "config", "samples", "p", "p_low", "p_high", "valid",
@@ -72,10 +72,10 @@ def test_estimate_on_hand_made_samples():
     """Step (5, 0): the wrong answer W beats the right one R; step (5, 1) is always right."""
     rows = []
     for j, key in enumerate(["W", "W", "R", "W", "X"]):
-        rows.append((5, 0, j, key, key == "R", None, 100, 40 + j, 0, key, key == "R"))
-    rows.append((5, 0, 5, None, False, "parse", 100, 40, 0, None, False))
+        rows.append(Observation(5, 0, j, key, key == "R", None, 100, 40 + j, 0, key, key == "R"))
+    rows.append(Observation(5, 0, 5, None, False, "parse", 100, 40, 0, None, False))
     for j in range(6):
-        rows.append((5, 1, j, "R", True, None, 100, 30, 0, "R", True))
+        rows.append(Observation(5, 1, j, "R", True, None, 100, 30, 0, "R", True))
     cfg = CalibrationConfig([5], 2, 6, run_steps=31)
     r = estimate(Observations(rows), cfg, {"backend": "hand"})
     assert r["p"] == pytest.approx(7 / 11) and r["valid"] == pytest.approx(11 / 12)

@@ -1,7 +1,7 @@
 """`maker-local calibrate`: measure a model's per-step accuracy and recommend k.
 
-The measuring and the statistics live in `maker_local.calibrate`; this module parses flags,
-draws the plots and prints the summary.
+The measuring, the estimate and the file live in `maker_local.calibrate` (statistics in
+`maker_local.stats`); this module parses flags, draws the plots and prints the summary.
 """
 from __future__ import annotations
 

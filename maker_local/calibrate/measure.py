@@ -1,0 +1,137 @@
+"""Calibration's measuring: sample random steps through a backend, exactly as a solve would.
+
+Steps are drawn at random across disk counts, their inputs built in closed form
+(`task.input_at`), and each step is asked for R samples exactly as a solve would ask (same
+prompt, constraint, seeds from `sample_seed`). This module runs the backend and nothing
+else: `estimate.py` computes the calibration, `files.py` saves it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..engine.redflags import classify
+from ..engine.seeds import MAX_RUN_SEED, sample_seed
+from ..tasks.base import Parsed
+from ..tasks.hanoi import MAX_DISKS, Hanoi
+from ..types import SampleRequest
+from .estimate import estimate
+
+
+def parse_disks(spec: str) -> list[int]:
+    """'3-20', '4,10,20' or '3-6,10' -> sorted disk counts; ValueError says what is wrong."""
+    out: set[int] = set()
+    for part in filter(None, (p.strip() for p in str(spec).split(","))):
+        lo, _, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise ValueError(f"--disks takes counts like 3-20 or 4,10,20 (got {spec!r})") from None
+        if not 1 <= a <= b <= MAX_DISKS:
+            raise ValueError(f"--disks must lie in 1..{MAX_DISKS} (got {part!r})")
+        out.update(range(a, b + 1))
+    if not out:
+        raise ValueError("--disks is empty")
+    return sorted(out)
+
+
+@dataclass
+class CalibrationConfig:
+    disks: list[int]
+    steps_per_disk: int = 100
+    samples: int = 10
+    temperature: float = 0.1
+    max_tokens: int = 4096  # generous: calibration measures the length tail, it does not cut it
+    constrained: bool = True
+    seed: int = 0
+    target: float = 0.95
+    run_steps: int = 2**20 - 1
+    style: str = "paper"  # the task's prompt/answer style (tasks.hanoi.STYLES)
+
+    def check(self) -> None:
+        if self.steps_per_disk < 1 or self.samples < 2:
+            raise ValueError("--steps-per-disk must be >= 1 and --samples >= 2 (per-step "
+                             "statistics need at least two samples of a step)")
+        if not 0 <= self.seed <= MAX_RUN_SEED >> 5:
+            raise ValueError(f"--seed must be in 0..{MAX_RUN_SEED >> 5}")
+        if not 0 < self.target < 1 or self.run_steps < 1 or self.max_tokens < 1:
+            raise ValueError("--target must be in (0, 1); --run-steps, --max-tokens >= 1")
+
+
+@dataclass(slots=True)
+class Observation:
+    """One calibration sample: its vote key (None: red-flagged) and whether it is right, by
+    the flag parser and by the repairing one (unconstrained runs)."""
+
+    disks: int
+    step: int
+    index: int  # the sample's index among the step's samples
+    key: str | None
+    correct: bool
+    flag: str | None
+    tokens_in: int
+    tokens_out: int
+    tokens_reasoning: int
+    repaired_key: str | None
+    repaired_correct: bool
+
+
+@dataclass
+class Observations:
+    """Every sample collected; backend failures are only counted."""
+
+    rows: list[Observation] = field(default_factory=list)
+    errors: int = 0
+
+
+def _run_seed(seed: int, disks: int) -> int:
+    # step numbers repeat across disk counts; mixing the disk count in keeps seeds distinct
+    return (seed << 5) | disks
+
+
+def collect(cfg: CalibrationConfig, backend: Any, chunk: int = 256) -> Observations:
+    """Sample cfg.samples answers of random steps at each disk count through `backend`.
+
+    One backend serves all disk counts, so it must read each request's own prompt/input.
+    """
+    cfg.check()
+    rng = np.random.default_rng(cfg.seed)
+    obs = Observations()
+    for d in cfg.disks:
+        task = Hanoi(d, style=cfg.style)
+        total = task.num_steps()
+        steps = (np.arange(total) if total <= cfg.steps_per_disk
+                 else np.sort(rng.choice(total, cfg.steps_per_disk, replace=False)))
+        reqs = []
+        for step in steps.tolist():
+            x = task.input_at(step)
+            reqs.append(SampleRequest(step, x, task.render(x), cfg.samples, cfg.temperature,
+                                      cfg.max_tokens, sample_seed(_run_seed(cfg.seed, d), step, 0),
+                                      task.constraint(x) if cfg.constrained else None, 0))
+        for i in range(0, len(reqs), chunk):
+            batch = reqs[i:i + chunk]
+            for req, samples in zip(batch, backend.sample(batch)):
+                ref = task.reference(req.x)
+                for j, s in enumerate(samples):
+                    if s.finish_reason == "error":
+                        obs.errors += 1
+                        continue
+                    got = classify(s, task, req.x)
+                    key = got.key if isinstance(got, Parsed) else None
+                    rkey = key
+                    if not cfg.constrained and key is None and s.finish_reason == "stop":
+                        rep = classify(s, task, req.x, repair=True)
+                        rkey = rep.key if isinstance(rep, Parsed) else None
+                    obs.rows.append(Observation(
+                        d, req.step, j, key, key is not None and key == ref.key,
+                        None if key else got.reason, s.tokens_in, s.tokens_out,
+                        s.tokens_reasoning, rkey, rkey is not None and rkey == ref.key))
+    return obs
+
+
+def calibrate(cfg: CalibrationConfig, backend: Any) -> dict[str, Any]:
+    """Collect and estimate (no files written)."""
+    info = backend.describe() if hasattr(backend, "describe") else {"backend": backend.name}
+    return estimate(collect(cfg, backend), cfg, info)
