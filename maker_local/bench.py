@@ -2,7 +2,8 @@
 
 A bench votes Hanoi steps [start, start + warmup) untimed (engine warm-up: CUDA graphs, the
 prompt prefix in the cache), then [start + warmup, start + warmup + steps) timed, in rounds,
-exactly as `solve` votes them (same schedule, seeds, red flags), but in memory: no ledger.
+exactly as `solve` votes them (same schedule, seeds, red flags, driver loop `run.vote_rounds`),
+but in memory: no ledger, and a slice ends early (as data) where a solve would stop.
 Every count comes from the `RoundRows` the schedule returns. From the slice come throughput and
 the cost of a reliable (decided) step, projected to a full run; with a plugged-in accuracy
 (a calibration, --p, a profile's paper figures) the scaling laws project instead, timing each
@@ -38,6 +39,7 @@ from typing import Any, Callable
 
 from .engine.scaling import plan
 from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
+from .run import vote_rounds
 
 # The paper's projected API cost of the 20-disk (1,048,575-step) run, from its table of
 # per-model calibrations (Meyerson et al. 2025, arXiv 2511.09030: cost per million output
@@ -111,23 +113,28 @@ def run_slice(task: Any, backend: Any, vote: VoteConfig, start: int, count: int,
     stats = SliceStats(start, count)
     failing = 0
     t0 = clock()
-    while not sched.finished:
-        try:
-            requests = sched.next_batch()
-        except StuckStep as e:
-            stats.stopped = str(e)
-            break
-        rows = sched.accept(requests, backend.sample(requests))
+
+    def round_done(rows: RoundRows, *_: Any) -> Exception | None:
+        nonlocal failing
         stats.add(rows)
         failing = failing + 1 if rows.flags.get("error", 0) == rows.n_samples > 0 else 0
         if failing >= FAILING_ROUNDS:
-            stats.stopped = f"every sample of {failing} rounds in a row was a backend error"
-            break
+            return _SliceStopped(f"every sample of {failing} rounds in a row was a backend "
+                                 "error")
         if max_seconds is not None and clock() - t0 >= max_seconds and not sched.finished:
-            stats.stopped = f"time limit of {max_seconds:g} s"
-            break
+            return _SliceStopped(f"time limit of {max_seconds:g} s")
+        return None
+
+    try:
+        vote_rounds(sched, backend.sample, round_done)
+    except (StuckStep, _SliceStopped) as e:
+        stats.stopped = str(e)
     stats.wall_s = clock() - t0
     return stats
+
+
+class _SliceStopped(Exception):
+    """The slice ends early (what it measured until then still counts)."""
 
 
 def _rate(a: float, b: float) -> float | None:

@@ -1,7 +1,8 @@
 """The one driver: schedule -> backend -> schedule -> ledger, round after round.
 
 It owns the I/O of a run (backend calls, ledger writes, the clock, the progress bar); the
-schedule owns the logic. The same driver serves every backend.
+schedule owns the logic. The same driver loop (`vote_rounds`) serves every backend, and
+`bench` too: a caller brings what it does with each round and when it stops.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .engine.schedule import Schedule, StuckStep, VoteConfig
+from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
 from .engine.voting import rule_of
 from .failures import Retrier, RunStopped, flagged_out
 from .store import LEDGER_NAME, Ledger, LedgerError, reads
+from .types import Sample, SampleRequest
 
 
 @dataclass
@@ -136,6 +138,28 @@ def disk_error(e: BaseException, run_dir: Path) -> LedgerError:
                        f"before this is in the ledger: {fix}")
 
 
+def vote_rounds(sched: Schedule,
+                sample: Callable[[list[SampleRequest]], list[list[Sample]]],
+                round_done: Callable[[RoundRows, float, float, int], Exception | None]
+                ) -> None:
+    """The driver loop, for `solve` and `bench` alike: round after round, the schedule's
+    requests go to `sample` (a backend) and its answers back to the schedule, until the
+    schedule is finished.
+
+    `round_done(rows, started, finished, requests)` persists or counts each round and
+    returns an exception to stop with (the caller's failure policy), or None to go on.
+    Raises StuckStep when a step uses its sample budget undecided.
+    """
+    while not sched.finished:
+        requests = sched.next_batch()
+        started = time.time()
+        results = sample(requests)
+        rows = sched.accept(requests, results)
+        stop = round_done(rows, started, time.time(), len(requests))
+        if stop is not None:
+            raise stop
+
+
 def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = True,
           on_round: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Run (or resume) a solve to the end; returns the ledger's report.
@@ -171,22 +195,22 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
                           on_failure=lambda failed: ledger.write_failures(sched.round, failed))
         seen = valid = 0  # this session's samples, for the flagged-out stop
         flags: dict[str, int] = {}
+
+        def round_done(rows: RoundRows, started: float, finished: float, requests: int
+                       ) -> Exception | None:
+            nonlocal seen, valid
+            ledger.write_round(rows, started, finished, requests)
+            if on_round is not None:
+                on_round(rows)
+            bar.update(rows)
+            seen, valid = seen + rows.n_samples, valid + rows.valid
+            for reason, n in rows.flags.items():
+                flags[reason] = flags.get(reason, 0) + n
+            return flagged_out(seen, valid, flags)
+
         try:
-            while not sched.finished:
-                requests = sched.next_batch()
-                t0 = time.time()
-                results = retrier.sample(requests)  # answers only: failures asked again
-                rows = sched.accept(requests, results)
-                ledger.write_round(rows, t0, time.time(), len(requests))
-                if on_round is not None:
-                    on_round(rows)
-                bar.update(rows)
-                seen, valid = seen + rows.n_samples, valid + rows.valid
-                for reason, n in rows.flags.items():
-                    flags[reason] = flags.get(reason, 0) + n
-                hopeless = flagged_out(seen, valid, flags)
-                if hopeless is not None:
-                    raise hopeless
+            # failures are asked again by the retrier: the schedule sees answers only
+            vote_rounds(sched, retrier.sample, round_done)
         except (StuckStep, RunStopped) as e:
             stopped = e
         finally:
