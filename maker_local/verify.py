@@ -52,7 +52,7 @@ def _verify(led: Ledger) -> dict[str, Any]:
         if len(problems[kind]) < MAX_LISTED:
             problems[kind].append({"step": step, "problem": what})
 
-    votes = reads.votes_by_step(led)  # (step, its samples' Votes), one step at a time
+    votes = reads.votes_by_step(led)  # StepSamples, one step at a time
     current = next(votes, None)
     epoch_now = 0  # the epoch of undecided steps: one per divergence so far
     start = int(run["slice"][0]) if run.get("slice") else 0  # a slice run starts there
@@ -67,9 +67,9 @@ def _verify(led: Ledger) -> dict[str, Any]:
                     f"{expected_step}, but one for step {step}")
             expected_step = step
         expected_step += 1
-        while current is not None and current[0] < step:  # votes of a step with no decision
+        while current is not None and current.step < step:  # votes of a step with no decision
             current = next(votes, None)
-        rows = list(current[1]) if current is not None and current[0] == step else []
+        rows = current.votes if current is not None and current.step == step else []
         if rows:
             current = next(votes, None)
         mine = [v for v in rows if v.epoch == epoch]
@@ -118,7 +118,7 @@ def _verify(led: Ledger) -> dict[str, Any]:
     # it would have been made final (later ones may wait for it with a winner)
     undecided = 0
     while current is not None:
-        step, rows = current[0], [v for v in current[1] if v.epoch == epoch_now]
+        step, rows = current.step, [v for v in current.votes if v.epoch == epoch_now]
         undecided += 1
         winner, _ = replay_votes(rule, [v.key for v in rows if v.answer is not None], k)
         if winner is not None and step == expected_step:

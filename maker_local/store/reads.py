@@ -24,6 +24,13 @@ class Vote(NamedTuple):
     key: str | None
 
 
+class StepSamples(NamedTuple):
+    """A step's samples of every epoch, in vote-index order."""
+
+    step: int
+    votes: list[Vote]
+
+
 @dataclass(slots=True)
 class StepVotes:
     """A decided step's valid votes in its final epoch, in vote order (answer ids)."""
@@ -166,11 +173,11 @@ def decisions_with_keys(led: Ledger) -> Iterator[tuple[DecisionRow, str | None]]
         yield DecisionRow(*row), key
 
 
-def votes_by_step(led: Ledger) -> Iterator[tuple[int, list[Vote]]]:
-    """Every step with samples (decided or not), its samples of all epochs in vote-index
-    order; one step in memory at a time."""
+def votes_by_step(led: Ledger) -> Iterator[StepSamples]:
+    """Every step with samples (decided or not), in step order; one step in memory at a
+    time."""
     rows = led.con.execute("SELECT s.step, s.epoch, s.answer, a.key FROM samples s LEFT JOIN "
                            "answers a ON a.step = s.step AND a.epoch = s.epoch AND "
                            "a.id = s.answer ORDER BY s.step, s.idx")
     for step, group in itertools.groupby(rows, key=lambda r: r[0]):
-        yield step, [Vote(e, a, k) for _, e, a, k in group]
+        yield StepSamples(step, [Vote(e, a, k) for _, e, a, k in group])
