@@ -23,7 +23,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..records import AnswerRow, DecisionRow, SampleRow, answer_values, decision_values
+from ..records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
+                       decision_values)
 
 VERSION = "maker-local ledger digest v1"
 CHUNK = 20000  # rows hashed per update when writing (bounds memory)
@@ -96,11 +97,12 @@ class Verdict:
         return f"ALTERED: {self.problem}"
 
 
-SAMPLE_COLS = ("step, idx, epoch, round, seed, temperature, answer, flag, detail, tokens_in, "
-               "tokens_out, tokens_reasoning, text")
-ANSWER_COLS = "step, epoch, id, key, correct"
-DECIDED_COLS = ("step, epoch, answer, votes, samples, rounds, margin, decided_round, "
-                "divergent, correct")
+# the columns hashed, as the records name them (a sample's latency is left out)
+SAMPLE_FIELDS = tuple(c for c in columns(SampleRow) if c != "latency_ms")
+SAMPLE_COLS = ", ".join(SAMPLE_FIELDS)
+ANSWER_COLS = ", ".join(columns(AnswerRow))
+DECIDED_COLS = ", ".join(columns(DecisionRow))
+_ROUND = SAMPLE_FIELDS.index("round")  # where a sample row holds its round
 
 
 def has_digests(con: sqlite3.Connection) -> bool:
@@ -125,14 +127,16 @@ def verify(con: sqlite3.Connection) -> Verdict:
         span = steps.setdefault(rnd, [step, step])
         span[0], span[1] = min(span[0], step), max(span[1], step)
 
+    # rows as SQLite returns them (step first), each fed to its round's digest
     for row in con.execute(f"SELECT {SAMPLE_COLS} FROM samples ORDER BY step, idx"):
-        feed("S", row[3], row[0], row)
+        feed("S", row[_ROUND], row[0], row)
+    a, d = len(columns(AnswerRow)), len(columns(DecisionRow))  # then the round that added it
     for row in con.execute(f"SELECT {ANSWER_COLS}, round FROM answers WHERE round IS NOT NULL "
                            "ORDER BY step, epoch, id"):
-        feed("A", row[5], row[0], row[:5])
+        feed("A", row[a], row[0], row[:a])
     for row in con.execute(f"SELECT {DECIDED_COLS}, round FROM decided "
                            "WHERE round IS NOT NULL ORDER BY step"):
-        feed("D", row[10], row[0], row[:10])
+        feed("D", row[d], row[0], row[:d])
 
     verdict = Verdict(True)
     empty = hashlib.sha256()
