@@ -145,3 +145,25 @@ def test_a_ledger_without_a_rule_is_ahead_by_k(tmp_path):
         open_run(other, tmp_path, resume=True)
     assert verify(tmp_path)["rule"] == "ahead-by-k"
     assert replay(tmp_path, [])["rule"] == "ahead-by-k"
+
+
+def test_bench_votes_under_the_rule(cli):
+    code, out, err = cli("bench", "--backend", "sim", "--disks", "10", "--steps", "200",
+                         "--warmup", "20", "--k", "3", "--rule", "first-to-k")
+    assert code == 0, err
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["rule"] == "first-to-k" and r["decided"] == 200
+    assert "k=3 (first-to-k)" in out
+    code, _, err = cli("bench", "--backend", "sim", "--disks", "10", "--rule", "ahead-by")
+    assert code == 2 and "Did you mean 'ahead-by-k'" in err
+
+
+def test_report_replays_against_the_runs_own_rule(cli, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = solve(cli, run, "--rule", "first-to-k")
+    assert code in (0, 1), err
+    code, out, err = cli("report", run, "--rule", "ahead-by-k")
+    assert code == 0, err
+    assert "(run: first-to-k, k=2)" in out
+    own = next(line for line in out.splitlines() if line.endswith("(as run)"))
+    assert own.startswith("first-to-k")
