@@ -8,17 +8,11 @@ from typing import Any
 import numpy as np
 
 from .engine.voting import rule_of
+from .stats import summary
 from .store import Ledger, reads
 from .tasks.base import REASONS
 
 REPORT_JSON = "report.json"
-
-
-def _stats(values: np.ndarray) -> dict[str, float]:
-    if values.size == 0:
-        return {"mean": 0.0, "p50": 0.0, "p99": 0.0, "max": 0.0}
-    return {"mean": round(float(values.mean()), 4), "p50": float(np.percentile(values, 50)),
-            "p99": float(np.percentile(values, 99)), "max": float(values.max())}
 
 
 def collisions(led: Ledger) -> list[int]:
@@ -72,9 +66,9 @@ def _build(led: Ledger) -> dict[str, Any]:
                   "more_than_k_votes": int((votes > k).sum())},
         "samples": {"total": n_samples, "valid": n_valid, "flagged": n_samples - n_valid,
                     "flagged_by_reason": flags, "abandoned": abandoned},
-        "votes_per_step": _stats(votes),
+        "votes_per_step": summary(votes, (50, 99), 4),
         "votes_histogram": {str(v): int(c) for v, c in enumerate(np.bincount(votes)) if c},
-        "samples_per_step": _stats(samples),
+        "samples_per_step": summary(samples, (50, 99), 4),
         "rounds": {"total": n_rounds, "max_per_step": max_r, "undecided_after": undecided},
         "collisions": len(collisions(led)),
         # failed attempts at requests, asked again (never votes)

@@ -54,13 +54,16 @@ def rate(k: float, n: float) -> dict[str, float]:
     return {"rate": k / n if n else 0.0, "low": float(lo), "high": float(hi)}
 
 
-def summary(values: np.ndarray) -> dict[str, float]:
-    """mean, p50, p90, p99 and max of `values` (zeros when empty)."""
+def summary(values: np.ndarray, quantiles: tuple[int, ...] = (50, 90, 99), digits: int = 3
+            ) -> dict[str, float]:
+    """mean (rounded to `digits`), the percentiles p50, p90, ... and max of `values` (zeros
+    when empty)."""
+    keys = [f"p{q:02d}" if q < 10 else f"p{q}" for q in quantiles]
     if values.size == 0:
-        return {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
-    q = np.percentile(values, [50, 90, 99])
-    return {"mean": round(float(values.mean()), 3), "p50": float(q[0]), "p90": float(q[1]),
-            "p99": float(q[2]), "max": float(values.max())}
+        return {"mean": 0.0, **dict.fromkeys(keys, 0.0), "max": 0.0}
+    qs = np.percentile(values, list(quantiles))
+    return {"mean": round(float(values.mean()), digits),
+            **{k: float(v) for k, v in zip(keys, qs)}, "max": float(values.max())}
 
 
 def length_bins(lengths: np.ndarray, wrong: np.ndarray, bins: int = 10) -> list[dict]:
