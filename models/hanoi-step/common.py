@@ -31,6 +31,19 @@ TOKENS = SPECIALS + CHARS + EXTRAS
 STOI = {t: i for i, t in enumerate(TOKENS)}
 assert len(TOKENS) == VOCAB_SIZE
 
+# The reasoning variant (models/hanoi-think): the first two unused ids become <think> and
+# </think>, added tokens that are NOT special (as in Qwen3 and DeepSeek-R1: they stay in the
+# decoded text, where vLLM's reasoning parsers look for them), everything else unchanged.
+THINK, END_THINK = len(SPECIALS) + len(CHARS), len(SPECIALS) + len(CHARS) + 1
+THINK_TOKENS = ["<think>", "</think>"]
+VARIANTS = ("step", "think")
+
+
+def tokens(variant: str = "step") -> list[str]:
+    if variant == "think":
+        return TOKENS[:THINK] + THINK_TOKENS + TOKENS[END_THINK + 1:]
+    return TOKENS
+
 # One user message (system messages are ignored) -> "<s>" + content, then "\n" as the
 # generation prompt. Exactly the training prompt format.
 CHAT_TEMPLATE = (
@@ -52,25 +65,28 @@ def _byte_char(c: str) -> str:
     return piece
 
 
-def build_tokenizer():
+def build_tokenizer(variant: str = "step"):
     """Char-level tokenizer, built offline: byte-level BPE with no merges over only the format's
     characters, so one token per character with the same ids as TOKENS (xgrammar,
-    outlines_core and llguidance all read byte-level vocabularies)."""
-    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
+    outlines_core and llguidance all read byte-level vocabularies). variant "think" adds
+    <think> and </think> as (non-special) added tokens."""
+    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
     from tokenizers.models import BPE
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {(_byte_char(t) if t in CHARS else t): i for i, t in enumerate(TOKENS)}
+    vocab = {(_byte_char(t) if t in CHARS else t): i for i, t in enumerate(tokens(variant))}
     assert len(vocab) == VOCAB_SIZE
     tok = Tokenizer(BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens(SPECIALS)
+    if variant == "think":
+        tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", BOS)])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-        unk_token="<unk>", model_max_length=160, padding_side="left",
+        unk_token="<unk>", model_max_length=192 if variant == "think" else 160, padding_side="left",
         clean_up_tokenization_spaces=False)
     fast.chat_template = CHAT_TEMPLATE
     return fast
@@ -88,6 +104,8 @@ def decode(ids) -> str:
             break
         if i >= len(SPECIALS) and i < len(SPECIALS) + len(CHARS):
             out.append(TOKENS[i])
+        elif i in (THINK, END_THINK):
+            out.append(THINK_TOKENS[i - THINK])
     return "".join(out)
 
 
@@ -100,13 +118,44 @@ def answer_ids(a: HanoiAnswer) -> list[int]:
     return encode(answer_compact(a)) + [EOS]
 
 
+def thought(x: HanoiInput) -> str:
+    """The think variant's derivation of the paper's strategy, in the format's characters.
+
+    After a move of another disk (or at the start) disk 1 moves on in its fixed direction:
+    'p=<previous mover>;a=<disk 1's peg>;d=<1 or 2: the direction>'. After a move of disk 1 the
+    mover is the smallest disk not on disk 1's peg, found by scanning the disks upward from
+    disk 2: 'p=a;a=<peg>;b0c0d1;t=<its target peg>' lists each scanned disk with its peg, so
+    the thought is as long as the search (1 to n - 1 disks): its length varies with the state."""
+    n, state, prev = x.disks, x.state, x.prev_move
+    peg = [0] * (n + 1)
+    for p, disks in enumerate(state):
+        for d in disks:
+            peg[d] = p
+    label = "abcdefghijklmnopqrstuvwxyz"
+    mv = strategy_move(n, state, prev)
+    if prev is None or prev[0] != 1:
+        return f"p={'-' if prev is None else label[prev[0] - 1]};a={peg[1]};d={(mv[2] - mv[1]) % 3}"
+    scan = []
+    for d in range(2, n + 1):
+        scan.append(f"{label[d - 1]}{peg[d]}")
+        if peg[d] != peg[1]:
+            break
+    return f"p=a;a={peg[1]};{''.join(scan)};t={mv[2]}"
+
+
+def think_answer_ids(x: HanoiInput) -> list[int]:
+    """<think> derivation </think> answer </s>: the think variant's target."""
+    return [THINK] + encode(thought(x)) + [END_THINK] + answer_ids(step_answer(x))
+
+
 # ------------------------------------------------------------------------------ model
-def model_config(hidden: int = 128, layers: int = 4, intermediate: int | None = None):
+def model_config(hidden: int = 128, layers: int = 4, intermediate: int | None = None,
+                 positions: int = 160):
     from transformers import LlamaConfig
     return LlamaConfig(
         vocab_size=VOCAB_SIZE, hidden_size=hidden, intermediate_size=intermediate or 4 * hidden,
         num_hidden_layers=layers, num_attention_heads=hidden // 64,
-        num_key_value_heads=hidden // 64, head_dim=64, max_position_embeddings=160,
+        num_key_value_heads=hidden // 64, head_dim=64, max_position_embeddings=positions,
         rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
         bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, hidden_act="silu",
         attention_bias=False, mlp_bias=False, initializer_range=0.02)
@@ -164,6 +213,8 @@ def sample_class_step(rng: random.Random, min_n: int, min_d: int,
     return n, i
 
 
-def example(n: int, i: int) -> tuple[list[int], list[int]]:
+def example(n: int, i: int, variant: str = "step") -> tuple[list[int], list[int]]:
     x = step_input(n, i)
+    if variant == "think":
+        return prompt_ids(x), think_answer_ids(x)
     return prompt_ids(x), answer_ids(step_answer(x))

@@ -90,7 +90,29 @@ def parse_args(argv=None):
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--target", type=float, default=0.95, help="t for k_min")
     ap.add_argument("--out", default=str(C.HERE / "card.json"))
+    ap.add_argument("--variant", choices=C.VARIANTS, default="step",
+                    help="think: the reasoning stand-in (answer parsed only after </think>; "
+                         "thought and answer tokens and error by output length reported)")
     return ap.parse_args(argv)
+
+
+def split_thought(text: str) -> tuple[str | None, str]:
+    """(thought, answer) of a think-variant sample; thought None without </think> (such a
+    sample is never parsed: invalid)."""
+    head, sep, tail = text.partition("</think>")
+    if not sep:
+        return None, ""
+    return head.removeprefix("<think>"), tail
+
+
+def length_bins(lengths: list[int], ok: list[bool], width: int = 8) -> list[dict]:
+    """Error rate by output length (the paper's Figure 9a): bins of `width` tokens."""
+    bins: dict[int, list[bool]] = {}
+    for n_tok, good in zip(lengths, ok):
+        bins.setdefault(n_tok // width * width, []).append(good)
+    return [{"tokens_from": lo, "tokens_to": lo + width - 1, "samples": len(v),
+             "errors": len(v) - sum(v), "error_rate": (len(v) - sum(v)) / len(v)}
+            for lo, v in sorted(bins.items())]
 
 
 def disk_list(spec: str) -> list[int]:
@@ -134,16 +156,24 @@ def main(argv=None) -> int:
             mask[r, w - len(s):] = 1
         return ids.to(dev), mask.to(dev)
 
+    think = a.variant == "think"
+    lengths: list[int] = []  # output tokens of each sampled (not greedy) text, in order
+
     @torch.no_grad()
-    def generate(prompts, n, temperature):
+    def generate(prompts, n, temperature, record=False):
         texts = []
         for b in range(0, len(prompts), a.batch):
             ids, mask = left_pad(prompts[b:b + a.batch])
             kw = dict(do_sample=False) if temperature == 0 else dict(
                 do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=2 * n + 12,
+            cap = 4 * n + 30 if think else 2 * n + 12
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=cap,
                                  eos_token_id=eos, pad_token_id=pad, **kw)
-            texts += tok.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+            gen = out[:, ids.shape[1]:]
+            texts += tok.batch_decode(gen, skip_special_tokens=True)
+            if record:  # tokens up to and including eos
+                for row in gen.tolist():
+                    lengths.append(row.index(eos) + 1 if eos in row else len(row))
         return texts
 
     @torch.no_grad()
@@ -177,10 +207,14 @@ def main(argv=None) -> int:
         refs = [task.reference(x) for x in xs]
         prompts = prompts_for(xs)
         assert prompts[0] == C.prompt_ids(xs[0]), "chat template differs from training format"
-        answers = [C.answer_ids(r.answer) for r in refs]
+        answers = ([C.think_answer_ids(x) for x in xs] if think
+                   else [C.answer_ids(r.answer) for r in refs])
         row = {"disks": n, "steps": a.steps}
 
         def score(texts):
+            if think:
+                texts = [t if th is not None else "</think> missing"
+                         for th, t in map(split_thought, texts)]
             parsed = [parse_compact(t, n) for t in texts]
             valid = [hasattr(p, "key") for p in parsed]
             reps_refs = refs * (len(texts) // len(refs))
@@ -189,8 +223,19 @@ def main(argv=None) -> int:
 
         torch.manual_seed(a.seed * 1000 + n)
         reps = max(1, a.repeats)
-        texts = generate(prompts * reps, n, a.temperature)
+        lengths.clear()
+        texts = generate(prompts * reps, n, a.temperature, record=True)
         ok, valid = score(texts)
+        if think:
+            tt = [len(th) + 2 if th is not None else None for th, _ in map(split_thought, texts)]
+            done = [v for v in tt if v is not None]
+            row.update(thought_tokens_mean=sum(done) / max(1, len(done)),
+                       thought_tokens_max=max(done, default=0),
+                       no_end_of_thinking=sum(v is None for v in tt) / len(tt),
+                       answer_tokens_mean=sum(L - v for L, v in zip(lengths, tt)
+                                              if v is not None) / max(1, len(done)),
+                       output_tokens_mean=sum(lengths) / len(lengths),
+                       error_by_length=length_bins(lengths, ok))
         k = sum(ok[:a.steps])
         row.update(p=k / a.steps, ci95=wilson(k, a.steps), correct=k,
                    valid_rate=sum(valid[:a.steps]) / a.steps)
@@ -229,6 +274,7 @@ def main(argv=None) -> int:
     card = {"model": Path(a.model).name, "dtype": a.dtype, "temperature": a.temperature,
             "seed": a.seed,
             "steps_per_disk_count": a.steps, "repeats": a.repeats, "target_t": a.target,
+            "variant": a.variant,
             "rows": rows, "seconds": round(time.time() - t0, 1)}
     r20 = next((r for r in rows if r["disks"] == 20), None)
     if r20 is not None:

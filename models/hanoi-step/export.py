@@ -22,12 +22,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="export hanoi-step to a HF folder")
     ap.add_argument("--ckpt", default="runs/hanoi-step-ckpt/last.pt")
     ap.add_argument("--out", default=str(C.HERE / "model"))
+    ap.add_argument("--variant", choices=C.VARIANTS, default="",
+                    help="tokenizer variant (default: the one the checkpoint was trained as)")
     a = ap.parse_args(argv)
 
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     st = torch.load(a.ckpt, map_location="cpu", weights_only=False)
+    variant = a.variant or st["args"].get("variant", "step")
     cfg = LlamaConfig.from_dict(st["config"])
     cfg.architectures = ["LlamaForCausalLM"]
     model = LlamaForCausalLM(cfg)
@@ -37,7 +40,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(
         bos_token_id=C.BOS, eos_token_id=C.EOS, pad_token_id=C.PAD, do_sample=True,
-        temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=64)
+        temperature=1.0, top_k=0, top_p=1.0,
+        max_new_tokens=128 if variant == "think" else 64)
     model.save_pretrained(out, safe_serialization=True)
 
     # Keys that older transformers / vLLM releases read (newer ones write rope_parameters).
@@ -48,7 +52,7 @@ def main(argv=None) -> int:
     cj.setdefault("torch_dtype", "float32")
     cj_path.write_text(json.dumps(cj, indent=2) + "\n")
 
-    tok = C.build_tokenizer()
+    tok = C.build_tokenizer(variant)
     tok.save_pretrained(out)
     # Older transformers (and vLLM) read the chat template from tokenizer_config.json and
     # may not know newer tokenizer class names: make both explicit.
@@ -62,7 +66,7 @@ def main(argv=None) -> int:
     (out / "special_tokens_map.json").write_text(json.dumps(stm, indent=2) + "\n")
     info = {"step": st["step"], "train_minutes": round(st["elapsed"] / 60, 1),
             "params": sum(p.numel() for p in model.parameters()), "args": st["args"]}
-    (C.HERE / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    (out.parent / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"exported step {st['step']} ({info['params']} params) to {out}")
     return 0
 

@@ -65,6 +65,11 @@ def parse_args(argv=None):
                     help="JSON of weak steps written by mine.py: a share of every batch "
                          "(--mined-frac) is drawn from them, with replacement")
     ap.add_argument("--mined-frac", type=float, default=0.25)
+    ap.add_argument("--variant", choices=C.VARIANTS, default="step",
+                    help="think: the reasoning stand-in (models/hanoi-think): <think> "
+                         "derivation </think> before the answer")
+    ap.add_argument("--positions", type=int, default=160,
+                    help="max_position_embeddings (think variant: 192)")
     return ap.parse_args(argv)
 
 
@@ -111,7 +116,7 @@ def main(argv=None) -> int:
 
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
-    cfg = C.model_config(a.hidden, a.layers)
+    cfg = C.model_config(a.hidden, a.layers, positions=a.positions)
     model = LlamaForCausalLM(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98),
                             weight_decay=a.weight_decay)
@@ -169,7 +174,7 @@ def main(argv=None) -> int:
             n = C.sample_disks(rng)
             fresh.append((n, C.sample_step(rng, n)))
         items = hard + fresh
-        ids, labels = make_batch([C.example(n, i) for n, i in items], torch, device)
+        ids, labels = make_batch([C.example(n, i, a.variant) for n, i in items], torch, device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, elapsed, a)
         logits = model(input_ids=ids).logits[:, :-1]
