@@ -183,15 +183,17 @@ class Schedule:
         # a failed request (error samples) is no vote and uses no vote index: its step's
         # requests of this round are dropped and asked again next round with the same seeds
         # (the driver normally asks again within the round, so this is a fallback)
-        first: dict[int, int] = {}
-        failed: set[int] = set()
-        for req, samples in zip(requests, results):
-            first[req.step] = min(first.get(req.step, req.first_index), req.first_index)
-            if any(s.finish_reason == "error" for s in samples):
-                failed.add(req.step)
-        for step in failed:
-            if step in self.pending:
-                self.pending[step].next_index = first[step]
+        failed = {req.step for req, samples in zip(requests, results) for s in samples
+                  if s.finish_reason == "error"}
+        valid = 0  # votes among the round's samples
+        if failed:  # rare (the driver asks failed requests again): rewind those steps
+            first: dict[int, int] = {}
+            for req in requests:
+                if req.step in failed:
+                    first[req.step] = min(first.get(req.step, req.first_index), req.first_index)
+            for step in failed:
+                if step in self.pending:
+                    self.pending[step].next_index = first[step]
         for req, samples in zip(requests, results):
             step = req.step
             st = self.pending.get(step)
@@ -208,15 +210,16 @@ class Schedule:
                 spans.setdefault(step, len(out))
             voter, temp, x = st.voter, req.temperature, st.x
             idx = req.first_index
+            seed = sample_seed(run_seed, step, idx)  # vote idx + j has seed + j
+            st.samples += len(samples)
             for s in samples:
                 got = cache.get(s.text) if s.finish_reason == "stop" else None
                 if got is None:
                     got = classify(s, task, x, rules)
                     if s.finish_reason == "stop":
                         cache[s.text] = got
-                st.samples += 1
                 if type(got) is Parsed:
-                    rows.valid += 1
+                    valid += 1
                     aid = st.answers.get(got.key)
                     if aid is None:
                         aid = st.answers[got.key] = len(st.answers)
@@ -228,11 +231,12 @@ class Schedule:
                 else:
                     aid, flag, detail = None, got.reason, got.detail
                     flags[flag] = flags.get(flag, 0) + 1
-                out.append(SampleRow(step, idx, epoch, rnd, sample_seed(run_seed, step, idx),
-                                     temp, aid, flag, detail, s.tokens_in, s.tokens_out,
-                                     s.tokens_reasoning, round(s.latency * 1000.0, 3),
-                                     s.text))
+                out.append(SampleRow(step, idx, epoch, rnd, seed, temp, aid, flag, detail,
+                                     s.tokens_in, s.tokens_out, s.tokens_reasoning,
+                                     round(s.latency * 1000.0, 3), s.text))
                 idx += 1
+                seed += 1
+        rows.valid = valid
         if cfg.keep_text != "all":
             for step, start in spans.items():
                 self._trim_texts(self.pending[step], out, start)
