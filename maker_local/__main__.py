@@ -1,5 +1,3 @@
-import sys
+from maker_local.cli import entry
 
-from maker_local.cli import main
-
-sys.exit(main())
+entry()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from maker_local.errors import UsageError
@@ -60,5 +61,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The `maker-local` program: main(), then exit. After an in-process vLLM engine ran, the
+    process leaves with os._exit once everything is flushed (the ledger is closed and the
+    report written by then): vLLM's native threads otherwise race the interpreter's teardown
+    and now and then abort a finished run ("terminate called without an active exception",
+    exit -6)."""
+    code = main()
+    if "vllm" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
