@@ -16,7 +16,8 @@ if str(ROOT) not in sys.path:
 
 from maker_local.tasks.hanoi import (HanoiAnswer, HanoiInput, apply_move, move_at,  # noqa: E402
                                      state_at, strategy_move)
-from maker_local.tasks.hanoi_compact import answer_compact, render_compact  # noqa: E402
+from maker_local.tasks.hanoi_compact import (LABELS, answer_compact,  # noqa: E402
+                                             render_compact)
 
 MIN_DISKS, MAX_DISKS = 3, 20
 
@@ -131,13 +132,12 @@ def thought(x: HanoiInput) -> str:
     for p, disks in enumerate(state):
         for d in disks:
             peg[d] = p
-    label = "abcdefghijklmnopqrstuvwxyz"
     mv = strategy_move(n, state, prev)
     if prev is None or prev[0] != 1:
-        return f"p={'-' if prev is None else label[prev[0] - 1]};a={peg[1]};d={(mv[2] - mv[1]) % 3}"
+        return f"p={'-' if prev is None else LABELS[prev[0] - 1]};a={peg[1]};d={(mv[2] - mv[1]) % 3}"
     scan = []
     for d in range(2, n + 1):
-        scan.append(f"{label[d - 1]}{peg[d]}")
+        scan.append(f"{LABELS[d - 1]}{peg[d]}")
         if peg[d] != peg[1]:
             break
     return f"p=a;a={peg[1]};{''.join(scan)};t={mv[2]}"

@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as C  # noqa: E402
+from maker_local.stats import length_bins  # noqa: E402
 from maker_local.tasks.hanoi import Hanoi  # noqa: E402
 from maker_local.tasks.hanoi_compact import parse_compact, render_compact  # noqa: E402
 
@@ -105,16 +106,6 @@ def split_thought(text: str) -> tuple[str | None, str]:
     return head.removeprefix("<think>"), tail
 
 
-def length_bins(lengths: list[int], ok: list[bool], width: int = 8) -> list[dict]:
-    """Error rate by output length (the paper's Figure 9a): bins of `width` tokens."""
-    bins: dict[int, list[bool]] = {}
-    for n_tok, good in zip(lengths, ok):
-        bins.setdefault(n_tok // width * width, []).append(good)
-    return [{"tokens_from": lo, "tokens_to": lo + width - 1, "samples": len(v),
-             "errors": len(v) - sum(v), "error_rate": (len(v) - sum(v)) / len(v)}
-            for lo, v in sorted(bins.items())]
-
-
 def disk_list(spec: str) -> list[int]:
     if "-" in spec:
         lo, hi = spec.split("-")
@@ -158,6 +149,8 @@ def main(argv=None) -> int:
 
     think = a.variant == "think"
     lengths: list[int] = []  # output tokens of each sampled (not greedy) text, in order
+    pooled_lengths: list[int] = []  # ... and of every disk count, with
+    pooled_ok: list[bool] = []  # whether each was right: error by length over the card
 
     @torch.no_grad()
     def generate(prompts, n, temperature, record=False):
@@ -234,8 +227,9 @@ def main(argv=None) -> int:
                        no_end_of_thinking=sum(v is None for v in tt) / len(tt),
                        answer_tokens_mean=sum(L - v for L, v in zip(lengths, tt)
                                               if v is not None) / max(1, len(done)),
-                       output_tokens_mean=sum(lengths) / len(lengths),
-                       error_by_length=length_bins(lengths, ok))
+                       output_tokens_mean=sum(lengths) / len(lengths))
+            pooled_lengths += lengths
+            pooled_ok += ok
         k = sum(ok[:a.steps])
         row.update(p=k / a.steps, ci95=wilson(k, a.steps), correct=k,
                    valid_rate=sum(valid[:a.steps]) / a.steps)
@@ -276,6 +270,10 @@ def main(argv=None) -> int:
             "steps_per_disk_count": a.steps, "repeats": a.repeats, "target_t": a.target,
             "variant": a.variant,
             "rows": rows, "seconds": round(time.time() - t0, 1)}
+    if think:  # the paper's Figure 9a over every sample of the card (quantile bins)
+        import numpy as np
+        card["error_by_length"] = length_bins(np.array(pooled_lengths),
+                                              ~np.array(pooled_ok, dtype=bool))
     r20 = next((r for r in rows if r["disks"] == 20), None)
     if r20 is not None:
         card["k_min_20_disks"] = {
