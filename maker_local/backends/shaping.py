@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..reasoning import UNENDED, answer_start
 from ..types import Sample, SampleRequest
 
 
@@ -27,13 +28,40 @@ def structured_outputs(req: SampleRequest) -> dict[str, Any] | None:
     return None
 
 
+def structured_config(backend: str = "xgrammar", reasoning_parser: str | None = None
+                      ) -> dict[str, Any]:
+    """vLLM's StructuredOutputsConfig for an engine (offline `LLM(structured_outputs_config=)`,
+    or the server's `--structured-outputs-config`). Without `disable_any_whitespace` (xgrammar
+    and guidance only) a weak model can pad JSON with whitespace until the red-flag cap. With
+    a reasoning parser the grammar applies only after the end of thinking
+    (`enable_in_reasoning` off): a reasoning model thinks freely, then answers in form."""
+    cfg: dict[str, Any] = {"backend": backend}
+    if backend in ("xgrammar", "guidance"):
+        cfg["disable_any_whitespace"] = True
+    if reasoning_parser:
+        cfg["reasoning_parser"] = reasoning_parser
+        cfg["enable_in_reasoning"] = False
+    return cfg
+
+
+def template_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    """The chat template's kwargs for engines that render it here (in-process vLLM, hf): the
+    profile's, plus reasoning_effort (gpt-oss's template reads it; a server takes it as a
+    request field instead)."""
+    kw = dict(options.get("chat_template_kwargs") or {})
+    if options.get("reasoning_effort"):
+        kw.setdefault("reasoning_effort", options["reasoning_effort"])
+    return kw
+
+
 def chat_prompt_text(messages: list[dict[str, str]]) -> str:
     """A plain-text prompt for models without a chat template (/v1/completions)."""
     return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
 
 def request_body(req: SampleRequest, model: str, api: str = "chat",
-                 reasoning_effort: str | None = None) -> dict[str, Any]:
+                 reasoning_effort: str | None = None,
+                 chat_template_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON body of one request to /v1/chat/completions or /v1/completions."""
     body: dict[str, Any] = {
         "model": model, "n": req.n, "temperature": req.temperature, "seed": req.seed,
@@ -44,6 +72,8 @@ def request_body(req: SampleRequest, model: str, api: str = "chat",
         body["messages"] = req.messages
         if reasoning_effort:
             body["reasoning_effort"] = reasoning_effort
+        if chat_template_kwargs:
+            body["chat_template_kwargs"] = chat_template_kwargs
     else:
         body["prompt"] = chat_prompt_text(req.messages)
     so = structured_outputs(req)
@@ -77,24 +107,26 @@ def excerpt(raw: bytes | str, limit: int = 120) -> str:
     return repr(text[:limit] + ("..." if len(text) > limit else ""))
 
 
-def parse_body(raw: bytes, req: SampleRequest, latency: float, server: str = "the server"
-               ) -> list[Sample]:
+def parse_body(raw: bytes, req: SampleRequest, latency: float, server: str = "the server",
+               end_ids: list[int] | None = None) -> list[Sample]:
     """The n Samples of one raw HTTP reply body; a reply that is not the JSON vLLM sends is
     n error samples (not retryable) naming the server, what was wrong and the reply's start.
+    `end_ids`: a reasoning model's end-of-thinking marker as token ids (see _parse).
     Never raises."""
     try:
-        return _parse(json.loads(raw), req, latency)
+        return _parse(json.loads(raw), req, latency, end_ids)
     except (BadReply, ValueError, TypeError, UnicodeDecodeError) as e:
         why = str(e) if isinstance(e, BadReply) else f"not JSON: {e}"
         return error_samples(req, f"{server} sent a malformed reply ({why}): {excerpt(raw)}",
                              latency, retryable=False)
 
 
-def parse_response(data: Any, req: SampleRequest, latency: float) -> list[Sample]:
+def parse_response(data: Any, req: SampleRequest, latency: float,
+                   end_ids: list[int] | None = None) -> list[Sample]:
     """The n Samples of one decoded response (chat or completions), in choice order; error
     samples (not retryable) for anything else. Never raises."""
     try:
-        return _parse(data, req, latency)
+        return _parse(data, req, latency, end_ids)
     except BadReply as e:
         return error_samples(req, f"malformed reply ({e}): {excerpt(json.dumps(data))}",
                              latency, retryable=False)
@@ -116,7 +148,15 @@ def _get(obj: Any, key: str, types: tuple[type, ...], what: str) -> Any:
     return value
 
 
-def _parse(data: Any, req: SampleRequest, latency: float) -> list[Sample]:
+def _parse(data: Any, req: SampleRequest, latency: float,
+           end_ids: list[int] | None = None) -> list[Sample]:
+    """Replies of a server with a reasoning parser carry the answer in `content` and the
+    thought in `reasoning` (`reasoning_content` before vLLM 0.13); only `content` is the
+    answer. With `end_ids`, each choice's returned token ids say where its thinking ended:
+    its thought tokens are counted there, and a choice whose thinking never ended is
+    "unended" (its thought as text, never parsed) or "length" when the cap cut it. Without
+    them (`[]`: a reasoning model whose marker is unknown), usage's reasoning_tokens are
+    shared by thought length and a choice with a thought and no content is unended."""
     if not isinstance(data, dict):
         raise BadReply(f"a JSON {type(data).__name__}, not an object")
     choices = data.get("choices")
@@ -139,27 +179,50 @@ def _parse(data: Any, req: SampleRequest, latency: float) -> list[Sample]:
     completion = _count(usage.get("completion_tokens"), "usage.completion_tokens")
     details = _get(usage, "completion_tokens_details", (dict,), "completion_tokens_details")
     reasoning_total = _count((details or {}).get("reasoning_tokens"), "reasoning_tokens")
-    texts, reasons, counts, reasoning_chars = [], [], [], []
+    texts, thoughts, reasons, ids_of = [], [], [], []
     for c in choices:
         msg = _get(c, "message", (dict,), "a choice's message")
         if msg is not None:
-            texts.append(_get(msg, "content", (str,), "message.content") or "")
+            content = _get(msg, "content", (str,), "message.content")
             thought = (_get(msg, "reasoning_content", (str,), "reasoning_content")
-                       or _get(msg, "reasoning", (str,), "reasoning") or "")
-            reasoning_chars.append(len(thought))
+                       or _get(msg, "reasoning", (str,), "reasoning"))
         else:
-            texts.append(_get(c, "text", (str,), "a choice's text") or "")
-            reasoning_chars.append(0)
+            content, thought = _get(c, "text", (str,), "a choice's text"), None
+        texts.append(content)
+        thoughts.append(thought)
         reasons.append(_get(c, "finish_reason", (str,), "finish_reason") or "stop")
         ids = _get(c, "token_ids", (list,), "token_ids")
-        counts.append(len(ids) if ids is not None else None)
+        if ids is not None and not all(type(t) is int for t in ids):
+            raise BadReply("token_ids holds something that is not a token id")
+        ids_of.append(ids)
     if "abort" in reasons:  # vLLM aborted the request (e.g. shutting down): ask again
         return error_samples(req, "the server aborted the request", latency, retryable=True)
-    if any(n is None for n in counts):  # an older server: share usage by text length
-        counts = _split(completion, [max(1, len(t)) for t in texts])
-    reasoning = _split(reasoning_total, reasoning_chars) if reasoning_total else [0] * req.n
-    return [Sample(t, "length" if r == "length" else "stop", prompt_tokens, n, rt, latency)
-            for t, r, n, rt in zip(texts, reasons, counts, reasoning)]
+    if any(ids is None for ids in ids_of):  # an older server: share usage by text length
+        counts = _split(completion, [max(1, len(t or "")) for t in texts])
+    else:
+        counts = [len(ids) for ids in ids_of]
+    out = []
+    if end_ids and all(ids is not None for ids in ids_of):
+        for content, thought, r, ids in zip(texts, thoughts, reasons, ids_of):
+            at = answer_start(ids, end_ids)
+            if at is None:
+                out.append(Sample(thought or content or "", "length" if r == "length"
+                                  else UNENDED, prompt_tokens, len(ids), len(ids), latency))
+            else:
+                out.append(Sample(content or "", "length" if r == "length" else "stop",
+                                  prompt_tokens, len(ids), at, latency))
+        return out
+    reasoning = (_split(reasoning_total, [len(t or "") for t in thoughts]) if reasoning_total
+                 else [0] * req.n)
+    for content, thought, r, n, rt in zip(texts, thoughts, reasons, counts, reasoning):
+        if end_ids is not None and content is None and thought:
+            # a reasoning parser put everything in the thought: its thinking never ended
+            out.append(Sample(thought, "length" if r == "length" else UNENDED,
+                              prompt_tokens, n, n, latency))
+        else:
+            out.append(Sample(content or "", "length" if r == "length" else "stop",
+                              prompt_tokens, n, rt, latency))
+    return out
 
 
 def error_samples(req: SampleRequest, message: str, latency: float = 0.0,

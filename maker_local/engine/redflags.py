@@ -1,6 +1,8 @@
 """Red flags: a sample that shows signs of confusion is discarded, not counted as a vote.
 
-Reasons: "length" (the token cap was hit: finish_reason "length"), "parse" (malformed output),
+Reasons: "length" (the token cap was hit: finish_reason "length", inside a thought too),
+"parse" (malformed output, or a reasoning model's thought that never ended: finish_reason
+"unended", whose text is never parsed),
 "rule" (optional task rule checks: an illegal move or a next state that does not follow from
 it), "error" (the backend failed; retried, never a vote).
 """
@@ -12,6 +14,7 @@ from ..tasks.base import Flag, Parsed, Task
 from ..types import Sample
 
 CAPPED = Flag("length", "hit the output token cap")
+UNENDED = Flag("parse", "no end of thinking: the thought never ended, so there is no answer")
 
 
 def classify(sample: Sample, task: Task, x: Any, rules: bool = False,
@@ -21,6 +24,8 @@ def classify(sample: Sample, task: Task, x: Any, rules: bool = False,
         return Flag("error", sample.error or "backend error")
     if sample.finish_reason == "length":
         return CAPPED
+    if sample.finish_reason == "unended":
+        return UNENDED
     got = task.parse(sample.text, x, repair)
     if rules and isinstance(got, Parsed):
         bad = task.check_rules(x, got.answer)

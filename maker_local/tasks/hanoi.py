@@ -185,9 +185,20 @@ procedure and the resulting next state."""
 
 # --------------------------------------------------------------------------------------- parsers
 
-_MOVE_RE = re.compile(r"move\s*=\s*\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\]")
+# The flag parser. The paper's (its appendix) takes the last `move = [...]` and the last
+# `next_state = [[...], [...], [...]]` anywhere (case-insensitive, word boundaries) and reads
+# them with ast.literal_eval. Here, the same keys (any letter case) but only where a line's
+# first word (bullets, quotes and markdown marks may come before it), so that prose or a
+# thought ("the previous move = [1, 0, 2]", "remove = [...]", "my_next_state = ...") is never
+# read as the answer; and numbers are plain ASCII decimals
+# without sign or leading zeros (literal_eval also rejects "01" and non-ASCII digits, but
+# accepts True, -1, 1_0 and 00, which are flagged here).
+_NUM = r"(?:0|[1-9][0-9]*)"
+_LIST = rf"\[\s*((?:{_NUM}\s*(?:,\s*{_NUM}\s*)*)?)\]"
+_MOVE_RE = re.compile(
+    rf"(?im)^[^\w\n]*move\s*=\s*\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
 _STATE_RE = re.compile(
-    r"next_state\s*=\s*\[\s*\[([-\d,\s]*)\]\s*,\s*\[([-\d,\s]*)\]\s*,\s*\[([-\d,\s]*)\]\s*\]")
+    rf"(?im)^[^\w\n]*next_state\s*=\s*\[\s*{_LIST}\s*,\s*{_LIST}\s*,\s*{_LIST}\s*\]")
 # The repairing parser (calibration only) accepts other spellings, brackets and separators.
 _REPAIR_MOVE_RE = re.compile(
     r"move[\"']?\s*[:=]?\s*[\[(]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[\])]",
@@ -219,8 +230,10 @@ def _repair_pegs(body: str) -> list[list[int]] | None:
 def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
     """The paper's flag parser (or, with repair=True, its repairing parser).
 
-    Takes the last `move = [a, b, c]` and the last `next_state = [[...], [...], [...]]`; all
-    integers, disk ids in 1..n, pegs in 0..2, every disk exactly once; anything else is a flag.
+    Takes the last `move = [a, b, c]` and the last `next_state = [[...], [...], [...]]`, each
+    its line's first word (keys in any letter case); plain decimal integers (ASCII digits, no
+    sign, no leading zeros), disk ids in 1..n, pegs in 0..2, every disk exactly once; anything
+    else is a flag. See _MOVE_RE for where this differs from the paper's parser, and why.
     """
     if repair:
         mm = _last(_REPAIR_MOVE_RE, text.lower(), "move")
