@@ -39,6 +39,10 @@ class HFBackend:
         self.tok = AutoTokenizer.from_pretrained(model)
         self.hf = AutoModelForCausalLM.from_pretrained(model).to(device).eval()
         self.model = outlines.from_transformers(self.hf, self.tok)
+        # Outlines 1.3 wraps a text prompt in the tokenizer's chat template itself; the
+        # prompt here is already rendered (with the profile's template kwargs, and for a
+        # reasoning model's answer, prompt + thought), so it must go in as it is
+        self.model.type_adapter.has_chat_template = False
         self.load_seconds = time.monotonic() - t0
         self.path, self.device, self.torch = model, device, torch
         self.reasoning_parser = reasoning_parser

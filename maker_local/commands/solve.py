@@ -62,6 +62,9 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show the engine's logs here (default: in <run-dir>/engine.log)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the options and print the resolved settings (and, for the "
+                   "vllm backend, the engine's configuration) as JSON; start nothing")
 
 
 def step_range(text: str) -> tuple[int | None, int | None]:
@@ -201,6 +204,27 @@ def run_price(args: argparse.Namespace, profile: Any) -> dict[str, float]:
                               ("usd_per_m_out", price.usd_per_m_out)) if v}
 
 
+class DryRun(Exception):
+    """`solve --dry-run`: the options were checked; this is what would run."""
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__("dry run")
+        self.config = config
+
+
+def dry_run_config(args: argparse.Namespace, task: Any, profile: Any) -> dict[str, Any]:
+    keys = ("backend", "model", "api", "style", "max_tokens", "temperature_first",
+            "temperature", "unconstrained", "reasoning_parser", "reasoning_effort",
+            "grammar_backend", "draft_sampling", "base_url", "k", "rule", "schedule")
+    out: dict[str, Any] = {"task": task.describe(),
+                           "profile": getattr(profile, "name", None),
+                           **{k: getattr(args, k, None) for k in keys}}
+    if args.backend == "vllm":
+        from ..backends.vllm import dry_run
+        out["vllm"] = dry_run(vars(args))
+    return out
+
+
 def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     from ..backends import make_backend
     from ..engine.schedule import SCHEDULES, VoteConfig
@@ -227,6 +251,8 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     except ValueError as e:
         raise UsageError(str(e)) from None
     steps = slice_of(args, task.num_steps())  # refused before an engine starts
+    if getattr(args, "dry_run", False):
+        raise DryRun(dry_run_config(args, task, profile))
     if logs is not None:
         logs.start()  # every option is checked: the engine's output goes to its log
     try:
@@ -260,6 +286,12 @@ def main(args: argparse.Namespace) -> int:
     if args.k not in (None, "auto") and int(args.k) > args.max_samples:
         raise UsageError(f"--k {args.k} needs at least {args.k} samples per step, more than "
                          f"--max-samples {args.max_samples}: raise --max-samples or lower --k")
+    if args.dry_run:
+        try:
+            build_spec(args)
+        except DryRun as d:
+            print(json.dumps(d.config, indent=2, default=str))
+            return 0
     metrics = None
     if args.metrics_port is not None:
         from ..metrics import Metrics
