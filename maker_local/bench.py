@@ -17,6 +17,8 @@ JSON keys (the last line `maker-local bench` prints; `--out` adds "metadata"):
   stopped                                          null, or why the slice ended early
   wall_s, samples_per_s, votes_per_step (valid votes per decided step), samples_per_step,
   red_flag_rate, flags {reason: count}, tokens_out_per_s, tokens_in_per_s, tokens_out_mean,
+  tokens_reasoning_mean and tokens_answer_mean (a reasoning model's thought and answer),
+  usd_per_step_split {thought, answer} (usd_per_step shared by output tokens),
   tokens_in_mean (every sample counts its request's prompt), prefix_cache_hit_rate (vllm-http
   /metrics deltas; null = n/a)
   machines, machine_unit                           what wall time is multiplied by
@@ -37,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .engine.scaling import plan
+from .engine.scaling import plan, token_costs
 from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
 from .run import vote_rounds
 
@@ -166,7 +168,14 @@ def summarize(s: SliceStats, machines: float, price_per_hour: float, run_steps: 
         "tokens_in_per_s": _rate(s.tokens_in, s.wall_s),
         "tokens_out_mean": _rate(s.tokens_out, s.samples),
         "tokens_in_mean": _rate(s.tokens_in, s.samples),
+        # a reasoning model's output: thought (paid for, never a vote) and answer
+        "tokens_reasoning_mean": _rate(s.tokens_reasoning, s.samples),
+        "tokens_answer_mean": _rate(s.tokens_out - s.tokens_reasoning, s.samples),
         "machine_s_per_step": per_step, "price_per_hour": price_per_hour, "usd_per_step": usd,
+        # the machine's cost per step shared by thought and answer tokens (token_costs)
+        "usd_per_step_split": None if usd is None else {
+            k: v for k, v in token_costs(0, s.tokens_out, s.tokens_reasoning,
+                                         machine_usd=usd).items() if k in ("thought", "answer")},
         "run_steps": run_steps,
         "projected_wall_s": None if wall_per_step is None else wall_per_step * run_steps,
         "projected_usd": None if usd is None else usd * run_steps,
@@ -277,13 +286,18 @@ def format_table(r: dict[str, Any]) -> str:
         ("samples / decided step", _num(r["samples_per_step"], ".3f")),
         ("red-flag rate", f"{_num(r['red_flag_rate'], '.2%')} ({flags})"),
         ("output tokens/s", _num(r["tokens_out_per_s"])),
+        ("output tokens / sample", f"{_num(r['tokens_out_mean'], '.1f')} (thought "
+         f"{_num(r['tokens_reasoning_mean'], '.1f')}, answer "
+         f"{_num(r['tokens_answer_mean'], '.1f')})"),
         ("input tokens/s", _num(r["tokens_in_per_s"]) + " (each sample counts its prompt)"),
         ("prefix-cache hit rate", _num(r["prefix_cache_hit_rate"], ".1%") if
          r["prefix_cache_hit_rate"] is not None else "n/a (vllm-http /metrics only)"),
         ("machine-s / reliable step", _num(r["machine_s_per_step"], ".4g")
          + f" (wall x {unit})"),
         ("USD / reliable step", f"{_usd(r['usd_per_step'])} at ${r['price_per_hour']:g} "
-         f"per {r['machine_unit'].split(' (')[0]}-hour"),
+         f"per {r['machine_unit'].split(' (')[0]}-hour"
+         + (f" (thought {_usd(sp['thought'])}, answer {_usd(sp['answer'])})"
+            if (sp := r.get("usd_per_step_split")) else "")),
         (f"full run ({r['run_steps']:,} steps)",
          f"{duration(r['projected_wall_s'])} wall, {_usd(r['projected_usd'])}"),
         ("errors in slice", f"{r['errors']:,} (decided steps that disagree with the "

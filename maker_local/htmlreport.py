@@ -153,9 +153,15 @@ def render(run_dir: Path) -> str:
     length = _table(["tokens out", "valid samples", "error", "95% interval"],
                     [[f"{b['lo']:g}..{b['hi']:g}", b["n"], f"{b['error']:.4f}",
                       f"{b['low']:.4f}..{b['high']:.4f}"] for b in bins])
+    # a reasoning model's output is thought + answer: both are paid for, only one votes
+    cols = {"in": s[:, 0], "out": s[:, 1], "reasoning": s[:, 2], "answer": s[:, 1] - s[:, 2]}
     tokens = _table(["tokens per sample", "total", "mean", "p50", "p90", "p99", "max"],
-                    [_stats_row(n, rep["tokens"][n], s[:, i])
-                     for i, n in enumerate(("in", "out", "reasoning"))])
+                    [_stats_row(n, rep["tokens"][n], cols[n]) for n in cols])
+    cost = rep.get("cost_usd")
+    if cost:
+        tokens += _table(["cost (USD)", "input", "thought", "answer", "total"],
+                         [[cost["basis"], *(f"{cost[k]:,.4f}" for k in
+                                            ("input", "thought", "answer", "total"))]])
     hard = []
     for h in rep["hardest_steps"]:
         for i, a in enumerate(h["answers"]):

@@ -74,7 +74,9 @@ def _build(led: Ledger) -> dict[str, Any]:
         # failed attempts at requests, asked again (never votes)
         "failures": reads.failure_counts(led),
         "tokens": {"in": sm["tokens_in"], "out": sm["tokens_out"],
-                   "reasoning": sm["tokens_reasoning"]},
+                   "reasoning": sm["tokens_reasoning"],
+                   "answer": sm["tokens_out"] - sm["tokens_reasoning"]},
+        "cost_usd": run_cost(cfg.get("settings", {}).get("price") or {}, sm, wall),
         "wall_seconds": round(wall, 3),
         "hardest_steps": hardest(led, k),
     }
@@ -130,6 +132,23 @@ def plot(run_dir: Path, report: dict[str, Any]) -> list[Path]:
     return out
 
 
+def run_cost(price: dict[str, float], sm: dict[str, Any], wall: float
+             ) -> dict[str, Any] | None:
+    """What the run cost, by input, thought and answer tokens, at the run's price (None
+    without one): tokens x per-token prices, or machine time x the hourly price shared by
+    output tokens (engine.scaling.token_costs)."""
+    from .engine.scaling import token_costs
+    if not price:
+        return None
+    hourly = price.get("usd_per_hour", 0.0)
+    c = token_costs(sm["tokens_in"], sm["tokens_out"], sm["tokens_reasoning"],
+                    price.get("usd_per_m_in", 0.0), price.get("usd_per_m_out", 0.0),
+                    wall / 3600 * hourly)
+    c["basis"] = (f"{wall:.0f} s at ${hourly:g}/h, shared by output tokens" if hourly else
+                  "per-token prices")
+    return c
+
+
 def format_report(r: dict[str, Any]) -> str:
     """A short human summary."""
     s, sm, v = r["steps"], r["samples"], r["votes_per_step"]
@@ -145,7 +164,13 @@ def format_report(r: dict[str, Any]) -> str:
         f"votes/step mean {v['mean']:.3f}, p50 {v['p50']:g}, p99 {v['p99']:g}, max {v['max']:g}",
         f"rounds     {r['rounds']['total']} (max {r['rounds']['max_per_step']} for one step), "
         f"collisions {r['collisions']}",
-        f"tokens     in {r['tokens']['in']:,}, out {r['tokens']['out']:,}",
+        f"tokens     in {r['tokens']['in']:,}, out {r['tokens']['out']:,}"
+        + (f" (thought {r['tokens']['reasoning']:,}, answer "
+           f"{r['tokens']['out'] - r['tokens']['reasoning']:,})"
+           if r["tokens"]["reasoning"] else ""),
+        *([f"cost       ${c['total']:,.4f}: input ${c['input']:,.4f}, thought "
+           f"${c['thought']:,.4f}, answer ${c['answer']:,.4f} ({c['basis']})"]
+          if (c := r.get("cost_usd")) else []),
         *([f"failures   {r['failures']['requests']:,} failed requests asked again "
            f"({r['failures']['retryable']:,} retryable); none is a vote"]
           if r.get("failures", {}).get("requests") else []),

@@ -16,7 +16,8 @@ KEYS = {"model", "backend", "profile", "k", "rule", "disks", "start", "warmup", 
         "votes_per_step", "samples_per_step", "red_flag_rate", "flags", "tokens_out_per_s",
         "tokens_in_per_s", "tokens_out_mean", "tokens_in_mean", "prefix_cache_hit_rate",
         "machines", "machine_unit", "machine_s_per_step", "price_per_hour", "usd_per_step",
-        "run_steps", "projected_wall_s", "projected_usd", "plugged", "paper"}
+        "run_steps", "projected_wall_s", "projected_usd", "plugged", "paper",
+        "tokens_reasoning_mean", "tokens_answer_mean", "usd_per_step_split"}
 
 
 def bench(cli, *extra):
@@ -52,6 +53,10 @@ def test_table_then_one_json_line(cli, tmp_path):
 
 def test_cost_per_step_and_full_run(cli):
     r, _ = bench(cli, "--price-per-hour", "2.5", "--run-steps", "1048575")
+    # the sim has no thought: the whole machine cost is the answer's
+    assert r["tokens_reasoning_mean"] == 0
+    assert r["usd_per_step_split"]["thought"] == 0
+    assert r["usd_per_step_split"]["answer"] == pytest.approx(r["usd_per_step"])
     per_step = r["wall_s"] * 1 / r["decided"]  # wall x 1 machine / reliable steps
     assert r["machine_s_per_step"] == pytest.approx(per_step)
     assert r["usd_per_step"] == pytest.approx(per_step * 2.5 / 3600)

@@ -153,6 +153,32 @@ def test_profiles_check_reasoning_keys(tmp_path, monkeypatch):
         load_profile("b")
 
 
+def test_costs_price_thought_and_answer_apart():
+    from maker_local.engine.scaling import plan, token_costs
+    from maker_local.report import run_cost
+    c = token_costs(1_000_000, 3_000_000, 2_000_000, price_in=0.1, price_out=1.0)
+    assert (c["input"], c["thought"], c["answer"]) == pytest.approx((0.1, 2.0, 1.0))
+    m = token_costs(0, 400, 300, machine_usd=8.0)  # machine time shared by output tokens
+    assert (m["thought"], m["answer"], m["total"]) == pytest.approx((6.0, 2.0, 8.0))
+    pl = plan(0.99, 1000, 0.95, tokens_in=100, tokens_out=50, tokens_reasoning=30,
+              price_in=1.0, price_out=2.0)
+    assert pl.tokens_reasoning_total == pytest.approx(pl.samples_total * 30)
+    assert pl.cost_thought == pytest.approx(pl.samples_total * 30 * 2.0 / 1e6)
+    assert pl.cost == pytest.approx(pl.cost_in + pl.cost_thought + pl.cost_answer)
+    with pytest.raises(ValueError, match="part of the output"):
+        plan(0.99, 1000, 0.95, tokens_out=10, tokens_reasoning=20)
+    sm = {"tokens_in": 10, "tokens_out": 100, "tokens_reasoning": 75}
+    assert run_cost({}, sm, 3600) is None
+    assert run_cost({"usd_per_hour": 4.0}, sm, 3600)["thought"] == pytest.approx(3.0)
+
+
+def test_plan_prints_the_thought_apart(tmp_path):
+    r = run_sub("plan", "--error", "0.0358", "--tokens-out", "1104", "--tokens-reasoning",
+                "1000", "--price-out", "0.2")
+    assert r.returncode == 0, r.stderr
+    assert "thought" in r.stdout and "answer" in r.stdout
+
+
 # ---------------------------------------------------------------------------- real engines
 engines = pytest.mark.skipif(
     os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1"

@@ -154,6 +154,9 @@ def format_result(r: dict[str, Any]) -> str:
     lines += [
         f"tokens out  mean {to['mean']:.0f}, p50 {to['p50']:.0f}, p90 {to['p90']:.0f}, "
         f"p99 {to['p99']:.0f}; in mean {r['tokens_in_mean']:.0f}",
+        *([f"thought     mean {r['tokens_reasoning_mean']:.1f} tokens, answer mean "
+           f"{r['tokens_out_mean'] - r['tokens_reasoning_mean']:.1f} (both priced by plan "
+           "--calibration)"] if r.get("tokens_reasoning_mean") else []),
         f"cap         --max-tokens {r['cap']} (cuts {r['cap_cuts']:.1%} of valid samples)",
         f"collisions  {r['collisions']['count']} / {r['collisions']['steps']} steps "
         f"({r['collisions']['rate']:.4f}; independent errors: "

@@ -25,6 +25,8 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="use this k instead of k_min")
     p.add_argument("--tokens-out", type=checks.number(0), default=None,
                    help="mean output tokens/sample")
+    p.add_argument("--tokens-reasoning", type=checks.number(0), default=None,
+                   help="mean thought tokens/sample, part of --tokens-out (reasoning models)")
     p.add_argument("--tokens-in", type=checks.number(0), default=None,
                    help="mean input tokens/sample")
     p.add_argument("--price-out", type=checks.number(0), default=0.0,
@@ -59,7 +61,8 @@ def main(args: argparse.Namespace) -> int:
         if args.error is None:
             print(f"plan: p={p:.4f} ({source})", file=sys.stderr)
         given = {"error": 1 - p, "valid": cal["valid"],
-                 "tokens_out": cal["tokens_out_mean"], "tokens_in": cal["tokens_in_mean"]}
+                 "tokens_out": cal["tokens_out_mean"], "tokens_in": cal["tokens_in_mean"],
+                 "tokens_reasoning": cal.get("tokens_reasoning_mean", 0.0)}
         for key, value in given.items():
             if getattr(args, key) is None:
                 setattr(args, key, value)
@@ -68,9 +71,10 @@ def main(args: argparse.Namespace) -> int:
     args.valid = 1.0 if args.valid is None else args.valid
     args.tokens_in = args.tokens_in or 0.0
     args.tokens_out = args.tokens_out or 0.0
+    args.tokens_reasoning = args.tokens_reasoning or 0.0
     try:
         r = plan(1 - args.error, args.steps, args.target, args.valid, args.k, args.tokens_in,
-                 args.tokens_out, args.price_in, args.price_out)
+                 args.tokens_out, args.price_in, args.price_out, args.tokens_reasoning)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.json:
@@ -83,6 +87,9 @@ def main(args: argparse.Namespace) -> int:
     print(f"samples/step     {r.samples_per_step:.4f}  (valid rate {r.valid})")
     print(f"samples total    {r.samples_total:,.0f}")
     if r.tokens_in_total or r.tokens_out_total:
-        print(f"tokens total     in {r.tokens_in_total:,.0f}, out {r.tokens_out_total:,.0f}")
-        print(f"cost             ${r.cost:,.2f}")
+        print(f"tokens total     in {r.tokens_in_total:,.0f}, out {r.tokens_out_total:,.0f} "
+              f"(thought {r.tokens_reasoning_total:,.0f}, "
+              f"answer {r.tokens_out_total - r.tokens_reasoning_total:,.0f})")
+        print(f"cost             ${r.cost:,.2f} (input ${r.cost_in:,.2f}, thought "
+              f"${r.cost_thought:,.2f}, answer ${r.cost_answer:,.2f})")
     return 0

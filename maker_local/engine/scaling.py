@@ -65,18 +65,45 @@ class Plan:
     tokens_in_total: float
     tokens_out_total: float
     cost: float
+    tokens_reasoning_total: float = 0.0  # the thought's share of tokens_out_total
+    cost_in: float = 0.0
+    cost_thought: float = 0.0
+    cost_answer: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def token_costs(tokens_in: float, tokens_out: float, tokens_reasoning: float,
+                price_in: float = 0.0, price_out: float = 0.0,
+                machine_usd: float = 0.0) -> dict[str, float]:
+    """USD of input, thought and answer tokens. Prices per million tokens price each kind
+    (a thought is billed as output); a machine's cost (its hours x price) is shared by thought
+    and answer in proportion to their output tokens: decoding is where a sample's time goes
+    (the prompt's prefill is not separated out)."""
+    answer = tokens_out - tokens_reasoning
+    cost = {"input": tokens_in * price_in / 1e6, "thought": tokens_reasoning * price_out / 1e6,
+            "answer": answer * price_out / 1e6}
+    if machine_usd and tokens_out:
+        cost["thought"] += machine_usd * tokens_reasoning / tokens_out
+        cost["answer"] += machine_usd * answer / tokens_out
+    elif machine_usd:
+        cost["answer"] += machine_usd
+    cost["total"] = cost["input"] + cost["thought"] + cost["answer"]
+    return cost
+
+
 def plan(p: float, steps: int, target: float, valid: float = 1.0, k: int | None = None,
          tokens_in: float = 0.0, tokens_out: float = 0.0, price_in: float = 0.0,
-         price_out: float = 0.0) -> Plan:
+         price_out: float = 0.0, tokens_reasoning: float = 0.0) -> Plan:
     """k (k_min for the target unless given), success odds, samples and cost of a run.
 
-    Prices are per million tokens; every sample pays for its input and output tokens.
+    Prices are per million tokens; every sample pays for its input and output tokens, of
+    which `tokens_reasoning` (mean per sample) are thought: priced apart, never votes.
     """
+    if tokens_reasoning > tokens_out:
+        raise ValueError(f"thought tokens ({tokens_reasoning:g}) are part of the output "
+                         f"tokens ({tokens_out:g}): give tokens_out >= tokens_reasoning")
     if not 0 < valid <= 1:
         raise ValueError(f"valid rate must be in (0, 1] (got {valid})")
     if steps < 1:
@@ -85,9 +112,11 @@ def plan(p: float, steps: int, target: float, valid: float = 1.0, k: int | None 
     votes = expected_votes(p, kk)
     samples = votes / valid
     total = samples * steps
-    cost = total * (tokens_in * price_in + tokens_out * price_out) / 1e6
+    c = token_costs(total * tokens_in, total * tokens_out, total * tokens_reasoning, price_in,
+                    price_out)
     return Plan(p, valid, steps, target, kk, p_step(p, kk), p_full(p, kk, steps), votes, samples,
-                total, total * tokens_in, total * tokens_out, cost)
+                total, total * tokens_in, total * tokens_out, c["total"],
+                total * tokens_reasoning, c["input"], c["thought"], c["answer"])
 
 
 @dataclass
