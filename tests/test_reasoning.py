@@ -273,3 +273,38 @@ def test_hf_thinks_then_answers_under_outlines(tmp_path):
     short = SampleRequest(0, reqs[0].x, reqs[0].messages, 1, 1.0, 5, 3, reqs[0].constraint)
     (s,) = be.sample([short])[0]
     assert s.finish_reason == "length"
+
+
+@engines
+@pytest.mark.engine
+@pytest.mark.parametrize("grammar", ["guidance", "outlines", "lm-format-enforcer"])
+def test_each_grammar_engine_constrains_after_the_thought(grammar):
+    """xgrammar (the default) runs in every other engine test; the others here, in process,
+    with the reasoning stand-in: the thought is free, the answer matches the constraint."""
+    import re
+    import subprocess
+    import sys
+    code = f"""
+import json, re
+from maker_local.backends.vllm import VLLMBackend
+from maker_local.tasks.hanoi import Hanoi
+from maker_local.types import SampleRequest
+task = Hanoi(8, style="compact")
+be = VLLMBackend({str(THINK)!r}, dtype="float32", grammar_backend={grammar!r},
+                 reasoning_parser="deepseek_r1")
+reqs = [SampleRequest(s, task.input_at(s), task.render(task.input_at(s)), 2, 1.0, 128, 5 + 9 * s,
+                      task.constraint(task.input_at(s))) for s in (0, 1, 2, 3, 127, 128)]
+out = [[(x.text, x.finish_reason, x.tokens_reasoning, x.tokens_out) for x in row]
+       for row in be.sample(reqs)]
+print("OUT " + json.dumps({{"regex": task.constraint(reqs[0].x).regex, "out": out}}))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=600, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("OUT ")), None)
+    assert line is not None, r.stderr[-3000:]
+    got = json.loads(line[4:])
+    regex = re.compile(got["regex"])
+    for row in got["out"]:
+        for text, fin, reasoning, out in row:
+            assert fin == "stop" and 0 < reasoning < out
+            assert regex.fullmatch(text), (grammar, text)
