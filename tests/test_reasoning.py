@@ -277,10 +277,11 @@ def test_hf_thinks_then_answers_under_outlines(tmp_path):
 
 @engines
 @pytest.mark.engine
-@pytest.mark.parametrize("grammar", ["guidance", "outlines", "lm-format-enforcer"])
+@pytest.mark.parametrize("grammar", ["guidance", "outlines"])
 def test_each_grammar_engine_constrains_after_the_thought(grammar):
     """xgrammar (the default) runs in every other engine test; the others here, in process,
-    with the reasoning stand-in: the thought is free, the answer matches the constraint."""
+    with the reasoning stand-in: the thought is free, the answer matches the constraint.
+    (lm-format-enforcer answers these models' requests with empty outputs: README's table.)"""
     import re
     import subprocess
     import sys
