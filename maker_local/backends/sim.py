@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..gcpause import gc_paused
 from ..types import Sample, SampleRequest
 
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
@@ -90,6 +91,7 @@ class SimBackend:
         w = -np.log(uniforms(steps.astype(np.uint64) ^ np.uint64(m.seed << 40), 1))
         return np.minimum(0.95, m.error * ((1 - m.spread) + m.spread * w))
 
+    @gc_paused()
     def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]:
         m, task = self.model, self.task
         ns = np.fromiter((r.n for r in requests), np.int64, len(requests))
@@ -114,20 +116,31 @@ class SimBackend:
         # prompt tokens: chars/4 of the batch's first prompt (Hanoi prompts of one run differ
         # by a few characters at most; rendering every prompt would dominate the sim's cost)
         tin = sum(len(m["content"]) for m in requests[0].messages) // 4 if requests else 0
+        caps = np.repeat(np.fromiter((r.max_tokens for r in requests), np.int64,
+                                     len(requests)), ns)
+        # requests whose samples are all right, well formed and under the cap (most of them)
+        odd = np.concatenate(([0], np.cumsum(bad_format | wrong | (length > caps))))
+        ends = np.cumsum(ns)
+        plain = (odd[ends] == odd[ends - ns]).tolist()
         bad_format, wrong = bad_format.tolist(), wrong.tolist()
         pick, u_kind, length = pick.tolist(), u_kind.tolist(), length.tolist()
         pos = 0
         last_x: Any = None
-        for r in requests:
+        for r, easy in zip(requests, plain):
             if r.x is not last_x:  # a step's requests are adjacent: one right text per step
                 last_x = r.x
                 ref = r.reference if r.reference is not None else task.reference(r.x)
                 # a chain that left the rules can reach a state with no right answer at all
                 right = _NO_ANSWER if ref is None else prose + task.text(ref.answer)
+            end = pos + r.n
+            if easy and right is not _NO_ANSWER:
+                out.append([Sample(right, "stop", tin, n_out) for n_out in length[pos:end]])
+                pos = end
+                continue
             wrongs: list[str] | None = None
             group = []
             cap = r.max_tokens
-            for i in range(pos, pos + r.n):
+            for i in range(pos, end):
                 if bad_format[i] or right is _NO_ANSWER:
                     text = _malformed(right, u_kind[i])
                 elif wrong[i]:
@@ -141,7 +154,7 @@ class SimBackend:
                     group.append(Sample(text[: len(text) * cap // n_out], "length", tin, cap))
                 else:
                     group.append(Sample(text, "stop", tin, n_out))
-            pos += r.n
+            pos = end
             out.append(group)
         return out
 

@@ -17,8 +17,10 @@ a disk, so it is tested without any of them and one driver serves every backend.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
+from ..gcpause import gc_paused
 from ..records import AnswerRow, DecisionRow, SampleRow
 from ..tasks.base import Flag, Parsed, Task
 from ..types import Sample, SampleRequest
@@ -27,6 +29,7 @@ from .seeds import MAX_SAMPLES_PER_STEP, sample_seed, Temperatures
 from .voting import DEFAULT_RULE, Rule, get_rule
 
 SCHEDULES = ("rounds", "sequential")
+_finish_reason = attrgetter("finish_reason")
 
 
 @dataclass
@@ -132,59 +135,68 @@ class Schedule:
 
     def _fill(self) -> None:
         limit = min(self.total, self.done + self.window)
-        task, k, rule = self.task, self.cfg.k, self.rule
-        while self.frontier < limit and self.frontier_x is not None:
-            x = self.frontier_x
-            ref = task.reference(x)
-            st = StepState(self.frontier, x, ref, rule(k), self.used.pop(self.frontier, 0))
-            self.pending[self.frontier] = st
-            self.frontier += 1
+        task, k, rule, pending, used = self.task, self.cfg.k, self.rule, self.pending, self.used
+        reference, next_input = task.reference, task.next_input
+        draft = self.mode == "rounds"
+        step, x = self.frontier, self.frontier_x
+        while step < limit and x is not None:
+            ref = reference(x)
+            pending[step] = StepState(step, x, ref, rule(k), used.pop(step, 0) if used else 0)
+            step += 1
             # beyond the chain, inputs come from the draft: the reference rollout
-            self.frontier_x = (task.next_input(x, ref.answer)
-                               if ref is not None and self.mode == "rounds" else None)
+            x = next_input(x, ref.answer) if ref is not None and draft else None
+        self.frontier, self.frontier_x = step, x
 
+    @gc_paused()
     def next_batch(self) -> list[SampleRequest]:
         """Requests for the next round (empty when the run is finished)."""
         self._fill()
         cfg, temps, task = self.cfg, self.cfg.temperatures, self.task
         render = task.render
-        run_seed, cap, drafts = cfg.run_seed, cfg.max_tokens, cfg.drafts
+        constraint = task.constraint if cfg.constrained else None
+        run_seed, cap, drafts, budget = cfg.run_seed, cfg.max_tokens, cfg.drafts, cfg.max_samples
         out: list[SampleRequest] = []
+        append = out.append
         for st in self.pending.values():
-            if st.voter.winner is not None:
+            voter = st.voter
+            if voter.winner is not None:
                 continue
-            need = st.voter.needed()
-            if st.samples + need > cfg.max_samples or st.next_index + need > MAX_SAMPLES_PER_STEP:
-                raise StuckStep(st.step, st.samples, dict(st.voter.counts))
-            con = task.constraint(st.x) if cfg.constrained else None
-            draft = task.text(st.ref.answer) if drafts and st.ref is not None else None
+            need = voter.needed()
             i = st.next_index
+            if st.samples + need > budget or i + need > MAX_SAMPLES_PER_STEP:
+                raise StuckStep(st.step, st.samples, dict(voter.counts))
+            step, x, ref = st.step, st.x, st.ref
+            con = constraint(x) if constraint is not None else None
+            draft = task.text(ref.answer) if drafts and ref is not None else None
+            seed0 = sample_seed(run_seed, step, 0)  # vote i has seed seed0 + i (i < 2^16)
             while need > 0:
                 # the first vote of a step may be greedy: its own request of n=1
-                n = 1 if temps.at(i) != temps.at(i + 1) else need
-                out.append(SampleRequest(st.step, st.x, None, n, temps.at(i), cap,
-                                         sample_seed(run_seed, st.step, i), con, i, render,
-                                         st.ref, draft))
+                t = temps.at(i)
+                n = 1 if t != temps.at(i + 1) else need
+                append(SampleRequest(step, x, None, n, t, cap, seed0 + i, con, i, render, ref,
+                                     draft))
                 i += n
                 need -= n
             st.next_index = i
         return out
 
     # ---------------------------------------------------------------------------- accept
+    @gc_paused()
     def accept(self, requests: list[SampleRequest], results: list[list[Sample]]) -> RoundRows:
         """Count the votes of one round; return the rows to persist."""
         rows = RoundRows(self.round)
         task, cfg, epoch, rnd = self.task, self.cfg, self.epoch, self.round
         rules, run_seed = cfg.rules, cfg.run_seed
         out, flags, answers = rows.samples, rows.flags, rows.answers
+        append = out.append
         spans: dict[int, int] = {}  # step -> index of its first row in this round
         cache: dict[str, Parsed | Flag] = {}  # text -> verdict, for the current step
         cache_step = -1
         # a failed request (error samples) is no vote and uses no vote index: its step's
         # requests of this round are dropped and asked again next round with the same seeds
         # (the driver normally asks again within the round, so this is a fallback)
-        failed = {req.step for req, samples in zip(requests, results) for s in samples
-                  if s.finish_reason == "error"}
+        failed = {req.step for req, samples in zip(requests, results)
+                  if "error" in map(_finish_reason, samples)}
         valid = 0  # votes among the round's samples
         if failed:  # rare (the driver asks failed requests again): rewind those steps
             first: dict[int, int] = {}
@@ -208,32 +220,36 @@ class Schedule:
                 st.last_round = rnd
                 st.rounds += 1
                 spans.setdefault(step, len(out))
-            voter, temp, x = st.voter, req.temperature, st.x
+            voter, temp, x, seen = st.voter, req.temperature, st.x, st.answers
             idx = req.first_index
             seed = sample_seed(run_seed, step, idx)  # vote idx + j has seed + j
             st.samples += len(samples)
             for s in samples:
-                got = cache.get(s.text) if s.finish_reason == "stop" else None
-                if got is None:
+                text = s.text
+                if s.finish_reason == "stop":
+                    got = cache.get(text)
+                    if got is None:
+                        got = cache[text] = classify(s, task, x, rules)
+                else:
                     got = classify(s, task, x, rules)
-                    if s.finish_reason == "stop":
-                        cache[s.text] = got
                 if type(got) is Parsed:
                     valid += 1
-                    aid = st.answers.get(got.key)
+                    key = got.key
+                    aid = seen.get(key)
                     if aid is None:
-                        aid = st.answers[got.key] = len(st.answers)
-                        correct = None if st.ref is None else int(got.key == st.ref.key)
-                        answers.append(AnswerRow(step, epoch, aid, got.key, correct))
-                    if voter.winner is None and voter.add(got.key):
+                        aid = seen[key] = len(seen)
+                        correct = None if st.ref is None else int(key == st.ref.key)
+                        answers.append(AnswerRow(step, epoch, aid, key, correct))
+                    if voter.winner is None and voter.add(key):
                         st.decided_round = rnd
                     flag = detail = None
                 else:
                     aid, flag, detail = None, got.reason, got.detail
                     flags[flag] = flags.get(flag, 0) + 1
-                out.append(SampleRow(step, idx, epoch, rnd, seed, temp, aid, flag, detail,
-                                     s.tokens_in, s.tokens_out, s.tokens_reasoning,
-                                     round(s.latency * 1000.0, 3), s.text))
+                lat = s.latency  # round() only when there is a latency (the sim has none)
+                append(SampleRow(step, idx, epoch, rnd, seed, temp, aid, flag, detail,
+                                 s.tokens_in, s.tokens_out, s.tokens_reasoning,
+                                 round(lat * 1000.0, 3) if lat else lat * 1000.0, text))
                 idx += 1
                 seed += 1
         rows.valid = valid
@@ -292,6 +308,7 @@ class Schedule:
                     self.frontier_x = self.chain_x
 
     # ---------------------------------------------------------------------------- resume
+    @gc_paused()
     def restore(self, done: int, epoch: int, rounds: int, chain_x: Any,
                 used: dict[int, int], replay: dict[int, list[tuple[int, int, str | None]]]
                 ) -> None:

@@ -21,8 +21,10 @@ import hashlib
 import itertools
 import sqlite3
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Iterable
 
+from ..gcpause import gc_paused
 from ..records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
                        decision_values)
 
@@ -109,6 +111,7 @@ def has_digests(con: sqlite3.Connection) -> bool:
     return any(r[1] == "digest" for r in con.execute("PRAGMA table_info(rounds)"))
 
 
+@gc_paused()
 def verify(con: sqlite3.Connection) -> Verdict:
     """Walk the chain over the whole ledger: one pass over each table in key order, each row
     fed to the digest of its round, then the rounds in order."""
@@ -119,24 +122,28 @@ def verify(con: sqlite3.Connection) -> Verdict:
     digests: dict[str, dict[int, Any]] = {"S": {}, "A": {}, "D": {}}
     steps: dict[int, list[int]] = {}  # round -> [first step, last step] of its rows
 
-    def feed(tag: str, rnd: int, step: int, row: tuple) -> None:
-        h = digests[tag].get(rnd)
-        if h is None:
-            h = digests[tag][rnd] = hashlib.sha256()
-        h.update((repr(row) + "\n").encode())
-        span = steps.setdefault(rnd, [step, step])
-        span[0], span[1] = min(span[0], step), max(span[1], step)
+    def feed(tag: str, rows: Iterable[tuple], at: int, cut: int | None = None) -> None:
+        """Rows in key order (step first; row[at] is the round that added it), each fed to
+        its round's digest: a run of consecutive rows of one round at a time, in chunks."""
+        hashes = digests[tag]
+        for rnd, run in itertools.groupby(rows, key=itemgetter(at)):
+            h = hashes.get(rnd)
+            if h is None:
+                h = hashes[rnd] = hashlib.sha256()
+            while chunk := list(itertools.islice(run, CHUNK)):
+                first, last = chunk[0][0], chunk[-1][0]
+                span = steps.setdefault(rnd, [first, last])
+                span[0], span[1] = min(span[0], first), max(span[1], last)
+                lines = map(repr, chunk if cut is None else map(itemgetter(slice(cut)), chunk))
+                h.update(("\n".join(lines) + "\n").encode())
 
     # rows as SQLite returns them (step first), each fed to its round's digest
-    for row in con.execute(f"SELECT {SAMPLE_COLS} FROM samples ORDER BY step, idx"):
-        feed("S", row[_ROUND], row[0], row)
+    feed("S", con.execute(f"SELECT {SAMPLE_COLS} FROM samples ORDER BY step, idx"), _ROUND)
     a, d = len(columns(AnswerRow)), len(columns(DecisionRow))  # then the round that added it
-    for row in con.execute(f"SELECT {ANSWER_COLS}, round FROM answers WHERE round IS NOT NULL "
-                           "ORDER BY step, epoch, id"):
-        feed("A", row[a], row[0], row[:a])
-    for row in con.execute(f"SELECT {DECIDED_COLS}, round FROM decided "
-                           "WHERE round IS NOT NULL ORDER BY step"):
-        feed("D", row[d], row[0], row[:d])
+    feed("A", con.execute(f"SELECT {ANSWER_COLS}, round FROM answers WHERE round IS NOT NULL "
+                          "ORDER BY step, epoch, id"), a, a)
+    feed("D", con.execute(f"SELECT {DECIDED_COLS}, round FROM decided "
+                          "WHERE round IS NOT NULL ORDER BY step"), d, d)
 
     verdict = Verdict(True)
     empty = hashlib.sha256()

@@ -18,6 +18,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+from ..gcpause import gc_paused
 from ..records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
                        decision_values, sample_values)
 from . import integrity
@@ -226,6 +227,7 @@ class Ledger:
             self._head = last[0] if last else integrity.genesis(self.meta("config") or "")
         return self._head
 
+    @gc_paused()
     def write_round(self, rows: Any, started: float, finished: float, requests: int) -> None:
         """Persist one round (a `RoundRows`: its SampleRow, AnswerRow and DecisionRow
         records, inserted by name; timing; digest) atomically."""
@@ -258,6 +260,7 @@ class Ledger:
                  None if e.retryable is None else int(e.retryable), e.error or "")
                 for r, e in failed])
 
+    @gc_paused()
     def resume_state(self, task: Any, start: int = 0) -> dict[str, Any]:
         """What `Schedule.restore` needs, read from the ledger alone (`start`: the first
         step of a slice run)."""

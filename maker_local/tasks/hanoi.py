@@ -207,6 +207,25 @@ _REPAIR_STATE_RE = re.compile(
     r"next[ _-]?state[\"']?\s*[:=]?\s*[\[(]\s*([\[(][^\[\]()]*[\])]\s*,?\s*"
     r"[\[(][^\[\]()]*[\])]\s*,?\s*[\[(][^\[\]()]*[\])])\s*[\])]", re.IGNORECASE)
 _FULL = {n: set(range(1, n + 1)) for n in range(1, MAX_DISKS + 1)}
+_OUTSIDE = 1  # bit 0 of a peg's mask: a number that is no disk of any tower (< 1 or too big)
+
+
+@lru_cache(maxsize=1 << 16)
+def _read_peg(body: str) -> tuple[tuple[int, ...], int, str] | None:
+    """One peg of a next_state as the flag parser reads it ('20, 15, 8'): its disks, their set
+    as a bit mask (bit d for disk d) and its vote-key text; None when it is not a list of
+    integers. Cached like `_peg_text`: a peg's text recurs across many states, so most steps
+    of a run parse no number at all."""
+    if not body.strip():
+        return (), 0, ""
+    try:  # the regex admits only digits, '-', commas and spaces in each peg
+        peg = tuple(map(int, body.split(",")))
+    except ValueError:
+        return None
+    mask = 0
+    for d in peg:
+        mask |= 1 << d if 1 <= d <= MAX_DISKS else _OUTSIDE
+    return peg, mask, _peg_key(peg)
 
 
 def _last(regex: re.Pattern[str], text: str, anchor: str) -> re.Match[str] | None:
@@ -248,13 +267,9 @@ def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
     move = (int(mm.group(1)), int(mm.group(2)), int(mm.group(3)))
     if not (1 <= move[0] <= n and 0 <= move[1] <= 2 and 0 <= move[2] <= 2):
         return Flag("parse", f"move {list(move)} out of range for {n} disks")
-    if repair:
-        pegs = _repair_pegs(sm.group(1))
-    else:
-        try:  # the regex admits only digits, '-', commas and spaces in each peg
-            pegs = [tuple(map(int, g.split(","))) if g.strip() else () for g in sm.groups()]
-        except ValueError:
-            pegs = None
+    if not repair:
+        return _checked(move, sm.groups(), n)
+    pegs = _repair_pegs(sm.group(1))
     if pegs is None or len(pegs) != 3:
         return Flag("parse", "next_state is not three lists of integers")
     flat = pegs[0] + pegs[1] + pegs[2]
@@ -262,6 +277,18 @@ def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
         return Flag("parse", f"next_state does not hold each disk 1..{n} exactly once")
     state: State = (tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2]))
     return Parsed(vote_key(move, state), HanoiAnswer(move, state))
+
+
+def _checked(move: Move, bodies: tuple[str, str, str], n: int) -> Parsed | Flag:
+    """The flag parser's verdict on a move and the texts of its three pegs: every disk 1..n
+    exactly once (n numbers whose masks are disjoint and cover 1..n), else a flag."""
+    a, b, c = (_read_peg(t) for t in bodies)
+    if a is None or b is None or c is None:
+        return Flag("parse", "next_state is not three lists of integers")
+    if len(a[0]) + len(b[0]) + len(c[0]) != n or a[1] | b[1] | c[1] != (2 << n) - 2:
+        return Flag("parse", f"next_state does not hold each disk 1..{n} exactly once")
+    key = f"{move[0]},{move[1]},{move[2]}|[[{a[2]}],[{b[2]}],[{c[2]}]]"
+    return Parsed(key, HanoiAnswer(move, (a[0], b[0], c[0])))
 
 
 def answer_regex(n: int) -> str:
