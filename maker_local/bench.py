@@ -10,7 +10,7 @@ the cost of a reliable (decided) step, projected to a full run; with a plugged-i
 sample as tokens_out / output tokens per second. No printing here: `commands/bench.py` formats.
 
 JSON keys (the last line `maker-local bench` prints; `--out` adds "metadata"):
-  model, backend, profile, k, rule, disks, start, warmup, steps   what ran (start: first
+  model, backend, profile, k, rule, task, start, warmup, steps    what ran (start: first
                                                    warm-up step; rule: the voting rule)
   decided, rounds, samples, valid, errors          counts in the timed slice; errors = decided
                                                    steps that disagree with the reference
@@ -43,7 +43,7 @@ from .engine.scaling import plan, token_costs
 from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
 from .run import vote_rounds
 
-# The paper's projected API cost of the 20-disk (1,048,575-step) run, from its table of
+# The paper's projected API cost of its million-step (1,048,575-step) run, from its table of
 # per-model calibrations (Meyerson et al. 2025, arXiv 2511.09030: cost per million output
 # tokens, 1-p, k_min, projected cost). Used where models/<name>.toml has no [paper] table.
 PAPER_API: dict[str, dict[str, float]] = {
@@ -276,7 +276,7 @@ def format_table(r: dict[str, Any]) -> str:
     rows = [
         ("model / backend", f"{r['model']} on {r['backend']}, k={r['k']}"
          + (f" ({r['rule']})" if r.get("rule") else "")),
-        ("slice", f"{r['disks']} disks, steps {first:,}..{first + r['steps'] - 1:,} timed "
+        ("slice", f"{r['task_label']}, steps {first:,}..{first + r['steps'] - 1:,} timed "
          f"after {r['warmup']:,} warm-up steps"),
         ("decided steps", f"{r['decided']:,} of {r['steps']:,} in {r['rounds']} rounds"
          + (f" (stopped: {r['stopped']})" if r["stopped"] else "")),

@@ -35,14 +35,43 @@ def _module(name: str):
     return importlib.import_module(f"maker_local.commands.{name}")
 
 
-def make_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; only `command`'s module is imported (all of them for --help)."""
+def task_spec(argv: list[str]) -> str:
+    """The --task a command line names (default hanoi): a task's own flags are added to the
+    parser before the whole line is parsed."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task", default="hanoi")
+    known, _ = pre.parse_known_args(argv)
+    return known.task
+
+
+def make_parser(command: str | None = None, task: str = "hanoi") -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported (all of them for --help). Commands
+    that drive a task (`TASK_PURPOSE` in their module) get the task plug-in's own flags."""
     parser = _Parser(prog="maker-local", description="MAKER on self-hosted LLMs")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, help_ in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         if command is None or command == name:
-            _module(name).add_cli_args(p)
+            module = _module(name)
+            purpose = getattr(module, "TASK_PURPOSE", None)
+            if purpose is None:
+                module.add_cli_args(p)
+                continue
+            from .tasks import available, task_class
+            try:
+                cls = task_class(task)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+            p.add_argument("--task", default="hanoi",
+                           help=f"the task: {', '.join(available())}, or module.path:Class "
+                           "of your own (its flags follow from it; see README)")
+            try:
+                cls.add_cli_args(p.add_argument_group(f"task {cls.name}"), purpose)
+                module.add_cli_args(p)
+            except argparse.ArgumentError as e:
+                raise UsageError(f"task {cls.name}'s flags clash with {name}'s: {e}; give the "
+                                 "task's flags names of their own (e.g. with the task's name "
+                                 f"in front: --{cls.name}-...)") from None
     return parser
 
 
@@ -50,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     command = next((a for a in argv if a in COMMANDS), None)
     try:
-        args = make_parser(command).parse_args(argv)
+        args = make_parser(command, task_spec(argv)).parse_args(argv)
         return _module(args.command).main(args)
     except UsageError as e:
         print(f"maker-local: error: {e}", file=sys.stderr)

@@ -52,7 +52,8 @@ def flagged_out(samples: int, valid: int, by_reason: dict[str, int]) -> FlaggedO
     top = ", ".join(f"{k} {n:,}" for k, n in sorted(by_reason.items(), key=lambda kv: -kv[1]))
     hint = ("raise --max-tokens or check the model's prompt --style" if
             max(by_reason, key=by_reason.get, default="") == "length" else
-            "check --style, and --disks against the sizes the model was trained for (its card)")
+            "check --style, and the task's size against the sizes the model was trained for "
+            "(its card)")
     return FlaggedOut(f"stopped: {samples - valid:,} of the {samples:,} samples so far were "
                       f"red-flagged ({top}): the model cannot answer these inputs as asked; "
                       f"{hint}. The ledger holds every round: --resume continues it")

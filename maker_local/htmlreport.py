@@ -130,10 +130,10 @@ def render(run_dir: Path) -> str:
     figs, bins = _figures(rep, s)
     st, sm = rep["steps"], rep["samples"]
     task = rep["task"]
-    title = f"{run_dir.name}: {task['task']} {task.get('disks', '')} disks, k={rep['k']}"
+    title = f"{run_dir.name}: {rep['task_label']}, k={rep['k']}"
     err_cls = "ok" if st["errors"] == 0 else "bad"
     summary = _table(["", "value"], [
-        ["task", f"{task['task']} ({task.get('disks', '?')} disks, {st['total']:,} steps)"],
+        ["task", f"{rep['task_label']} ({st['total']:,} steps)"],
         ["backend / schedule", f"{rep['backend']} / {rep['schedule']}"],
         ["voting rule, k", f"{rep.get('rule', 'ahead-by-k')}, k={rep['k']}"],
         ["finished", rep["finished"]],

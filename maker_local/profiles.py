@@ -38,9 +38,12 @@ Fields (top level of `models/<name>.toml`):
     draft_sampling     in-process vLLM draws each step's votes against the step's draft
                        answer from one prefill (exact; engine/draft.py): pays for models that
                        are usually right and write short answers (default false).
-    disks              the task sizes the model supports, [lo, hi] disks (optional): solve,
-                       calibrate and bench refuse --disks outside it before anything starts.
-    disks_reason       why, in a few words from the model's card (optional; needs disks).
+    sizes              the task sizes the model supports, [lo, hi] (optional; the task's own
+                       size, e.g. Hanoi's): solve, calibrate and bench refuse a task outside
+                       it before anything starts.
+    sizes_reason       why, in a few words from the model's card (optional; needs sizes).
+    task               the task the model was trained for (optional): sizes and the card
+                       apply to it only.
     base_url           kind "api" only: the API's base URL (optional; e.g. OpenAI's).
     api_key_env        kind "api" only: the environment variable holding the key (optional).
 
@@ -78,7 +81,7 @@ REASONING_EFFORTS = ("low", "medium", "high")
 GRAMMAR_BACKENDS = ("xgrammar", "guidance", "outlines", "lm-format-enforcer", "auto")
 _TOP = {"description", "model", "kind", "api", "prompt_style", "max_tokens",
         "temperature_first", "temperature", "reasoning_effort", "base_url", "api_key_env",
-        "constrained", "draft_sampling", "disks", "disks_reason", "reasoning_parser",
+        "constrained", "draft_sampling", "sizes", "sizes_reason", "task", "reasoning_parser",
         "grammar_backend", "chat_template_kwargs", "serve", "price", "paper"}
 _TABLES = {"serve": {"args", "env"},
            "price": {"usd_per_gpu_hour", "usd_per_m_in", "usd_per_m_out"},
@@ -120,8 +123,9 @@ class Profile:
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     constrained: bool = True
     draft_sampling: bool = False  # in-process vLLM samples against the draft (engine/draft.py)
-    disks: tuple[int, int] | None = None  # task sizes supported, lo..hi; None: any
-    disks_reason: str = ""
+    sizes: tuple[int, int] | None = None  # task sizes supported, lo..hi; None: any
+    sizes_reason: str = ""
+    task: str | None = None  # the task it was trained for (sizes and card apply to it)
     description: str = ""
     base_url: str | None = None
     api_key_env: str | None = None
@@ -229,14 +233,14 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
                              get("k", int, table="paper"),
                              get("cost_usd", num, table="paper"),
                              get("note", str, "", "paper"))
-    disks = get("disks", list, None)
-    if disks is not None and (len(disks) != 2 or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in disks)
-            or not 1 <= disks[0] <= disks[1]):
-        raise bad(f"disks must be [lo, hi] with 1 <= lo <= hi, e.g. [3, 20] (got {disks})")
-    disks_reason = get("disks_reason", str, "")
-    if disks_reason and disks is None:
-        raise bad("disks_reason explains disks: give disks = [lo, hi] too")
+    sizes = get("sizes", list, None)
+    if sizes is not None and (len(sizes) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in sizes)
+            or not 1 <= sizes[0] <= sizes[1]):
+        raise bad(f"sizes must be [lo, hi] with 1 <= lo <= hi, e.g. [3, 20] (got {sizes})")
+    sizes_reason = get("sizes_reason", str, "")
+    if sizes_reason and sizes is None:
+        raise bad("sizes_reason explains sizes: give sizes = [lo, hi] too")
     model = get("model", str)
     parser = get("reasoning_parser", str, None)
     if parser is not None:
@@ -260,8 +264,9 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
         chat_template_kwargs=dict(d.get("chat_template_kwargs", {})),
         constrained=get("constrained", bool, True),
         draft_sampling=get("draft_sampling", bool, False),
-        disks=tuple(disks) if disks is not None else None,
-        disks_reason=disks_reason,
+        sizes=tuple(sizes) if sizes is not None else None,
+        sizes_reason=sizes_reason,
+        task=get("task", str, None),
         description=get("description", str, ""),
         base_url=get("base_url", str, None),
         api_key_env=get("api_key_env", str, None),
@@ -273,38 +278,56 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
     )
 
 
-def check_disks(profile: Profile | None, disks: list[int]) -> None:
-    """Refuse task sizes outside the profile's `disks` range: one line with the range, the
-    card's reason and what to do (a UsageError). No range, no profile: anything goes."""
-    if profile is None or profile.disks is None:
+def _applies(profile: Profile, task: Any) -> bool:
+    """Whether the profile's sizes and card are about this task (a profile without `task`
+    is taken to be about Hanoi, the task of every profile before there were others)."""
+    return (profile.task or "hanoi") == task.name
+
+
+def check_sizes(profile: Profile | None, tasks: list[Any]) -> None:
+    """Refuse tasks outside the profile's `sizes` range, or of another task than the model
+    was trained for: one line with the range, the card's reason and what to do (a
+    UsageError). No range, no profile: anything goes."""
+    if profile is None:
         return
-    lo, hi = profile.disks
-    outside = [d for d in disks if not lo <= d <= hi]
+    for task in tasks:
+        if profile.task is not None and profile.task != task.name:
+            raise UsageError(f"model profile {profile.name} is for task {profile.task}, not "
+                             f"{task.name}: choose --task {profile.task} or another --profile")
+    if profile.sizes is None or not tasks or not _applies(profile, tasks[0]):
+        return
+    lo, hi = profile.sizes
+    outside = [t for t in tasks if not lo <= t.size <= hi]
     if outside:
-        why = f" ({profile.disks_reason})" if profile.disks_reason else ""
-        raise UsageError(f"--disks {', '.join(map(str, outside))}: model profile "
-                         f"{profile.name} supports {lo}..{hi} disks{why}; choose --disks in "
-                         f"{lo}..{hi}, or another --profile")
+        why = f" ({profile.sizes_reason})" if profile.sizes_reason else ""
+        t = outside[0]
+        flag = t.size_flag or "size"
+        raise UsageError(f"{flag} {', '.join(str(o.size) for o in outside)}: model profile "
+                         f"{profile.name} supports {lo}..{hi} {t.size_label}{why}; choose "
+                         f"{flag} in {lo}..{hi}, or another --profile")
 
 
-def card_accuracy(profile: Profile, disks: int, temperature: float) -> tuple[float, str] | None:
+def card_accuracy(profile: Profile, task: Any, temperature: float
+                  ) -> tuple[float, str] | None:
     """Per-sample accuracy p from a model card (`card.json` beside the model folder) for this
-    disk count at this temperature, with where it came from; None without a card.
+    task's size at this temperature, with where it came from; None without a card.
 
     Takes the lower end of the card's 95% interval: k is chosen for the model the card
     cannot rule out, not for its luckiest reading.
     """
     import json
 
-    if not profile.is_local_path:
+    if not profile.is_local_path or not _applies(profile, task):
         return None
+    size = task.size
     folder = Path(profile.model)
     path = next((p for p in (folder / "card.json", folder.parent / "card.json") if p.exists()),
                 None)
     if path is None:
         return None
     card = json.loads(path.read_text())
-    row = next((r for r in card.get("rows", []) if r.get("disks") == disks), None)
+    row = next((r for r in card.get("rows", [])
+                if r.get("size") in (size, "all")), None)
     if row is None:
         return None
     if abs(float(card.get("temperature", -1)) - temperature) < 1e-9 and "ci95" in row:
@@ -315,10 +338,10 @@ def card_accuracy(profile: Profile, disks: int, temperature: float) -> tuple[flo
         if key is None:
             return None
         p, how = float(exact[key]), "teacher-forced p"
-    return p, f"{path.parent.name}/{path.name}: {disks} disks at T={temperature:g}, {how}"
+    return p, f"{path.parent.name}/{path.name}: {task.label()} at T={temperature:g}, {how}"
 
 
-def card_classes(profile: Profile, disks: int, temperature: float
+def card_classes(profile: Profile, task: Any, temperature: float
                  ) -> tuple[dict[str, tuple[int, list[float]]], str] | None:
     """The model card's class table (`card_classes.json` beside the model folder: exact p_i
     of checked steps per class of steps) for this task size at this temperature, as
@@ -326,19 +349,19 @@ def card_classes(profile: Profile, disks: int, temperature: float
     None without such a table."""
     import json
 
-    if not profile.is_local_path:
+    if not profile.is_local_path or not _applies(profile, task):
         return None
+    size = task.size
     path = Path(profile.model).parent / "card_classes.json"
     if not path.exists():
         return None
     card = json.loads(path.read_text())
     if abs(float(card.get("temperature", -1)) - temperature) > 1e-9:
         return None
-    rows = [r for r in card.get("classes", []) if r.get("disks") == disks and r.get("p")]
+    rows = [r for r in card.get("classes", [])
+            if r.get("size") == size and r.get("p")]
     if not rows:
         return None
-    what = {"move": "moving disk {d}", "after": "the step after a move of disk {d}",
-            "before": "the step before a move of disk {d}"}
-    table = {f"{disks} disks, " + what[r.get("kind", "move")].format(d=r["disk"]):
-             (int(r["class_steps"]), [float(v) for v in r["p"]]) for r in rows}
-    return table, f"{path.parent.name}/{path.name}: {disks} disks at T={temperature:g}"
+    table = {task.class_name(r): (int(r["class_steps"]), [float(v) for v in r["p"]])
+             for r in rows}
+    return table, f"{path.parent.name}/{path.name}: {task.label()} at T={temperature:g}"

@@ -54,7 +54,8 @@ def _build(led: Ledger) -> dict[str, Any]:
     k = run["k"]
     return {
         "run_dir": str(led.path.parent.name),
-        "task": run["task"], "backend": run["backend"]["backend"], "k": k,
+        "task": run["task"], "task_label": task_label(run["task"]),
+        "backend": run["backend"]["backend"], "k": k,
         "rule": rule_of(run),
         "slice": run.get("slice"),
         "schedule": run["schedule"],
@@ -132,6 +133,17 @@ def plot(run_dir: Path, report: dict[str, Any]) -> list[Path]:
     return out
 
 
+def task_label(d: dict[str, Any]) -> str:
+    """'hanoi, 10 disks': the task's own words for its size, from its plug-in; the raw
+    parameters when the plug-in cannot be loaded here."""
+    from .tasks import from_describe
+    try:
+        return f"{d['task']}, {from_describe(d).label()}"
+    except Exception:  # noqa: BLE001  (a report never fails for want of a label)
+        params = ", ".join(f"{k} {v}" for k, v in d.items() if k not in ("task", "source"))
+        return f"{d['task']} ({params})"
+
+
 def run_cost(price: dict[str, float], sm: dict[str, Any], wall: float
              ) -> dict[str, Any] | None:
     """What the run cost, by input, thought and answer tokens, at the run's price (None
@@ -154,7 +166,7 @@ def format_report(r: dict[str, Any]) -> str:
     s, sm, v = r["steps"], r["samples"], r["votes_per_step"]
     fl = ", ".join(f"{k} {n}" for k, n in sm["flagged_by_reason"].items() if n) or "none"
     lines = [
-        f"task       {r['task']['task']} {r['task'].get('disks', '')} disks, "
+        f"task       {r['task_label']}, "
         f"backend {r['backend']}, k={r['k']} ({r.get('rule', 'ahead-by-k')}), "
         f"schedule {r['schedule']}"
         + (f", steps {r['slice'][0]:,}..{r['slice'][1] - 1:,}" if r.get("slice") else ""),

@@ -23,12 +23,8 @@ MAX_LISTED = 10  # problems listed per check (all are counted)
 
 
 def _task(run: dict[str, Any]) -> Any:
-    from .tasks import TASKS
-
-    t = dict(run["task"])
-    name = t.pop("task")
-    kwargs = {"style": t["style"]} if "style" in t else {}
-    return TASKS[name](t["disks"], **kwargs)
+    from .tasks import from_describe
+    return from_describe(run["task"])
 
 
 def verify(run_dir: Path) -> dict[str, Any]:

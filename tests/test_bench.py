@@ -11,7 +11,7 @@ from maker_local.tasks.hanoi import Hanoi
 
 # small and quick: a 12-disk run (4,095 steps), a slice of 300 steps after 50 of warm-up
 SMALL = ("bench", "--backend", "sim", "--disks", "12", "--steps", "300", "--warmup", "50")
-KEYS = {"model", "backend", "profile", "k", "rule", "disks", "start", "warmup", "steps", "decided",
+KEYS = {"model", "backend", "profile", "k", "rule", "task", "task_label", "start", "warmup", "steps", "decided",
         "rounds", "samples", "valid", "errors", "stopped", "wall_s", "samples_per_s",
         "votes_per_step", "samples_per_step", "red_flag_rate", "flags", "tokens_out_per_s",
         "tokens_in_per_s", "tokens_out_mean", "tokens_in_mean", "prefix_cache_hit_rate",

@@ -6,19 +6,20 @@ import pytest
 from conftest import load_json
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.calibrate import (CalibrationConfig, Observation, Observations, calibrate,
-                                   estimate, load_calibration, parse_disks, wilson)
-from maker_local.tasks.hanoi import Hanoi
+                                   estimate, load_calibration, wilson)
+from maker_local.tasks.hanoi import Hanoi, parse_disks
 
 KEYS = {"version", "created", "backend", "config", "samples", "p", "p_low", "p_high", "valid",
         "valid_low", "valid_high", "repair", "tokens_out_mean", "tokens_in_mean",
-        "tokens_reasoning_mean", "tokens", "cap", "cap_cuts", "error_by_length", "by_disks",
+        "tokens_reasoning_mean", "tokens", "cap", "cap_cuts", "error_by_length", "by_size",
         "collisions", "per_step_p", "margin", "bad_steps", "success", "k_min",
         "k_min_conservative", "k_min_heterogeneous", "k", "run_steps", "target", "warnings",
         "plots", "per_step"}
 
 
 def run(model: SimModel, disks="3-20", steps=30, samples=10, seed=0, **kw):
-    cfg = CalibrationConfig(parse_disks(disks), steps, samples, seed=seed, **kw)
+    cfg = CalibrationConfig([Hanoi(d) for d in parse_disks(disks)], steps, samples, seed=seed,
+                            **kw)
     return calibrate(cfg, SimBackend(Hanoi(20), model))
 
 
@@ -49,7 +50,8 @@ def test_calibrating_the_sim_recovers_its_error_and_valid_rate():
     assert "No sign of errors concentrating" in su["verdict"]
     assert r["bad_steps"]["count"] == 0
     assert r["collisions"]["low"] <= r["collisions"]["independent"] <= r["collisions"]["high"]
-    assert [b["disks"] for b in r["by_disks"]] == list(range(3, 21))
+    assert [b["size"] for b in r["by_size"]] == list(range(3, 21))
+    assert r["by_size"][0]["label"] == "3 disks"
     # the sim's long answers are more often wrong (Figure 9a)
     bins = r["error_by_length"]
     assert len(bins) == 10 and bins[-1]["error"] > bins[0]["error"]
@@ -76,7 +78,7 @@ def test_estimate_on_hand_made_samples():
     rows.append(Observation(5, 0, 5, None, False, "parse", 100, 40, 0, None, False))
     for j in range(6):
         rows.append(Observation(5, 1, j, "R", True, None, 100, 30, 0, "R", True))
-    cfg = CalibrationConfig([5], 2, 6, run_steps=31)
+    cfg = CalibrationConfig([Hanoi(5)], 2, 6, run_steps=31)
     r = estimate(Observations(rows), cfg, {"backend": "hand"})
     assert r["p"] == pytest.approx(7 / 11) and r["valid"] == pytest.approx(11 / 12)
     assert r["per_step"] == [[5, 0, 6, 5, 1, 3], [5, 1, 6, 6, 6, 0]]
@@ -89,14 +91,14 @@ def test_estimate_on_hand_made_samples():
 def test_cli_writes_json_and_plots_that_solve_can_load(cli, tmp_path):
     out = tmp_path / "cal" / "calibration.json"
     code, text, err = cli("calibrate", "--backend", "sim", "--disks", "3-12",
-                          "--steps-per-disk", "20",
+                          "--steps-per-size", "20",
                           "--samples", "6", "--sim-error", "0.1", "--sim-valid", "0.95",
                           "--sim-spread", "1", "--sim-concentration", "0.95", "--out", out)
     assert code == 0, err
     assert "too optimistic" in text and "recommend   --k" in text
     data = load_json(out)
     assert KEYS <= set(data)
-    assert data["plots"] == ["calibration_error_vs_length.png", "calibration_p_by_disks.png",
+    assert data["plots"] == ["calibration_error_vs_length.png", "calibration_p_by_size.png",
                              "calibration_p_i_hist.png"]
     for name in data["plots"]:
         png = (out.parent / name).read_bytes()
@@ -109,7 +111,7 @@ def test_cli_writes_json_and_plots_that_solve_can_load(cli, tmp_path):
 def test_unconstrained_also_uses_the_repairing_parser(cli, tmp_path):
     out = tmp_path / "c.json"
     code, text, err = cli("calibrate", "--backend", "sim", "--disks", "4,8",
-                          "--steps-per-disk", "10",
+                          "--steps-per-size", "10",
                           "--samples", "4", "--unconstrained", "--sim-valid", "0.8",
                           "--out", out, "--json")
     assert code == 0, err

@@ -167,7 +167,7 @@ def test_k_auto_from_a_calibration_takes_the_low_end_of_its_interval(cli, tmp_pa
     the interval's low end, as the model card path does."""
     cal = tmp_path / "c.json"
     code, _, err = cli("calibrate", "--backend", "sim", "--sim-error", "0", "--sim-valid", "1",
-                       "--disks", "4", "--steps-per-disk", "15", "--samples", "4",
+                       "--disks", "4", "--steps-per-size", "15", "--samples", "4",
                        "--out", cal)
     assert code == 0, err
     data = json.loads(cal.read_text())

@@ -383,7 +383,7 @@ def test_a_run_whose_samples_are_nearly_all_flagged_stops_with_one_line(tmp_path
 def test_calibrate_asks_failed_requests_again_and_stops_on_what_cannot_succeed(fake, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "maker_local.cli", "calibrate", "--backend", "vllm-http",
-           "--base-url", fake.url, "--disks", "4", "--steps-per-disk", "3", "--samples", "2",
+           "--base-url", fake.url, "--disks", "4", "--steps-per-size", "3", "--samples", "2",
            "--max-tokens", "200", "--request-timeout", "1", "--out", str(tmp_path / "c.json")]
     fake.faults = ["500", "reset"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)

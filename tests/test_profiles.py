@@ -1,7 +1,7 @@
 import pytest
 
 from maker_local.errors import UsageError
-from maker_local.profiles import (APIS, KINDS, PROMPT_STYLES, PaperFigures, check_disks,
+from maker_local.profiles import (APIS, KINDS, PROMPT_STYLES, PaperFigures, check_sizes,
                                   list_profiles, load_profile)
 
 SHIPPED = ["gpt-4.1-mini", "gpt-oss-20b", "hanoi-step", "qwen3-4b-instruct"]
@@ -94,27 +94,31 @@ def test_missing_field(tmp_path, monkeypatch):
 
 
 def test_the_bundled_model_states_the_sizes_it_supports():
+    from maker_local.tasks.hanoi import Hanoi
+    from maker_local.tasks.multiply import Multiply
     p = load_profile("hanoi-step")
-    assert p.disks == (3, 20) and "3..20" in p.disks_reason
-    check_disks(p, [3, 10, 20])
+    assert p.sizes == (3, 20) and "3..20" in p.sizes_reason and p.task == "hanoi"
+    check_sizes(p, [Hanoi(3), Hanoi(10), Hanoi(20)])
     with pytest.raises(UsageError) as e:
-        check_disks(p, [2, 10, 25])
+        check_sizes(p, [Hanoi(2), Hanoi(10), Hanoi(25)])
     msg = str(e.value)
     assert msg.startswith("--disks 2, 25: model profile hanoi-step supports 3..20 disks (")
-    assert p.disks_reason in msg and "\n" not in msg
-    check_disks(None, [25])  # no profile, no range: anything goes
-    assert load_profile("gpt-oss-20b").disks is None
+    assert p.sizes_reason in msg and "\n" not in msg
+    check_sizes(None, [Hanoi(25)])  # no profile, no range: anything goes
+    assert load_profile("gpt-oss-20b").sizes is None
+    with pytest.raises(UsageError, match="is for task hanoi, not multiply"):
+        check_sizes(p, [Multiply(12, 34)])
 
 
 @pytest.mark.parametrize("change,message", [
-    ("disks = [20, 3]\n", "disks must be [lo, hi]"),
-    ("disks = [3]\n", "disks must be [lo, hi]"),
-    ("disks = [0, 5]\n", "disks must be [lo, hi]"),
-    ("disks = [3, 20.5]\n", "disks must be [lo, hi]"),
-    ("disks = [true, 20]\n", "disks must be [lo, hi]"),
-    ("disks = \"3-20\"\n", "disks has the wrong type"),
-    ("disks_reason = \"small\"\n", "give disks = [lo, hi] too"),
-    ("disks = [3, 9]\ndisks_reason = 5\n", "disks_reason has the wrong type"),
+    ("sizes = [20, 3]\n", "sizes must be [lo, hi]"),
+    ("sizes = [3]\n", "sizes must be [lo, hi]"),
+    ("sizes = [0, 5]\n", "sizes must be [lo, hi]"),
+    ("sizes = [3, 20.5]\n", "sizes must be [lo, hi]"),
+    ("sizes = [true, 20]\n", "sizes must be [lo, hi]"),
+    ("sizes = \"3-20\"\n", "sizes has the wrong type"),
+    ("sizes_reason = \"small\"\n", "give sizes = [lo, hi] too"),
+    ("sizes = [3, 9]\nsizes_reason = 5\n", "sizes_reason has the wrong type"),
 ])
 def test_bad_sizes_say_what_is_wrong(tmp_path, monkeypatch, change, message):
     monkeypatch.setenv("MAKER_LOCAL_MODELS", str(tmp_path))
@@ -126,8 +130,9 @@ def test_bad_sizes_say_what_is_wrong(tmp_path, monkeypatch, change, message):
 
 def test_sizes_are_optional_and_read_as_given(tmp_path, monkeypatch):
     monkeypatch.setenv("MAKER_LOCAL_MODELS", str(tmp_path))
-    (tmp_path / "m.toml").write_text(MINIMAL + "disks = [4, 4]\n")
+    from maker_local.tasks.hanoi import Hanoi
+    (tmp_path / "m.toml").write_text(MINIMAL + "sizes = [4, 4]\n")
     p = load_profile("m")
-    assert (p.disks, p.disks_reason) == ((4, 4), "")
+    assert (p.sizes, p.sizes_reason) == ((4, 4), "")
     with pytest.raises(UsageError, match=r"--disks 5: model profile m supports 4..4 disks; "):
-        check_disks(p, [5])
+        check_sizes(p, [Hanoi(5)])

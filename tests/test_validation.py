@@ -72,7 +72,7 @@ BAD = [
     # calibrate
     ["calibrate", "--backend", "sim", "--samples", "1"],
     ["calibrate", "--backend", "sim", "--samples", "0"],
-    ["calibrate", "--backend", "sim", "--steps-per-disk", "0"],
+    ["calibrate", "--backend", "sim", "--steps-per-size", "0"],
     ["calibrate", "--backend", "sim", "--seed", "5000"],
     ["calibrate", "--backend", "sim", "--target", "2"],
     ["calibrate", "--backend", "sim", "--run-steps", "0"],

@@ -1,11 +1,12 @@
 """A statistical model of an LLM, for tests and for planning at million-step scale.
 
-It writes text in the task's output format and is right with probability p per sample, with:
+It writes text in the task's output format (the task's hints: `text` of an answer,
+`wrong_answers`, `malformed`, `sim_prose`) and is right with probability p per sample, with:
 - per-step difficulty: step i's error rate is error * w_i, w_i drawn with mean 1 (`spread`);
 - correlated wrong answers: a wrong sample gives one of the step's few plausible wrong answers,
   the first one most of the time (`concentration`), so a hard step sees the same wrong pair again
   and again;
-- format failures at rate 1 - valid;
+- format failures at rate 1 - valid (the task's `malformed`: never a valid answer);
 - a long-tailed (log-normal) output length, more often wrong when long, capped at max_tokens
   with finish_reason "length".
 Greedy samples (temperature 0) depend only on the step, so repeated greedy samples agree.
@@ -41,8 +42,7 @@ def uniforms(keys: np.ndarray, stream: int) -> np.ndarray:
     return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
 
 
-_PROSE = "The previous move decides which rule applies; following the procedure:\n"
-_NO_ANSWER = "There is no legal move from this state."
+_NO_ANSWER = "There is no answer for this input."
 
 
 @dataclass
@@ -112,7 +112,7 @@ class SimBackend:
                         1 + (u_pick * 1e6).astype(np.int64) % max(1, m.wrong - 1))
 
         out: list[list[Sample]] = []
-        prose = _PROSE if getattr(task, "style", "paper") == "paper" else ""
+        prose = getattr(task, "sim_prose", "")  # the task's words before an answer
         # prompt tokens: chars/4 of the batch's first prompt (Hanoi prompts of one run differ
         # by a few characters at most; rendering every prompt would dominate the sim's cost)
         tin = sum(len(m["content"]) for m in requests[0].messages) // 4 if requests else 0
@@ -142,7 +142,7 @@ class SimBackend:
             cap = r.max_tokens
             for i in range(pos, end):
                 if bad_format[i] or right is _NO_ANSWER:
-                    text = _malformed(right, u_kind[i])
+                    text = right if right is _NO_ANSWER else task.malformed(right, u_kind[i])
                 elif wrong[i]:
                     if wrongs is None:
                         wrongs = [prose + task.text(a) for a in task.wrong_answers(r.x, m.wrong)]
@@ -157,18 +157,6 @@ class SimBackend:
             pos = end
             out.append(group)
         return out
-
-
-def _malformed(text: str, u: float) -> str:
-    """A format failure of one of three kinds, chosen by u."""
-    if text is _NO_ANSWER:
-        return text
-    if u < 0.4:
-        return text[: len(text) * 2 // 3]  # stops early: the state is cut off
-    if u < 0.7:
-        i = max(i for i, c in enumerate(text) if c.isdigit())
-        return text[:i] + "9" + text[i:]  # a digit too many: a disk or peg that cannot be
-    return "I am not sure which disk should move next; let me think about the pegs again."
 
 
 def from_options(task: Any, options: dict[str, Any]) -> SimBackend:

@@ -8,8 +8,8 @@ plots). This file only re-exports.
 from ..stats import heterogeneity, length_bins, wilson
 from .estimate import estimate
 from .files import REQUIRED, VERSION, load_calibration, write
-from .measure import CalibrationConfig, Observation, Observations, calibrate, collect, parse_disks
+from .measure import CalibrationConfig, Observation, Observations, calibrate, collect
 
 __all__ = ["REQUIRED", "VERSION", "CalibrationConfig", "Observation", "Observations",
            "calibrate", "collect", "estimate", "heterogeneity", "length_bins",
-           "load_calibration", "parse_disks", "wilson", "write"]
+           "load_calibration", "wilson", "write"]

@@ -7,7 +7,7 @@ the calibration holds the per-step p_i and tests whether errors concentrate on s
 beyond sampling noise (`maker_local.stats.heterogeneity` explains the estimate).
 
 JSON keys (file `calibration.json`, `version` 1):
-  version, created, backend (its describe()), config {disks, steps_per_disk, samples,
+  version, created, backend (its describe()), config {task, sizes, steps_per_size, samples,
   temperature, max_tokens, constrained, seed, style}
   samples {total, errors (backend failures, excluded), valid, flagged_by_reason}
   p, p_low, p_high       per-sample accuracy among valid samples (flag parser), 95% Wilson
@@ -20,7 +20,8 @@ JSON keys (file `calibration.json`, `version` 1):
                          rounded up to a multiple of 50; cap_cuts: share of valid samples above it
   error_by_length        [{lo, hi, n, error, low, high}] error among valid samples per
                          output-length bin (the paper's Figure 9a)
-  by_disks               [{disks, steps, samples, valid, p, p_low, p_high}] (Figure 6a)
+  by_size                [{size, label, steps, samples, valid, p, p_low, p_high}] (Figure 6a:
+                         p by the task's size, e.g. Hanoi's disks)
   collisions             {steps, count, rate, low, high, independent}: both of the first two
                          valid samples of a step wrong; `independent` = (1 - p)^2
   per_step_p             {steps, mean, min, p01, p10, p50, share_below_1, hist {edges, counts}}
@@ -40,7 +41,7 @@ JSON keys (file `calibration.json`, `version` 1):
   k                      the recommendation: k_min_conservative, or k_min_heterogeneous when
                          errors concentrate and it is larger (null when p <= 0.5)
   run_steps, target, warnings [..], plots [PNG file names beside the JSON: <stem>_
-                         error_vs_length, _p_by_disks, _p_i_hist], per_step [[disks, step,
+                         error_vs_length, _p_by_size, _p_i_hist], per_step [[size, step,
                          samples, valid, right, top_wrong], ...]
 """
 from __future__ import annotations
@@ -68,7 +69,7 @@ def estimate(obs: Observations, cfg: CalibrationConfig, backend_info: dict[str, 
     if not obs.rows:
         raise ValueError("no samples came back (every request failed?): check the backend")
     rows = obs.rows
-    disks = np.array([o.disks for o in rows])
+    sizes = np.array([o.size for o in rows])
     steps = np.array([o.step for o in rows])
     valid = np.array([o.key is not None for o in rows])
     ok = np.array([o.correct for o in rows], bool)
@@ -90,10 +91,11 @@ def estimate(obs: Observations, cfg: CalibrationConfig, backend_info: dict[str, 
     res: dict[str, Any] = {
         "version": VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "backend": backend_info,
-        "config": {"disks": cfg.disks, "steps_per_disk": cfg.steps_per_disk,
+        "config": {"task": cfg.tasks[0].name, "size_label": cfg.tasks[0].size_label,
+                   "sizes": [t.size for t in cfg.tasks], "steps_per_size": cfg.steps_per_size,
                    "samples": cfg.samples, "temperature": cfg.temperature,
                    "max_tokens": cfg.max_tokens, "constrained": cfg.constrained,
-                   "seed": cfg.seed, "style": cfg.style},
+                   "seed": cfg.seed, "style": getattr(cfg.tasks[0], "style", None)},
         "run_steps": cfg.run_steps, "target": cfg.target,
         "samples": {"total": n + obs.errors, "errors": obs.errors, "valid": nv,
                     "flagged_by_reason": {r: sum(f == r for f in flags) for r in REASONS}},
@@ -117,12 +119,13 @@ def estimate(obs: Observations, cfg: CalibrationConfig, backend_info: dict[str, 
         warnings.append(f"{res['samples']['flagged_by_reason']['length']} samples hit the "
                         f"calibration cap {cfg.max_tokens}: raise --max-tokens to see the tail")
     res["error_by_length"] = length_bins(tout[valid], ~ok[valid])
-    res["by_disks"] = []
-    for d in cfg.disks:
-        sel = disks == d
+    res["by_size"] = []
+    for t in cfg.tasks:
+        d = t.size
+        sel = sizes == d
         dv, dr = int(valid[sel].sum()), int(ok[sel].sum())
         lo, hi = wilson(dr, dv)
-        res["by_disks"].append({"disks": d, "steps": len(set(steps[sel].tolist())),
+        res["by_size"].append({"size": d, "label": t.label(), "steps": len(set(steps[sel].tolist())),
                                 "samples": int(sel.sum()), "valid": dv / max(1, int(sel.sum())),
                                 "p": dr / dv if dv else None, "p_low": float(lo),
                                 "p_high": float(hi)})
@@ -138,7 +141,7 @@ def _per_step(obs: Observations, p: float, s: int) -> tuple[dict[str, Any], np.n
     """Per-step p_i, margins, bad steps and collisions; also each step's (right, top wrong)."""
     by_step: dict[tuple[int, int], list[Observation]] = {}
     for o in obs.rows:
-        by_step.setdefault((o.disks, o.step), []).append(o)
+        by_step.setdefault((o.size, o.step), []).append(o)
     table, coll_n, coll = [], 0, 0
     for (d, step), rows in sorted(by_step.items()):
         rows.sort(key=lambda o: o.index)

@@ -15,32 +15,14 @@ import numpy as np
 from ..engine.redflags import classify
 from ..engine.seeds import MAX_RUN_SEED, sample_seed
 from ..tasks.base import Parsed
-from ..tasks.hanoi import MAX_DISKS, Hanoi
 from ..types import SampleRequest
 from .estimate import estimate
 
 
-def parse_disks(spec: str) -> list[int]:
-    """'3-20', '4,10,20' or '3-6,10' -> sorted disk counts; ValueError says what is wrong."""
-    out: set[int] = set()
-    for part in filter(None, (p.strip() for p in str(spec).split(","))):
-        lo, _, hi = part.partition("-")
-        try:
-            a, b = int(lo), int(hi or lo)
-        except ValueError:
-            raise ValueError(f"--disks takes counts like 3-20 or 4,10,20 (got {spec!r})") from None
-        if not 1 <= a <= b <= MAX_DISKS:
-            raise ValueError(f"--disks must lie in 1..{MAX_DISKS} (got {part!r})")
-        out.update(range(a, b + 1))
-    if not out:
-        raise ValueError("--disks is empty")
-    return sorted(out)
-
-
 @dataclass
 class CalibrationConfig:
-    disks: list[int]
-    steps_per_disk: int = 100
+    tasks: list[Any]  # one task per size to measure (the task plug-in's grid)
+    steps_per_size: int = 100
     samples: int = 10
     temperature: float = 0.1
     max_tokens: int = 4096  # generous: calibration measures the length tail, it does not cut it
@@ -48,12 +30,13 @@ class CalibrationConfig:
     seed: int = 0
     target: float = 0.95
     run_steps: int = 2**20 - 1
-    style: str = "paper"  # the task's prompt/answer style (tasks.hanoi.STYLES)
 
     def check(self) -> None:
-        if self.steps_per_disk < 1 or self.samples < 2:
-            raise ValueError("--steps-per-disk must be >= 1 and --samples >= 2 (per-step "
+        if self.steps_per_size < 1 or self.samples < 2:
+            raise ValueError("--steps-per-size must be >= 1 and --samples >= 2 (per-step "
                              "statistics need at least two samples of a step)")
+        if not 1 <= len(self.tasks) <= 32:
+            raise ValueError(f"calibrate measures 1..32 task sizes (got {len(self.tasks)})")
         if not 0 <= self.seed <= MAX_RUN_SEED >> 5:
             raise ValueError(f"--seed must be in 0..{MAX_RUN_SEED >> 5}")
         if not 0 < self.target < 1 or self.run_steps < 1 or self.max_tokens < 1:
@@ -65,7 +48,7 @@ class Observation:
     """One calibration sample: its vote key (None: red-flagged) and whether it is right, by
     the flag parser and by the repairing one (unconstrained runs)."""
 
-    disks: int
+    size: int  # the task's size (Hanoi: disks)
     step: int
     index: int  # the sample's index among the step's samples
     key: str | None
@@ -86,29 +69,29 @@ class Observations:
     errors: int = 0
 
 
-def _run_seed(seed: int, disks: int) -> int:
-    # step numbers repeat across disk counts; mixing the disk count in keeps seeds distinct
-    return (seed << 5) | disks
+def _run_seed(seed: int, which: int) -> int:
+    # step numbers repeat across sizes; mixing the size's place in keeps seeds distinct
+    return (seed << 5) | which
 
 
 def collect(cfg: CalibrationConfig, backend: Any, chunk: int = 256) -> Observations:
-    """Sample cfg.samples answers of random steps at each disk count through `backend`.
+    """Sample cfg.samples answers of random steps of each task size through `backend`.
 
-    One backend serves all disk counts, so it must read each request's own prompt/input.
+    One backend serves all sizes, so it must read each request's own prompt/input.
     """
     cfg.check()
     rng = np.random.default_rng(cfg.seed)
     obs = Observations()
-    for d in cfg.disks:
-        task = Hanoi(d, style=cfg.style)
+    for which, task in enumerate(cfg.tasks):
+        d = task.size
         total = task.num_steps()
-        steps = (np.arange(total) if total <= cfg.steps_per_disk
-                 else np.sort(rng.choice(total, cfg.steps_per_disk, replace=False)))
+        steps = (np.arange(total) if total <= cfg.steps_per_size
+                 else np.sort(rng.choice(total, cfg.steps_per_size, replace=False)))
         reqs = []
         for step in steps.tolist():
             x = task.input_at(step)
             reqs.append(SampleRequest(step, x, task.render(x), cfg.samples, cfg.temperature,
-                                      cfg.max_tokens, sample_seed(_run_seed(cfg.seed, d), step, 0),
+                                      cfg.max_tokens, sample_seed(_run_seed(cfg.seed, which), step, 0),
                                       task.constraint(x) if cfg.constrained else None, 0))
         for i in range(0, len(reqs), chunk):
             batch = reqs[i:i + chunk]

@@ -20,14 +20,16 @@ from typing import Any
 from ..engine.voting import DEFAULT_RULE
 from ..errors import UsageError
 from . import checks
-from .common import add_backend_args, resolve
+from .common import add_backend_args, make_task, resolve
 from .solve import RULE_HELP
+
+TASK_PURPOSE = "bench"  # cli adds --task and the task's own flags
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.formatter_class = checks.HelpFormatter
-    s = p.add_argument_group("the slice (Hanoi, voted in rounds, in memory: no ledger)")
-    s.add_argument("--disks", type=int, default=20, help="Hanoi disks (default 20)")
+    s = p.add_argument_group("the slice (of the task's run, voted in rounds, in memory: no "
+                             "ledger)")
     s.add_argument("--start", type=int, default=None, help="first (warm-up) step; default: "
                    "the slice centred on the middle of the run (input by closed form)")
     s.add_argument("--warmup", type=int, default=200, help="steps voted before timing starts")
@@ -56,7 +58,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="GPUs the wall time is multiplied "
                    "by (default: one per vllm-http server, else 1 GPU or 1 CPU machine)")
     c.add_argument("--run-steps", type=checks.at_least(1), default=None,
-                   help="steps of the full run to project (default 2^disks - 1 = 1,048,575)")
+                   help="steps of the full run to project (default: the task's)")
     a = p.add_argument_group("projection from a plugged-in accuracy (when it cannot be "
                              "measured here, e.g. --dummy-weights)")
     a.add_argument("--calibration", type=checks.existing_file,
@@ -139,7 +141,7 @@ def _check(args: argparse.Namespace, total: int) -> tuple[int, int]:
     start = max(0, (total - span) // 2) if args.start is None else args.start
     if start + span > total:
         raise UsageError(f"--start {start} + --warmup {args.warmup} + --steps {args.steps} "
-                         f"runs past the last step of a {args.disks}-disk run ({total:,} steps); "
+                         f"runs past the last step of the run ({total:,} steps); "
                          f"use a --start in 0..{max(0, total - span)} or fewer steps")
     run_steps = total if args.run_steps is None else args.run_steps
     if run_steps < 1:
@@ -169,20 +171,16 @@ def machine_count(args: argparse.Namespace, backend: Any) -> tuple[float, str]:
 def main(args: argparse.Namespace) -> int:
     from ..bench import format_table, paper_projections, project_plugged
     from ..engine.voting import get_rule
-    from ..tasks import TASKS
 
     try:
         get_rule(args.rule)
     except ValueError as e:
         raise UsageError(str(e)) from None
     profile = resolve(args)
+    task = make_task(args, args.style)
     if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
-        from ..profiles import check_disks
-        check_disks(profile, [args.disks])
-    try:
-        task = TASKS["hanoi"](args.disks, style=args.style)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+        from ..profiles import check_sizes
+        check_sizes(profile, [task])
     start, run_steps = _check(args, task.num_steps())
     if args.out is not None:
         checks.check_out_file(args.out)
@@ -227,7 +225,7 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:
-        k, _ = choose_k(args, backend, profile, run_steps)  # k for the full run, as solve
+        k, _ = choose_k(args, backend, profile, task, run_steps)  # the full run's k, as solve
         try:
             vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
                               temperatures=Temperatures(args.temperature_first,
@@ -260,7 +258,7 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
     return {"model": model, "backend": backend.name,
             "profile": profile.name if profile is not None else None, "k": k,
             "rule": args.rule,
-            "disks": args.disks, "start": start, "warmup": args.warmup, "steps": args.steps,
+            "task": task.describe(), "task_label": task.label(), "start": start, "warmup": args.warmup, "steps": args.steps,
             **summarize(timed, machines, price, run_steps),
             "prefix_cache_hit_rate": hit, "machines": machines, "machine_unit": unit}, env
 

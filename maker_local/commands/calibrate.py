@@ -13,24 +13,25 @@ from typing import Any
 
 from ..errors import UsageError
 from . import checks
-from .common import add_backend_args, resolve
+from .common import add_backend_args, make_task, resolve
 
 DEFAULT_OUT = Path("runs/calibration/calibration.json")
 
 
+TASK_PURPOSE = "calibrate"  # cli adds --task and the task's own flags (sizes to sweep)
+
+
 def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.formatter_class = checks.HelpFormatter
-    p.add_argument("--disks", type=checks.text, default="3-20",
-                   help="disk counts to sample, e.g. 3-20 or 4,10,20")
-    p.add_argument("--steps-per-disk", type=checks.at_least(1), default=100,
-                   help="random steps per disk count (all steps when there are fewer)")
+    p.add_argument("--steps-per-size", type=checks.at_least(1), default=100,
+                   help="random steps per task size (all steps when there are fewer)")
     p.add_argument("--samples", type=checks.at_least(2), default=10, help="samples R of each step")
     p.add_argument("--seed", type=checks.at_least(0, 1023), default=0,
                    help="calibration seed (0..1023)")
     p.add_argument("--target", type=checks.fraction(), default=0.95,
                    help="success probability of the whole run that k is chosen for")
     p.add_argument("--run-steps", type=checks.at_least(1), default=2**20 - 1,
-                   help="steps s of the run to plan for (default 1,048,575 = 20 disks)")
+                   help="steps s of the run to plan for (default 1,048,575, the million-step run)")
     p.add_argument("--out", type=checks.path, default=DEFAULT_OUT, help="the JSON file to write "
                    "(plots go beside it)")
     add_backend_args(p)  # --temperature / --max-tokens: the profile's (cap x4 if not given)
@@ -39,9 +40,8 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ..backends import make_backend
-    from ..calibrate import CalibrationConfig, calibrate, parse_disks, write
+    from ..calibrate import CalibrationConfig, calibrate, write
     from ..failures import BackendFailed, Retrying
-    from ..tasks.hanoi import Hanoi
 
     checks.check_out_file(args.out)
     generous = args.max_tokens is None
@@ -49,16 +49,16 @@ def main(args: argparse.Namespace) -> int:
     if generous:  # a generous cap, so the length tail is measured, not cut
         args.max_tokens *= 4
     try:
-        disks = parse_disks(args.disks)
+        tasks = make_task(args, args.style, grid=True)
         if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
-            from ..profiles import check_disks
-            check_disks(profile, disks)
-        cfg = CalibrationConfig(disks, args.steps_per_disk, args.samples, args.temperature,
+            from ..profiles import check_sizes
+            check_sizes(profile, tasks)
+        cfg = CalibrationConfig(tasks, args.steps_per_size, args.samples, args.temperature,
                                 args.max_tokens, not args.unconstrained, args.seed,
-                                args.target, args.run_steps, args.style)
+                                args.target, args.run_steps)
         cfg.check()
-        # one backend for every disk count: it reads each request's own input and prompt
-        backend = make_backend(args.backend, Hanoi(max(disks), style=args.style), vars(args))
+        # one backend for every size: it reads each request's own input and prompt
+        backend = make_backend(args.backend, tasks[-1], vars(args))
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:
@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def plot(result: dict[str, Any], stem: Path) -> list[Path]:
-    """Error vs output length (Fig. 9a), p by disk count (Fig. 6a), histogram of p_i."""
+    """Error vs output length (Fig. 9a), p by task size (Fig. 6a), histogram of p_i."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -117,14 +117,15 @@ def plot(result: dict[str, Any], stem: Path) -> list[Path]:
     out.append(save(fig, "error_vs_length"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    rows = [r for r in result["by_disks"] if r["p"] is not None]
+    rows = [r for r in result["by_size"] if r["p"] is not None]
     if rows:
-        ax.errorbar([r["disks"] for r in rows], [r["p"] for r in rows], yerr=bars(rows, "p"),
+        ax.errorbar([r["size"] for r in rows], [r["p"] for r in rows], yerr=bars(rows, "p"),
                     marker="o", capsize=3)
-    ax.set(xlabel="disks", ylabel="per-sample accuracy p (95% Wilson)",
-           title="Accuracy by disk count")
+    label = result["config"].get("size_label", "size")
+    ax.set(xlabel=label, ylabel="per-sample accuracy p (95% Wilson)",
+           title=f"Accuracy by {label}")
     ax.grid(alpha=0.3)
-    out.append(save(fig, "p_by_disks"))
+    out.append(save(fig, "p_by_size"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     h = result["per_step_p"]["hist"]

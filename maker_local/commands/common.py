@@ -11,7 +11,8 @@ from ..errors import UsageError
 from . import checks
 
 EMBEDDED_PROFILE = "hanoi-step"  # the bundled step model: what runs when nothing is named
-PAPER_DEFAULTS = {"style": "paper", "max_tokens": 750, "temperature": 0.1,
+# (a task names its own with `default_profile`; this one is Hanoi's)
+PAPER_DEFAULTS = {"max_tokens": 750, "temperature": 0.1,
                   "temperature_first": 0.0}
 
 
@@ -84,6 +85,22 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="share of wrong samples that give the step's first wrong answer")
 
 
+def make_task(args: argparse.Namespace, style: str | None = None, grid: bool = False) -> Any:
+    """The task the command line names (--task and the task's own flags), in `style` (the
+    task's first style by default), or with `grid` the list of its sizes that calibrate
+    measures; a UsageError that says how to fix a bad value."""
+    from ..tasks import task_class
+    try:
+        cls = task_class(args.task)
+        style = style or cls.styles[0]
+        if style not in cls.styles:
+            raise ValueError(f"--style {style}: task {cls.name} writes "
+                             f"{', '.join(cls.styles)}; choose one of them")
+        return cls.grid(args, style) if grid else cls.from_args(args, style)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -99,7 +116,17 @@ def resolve(args: argparse.Namespace) -> Any:
         raise UsageError(unknown("backend", args.backend, list(BACKENDS)))
     nothing_named = (args.backend is None and args.profile is None and args.model is None
                      and not args.base_url)
-    profile_name = EMBEDDED_PROFILE if nothing_named else args.profile
+    embedded = EMBEDDED_PROFILE
+    if getattr(args, "task", None):
+        from ..tasks import task_class
+        try:
+            embedded = getattr(task_class(args.task), "default_profile", None)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    if nothing_named and embedded is None:
+        raise UsageError(f"task {args.task} has no bundled model: name one with --profile or "
+                         "--model (and --backend), or try --backend sim")
+    profile_name = embedded if nothing_named else args.profile
     if args.backend is None:
         if args.base_url:
             args.backend = "vllm-http"

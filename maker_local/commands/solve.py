@@ -10,23 +10,23 @@ from typing import Any
 from ..engine.voting import DEFAULT_RULE
 from ..errors import UsageError
 from . import checks
-from .common import add_backend_args, resolve
+from .common import add_backend_args, make_task, resolve
 
 RULE_HELP = ("voting rule: ahead-by-k (MAKER's: sample until one answer leads every other by "
              "k votes) or first-to-k (until one answer has k votes); part of the run's "
              "identity, so --resume keeps it")
 
 
+TASK_PURPOSE = "solve"  # cli adds --task and the task's own flags
+
+
 def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.formatter_class = checks.HelpFormatter
     from ..engine.seeds import MAX_SAMPLES_PER_STEP
-    from ..tasks import TASKS
-    p.add_argument("--task", default="hanoi", help=f"one of: {', '.join(TASKS)}")
-    p.add_argument("--disks", type=int, default=10, help="Hanoi disks (2^n - 1 steps)")
     p.add_argument("--steps", type=step_range, default=None, metavar="A:B",
                    help="certify only steps A..B-1 of the run ('A:B', 'A:' or ':B', as a "
                    "Python slice), starting from the reference input of step A; its own "
-                   "ledger and report (default run dir runs/<task>-<disks>-A-B)")
+                   "ledger and report (default run dir runs/<task>-<size>-A-B)")
     p.add_argument("--k", type=checks.k_or_auto(MAX_SAMPLES_PER_STEP), default=None,
                    help="votes a key must lead by, or 'auto' (k_min for "
                    "--target from the model's measured accuracy). Default: auto when the "
@@ -43,7 +43,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="steps voted at once in rounds "
                    "(default: the backend's, e.g. 131072 for sim, 4096 for vLLM)")
     p.add_argument("--run-dir", type=checks.path, default=None,
-                   help="where the ledger and report go (default runs/<task>-<disks>)")
+                   help="where the ledger and report go (default runs/<task>-<size>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--seed", type=int, default=0, help="run seed (0..32767)")
     p.add_argument("--rules", action="store_true",
@@ -104,7 +104,8 @@ def _choose(kind: str, name: str, known: list[str]) -> str:
     return name
 
 
-def measured_accuracy(args: argparse.Namespace, profile: Any) -> tuple[float, str] | None:
+def measured_accuracy(args: argparse.Namespace, profile: Any, task: Any
+                      ) -> tuple[float, str] | None:
     """Per-sample accuracy p measured for this model, and where it came from."""
     if args.calibration is not None:
         from ..calibrate import load_calibration
@@ -115,12 +116,14 @@ def measured_accuracy(args: argparse.Namespace, profile: Any) -> tuple[float, st
             raise UsageError(f"cannot read --calibration {args.calibration}: {e}") from None
     if profile is not None and args.backend in ("vllm", "hf", "vllm-http"):
         from ..profiles import card_accuracy
-        return card_accuracy(profile, args.disks, args.temperature)
+        return card_accuracy(profile, task, args.temperature)
     return None
 
 
-def choose_k(args: argparse.Namespace, backend: Any, profile: Any, steps: int
+def choose_k(args: argparse.Namespace, backend: Any, profile: Any, task: Any, steps: int
              ) -> tuple[int, dict[str, Any]]:
+    """k for a run of `steps` steps of `task` (a slice or a projection may differ from the
+    task's own step count)."""
     from ..engine.scaling import k_min
 
     rule = getattr(args, "rule", DEFAULT_RULE)
@@ -130,7 +133,7 @@ def choose_k(args: argparse.Namespace, backend: Any, profile: Any, steps: int
                              f"--rule {rule} give --k N")
         if args.k is None:
             return 3, {}
-    measured = measured_accuracy(args, profile)
+    measured = measured_accuracy(args, profile, task)
     told = getattr(backend, "accuracy", lambda: None)()
     if args.k is None:
         if measured is None:
@@ -148,7 +151,7 @@ def choose_k(args: argparse.Namespace, backend: Any, profile: Any, steps: int
     classes = None
     if args.calibration is None and profile is not None and args.backend != "sim":
         from ..profiles import card_classes
-        classes = card_classes(profile, args.disks, args.temperature)
+        classes = card_classes(profile, task, args.temperature)
     if classes is not None:
         return _k_by_class(classes, steps, args.target)
     if measured is not None:
@@ -231,9 +234,8 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     from ..engine.seeds import MAX_RUN_SEED, Temperatures
     from ..engine.voting import RULES
     from ..run import RunSpec
-    from ..tasks import TASKS
+    from ..tasks import task_class
 
-    _choose("task", args.task, list(TASKS))
     _choose("schedule", args.schedule, list(SCHEDULES))
     _choose("voting rule", args.rule, list(RULES))
     if not 0 <= args.seed <= MAX_RUN_SEED:
@@ -241,15 +243,12 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     if args.window is not None and args.window < 1:
         raise UsageError("--window must be at least 1")
     profile = resolve(args)
-    if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
-        from ..profiles import check_disks
-        check_disks(profile, [args.disks])
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1")
-    try:
-        task = TASKS[args.task](args.disks, style=args.style)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    task = make_task(args, args.style)
+    if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
+        from ..profiles import check_sizes
+        check_sizes(profile, [task])
     steps = slice_of(args, task.num_steps())  # refused before an engine starts
     if getattr(args, "dry_run", False):
         raise DryRun(dry_run_config(args, task, profile))
@@ -261,7 +260,7 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
         raise UsageError(str(e)) from None
     if logs is not None:
         logs.terminal()
-    k, extra = choose_k(args, backend, profile, task.num_steps())
+    k, extra = choose_k(args, backend, profile, task, task.num_steps())
     if profile is not None:
         extra["profile"] = profile.name
     extra["price"] = run_price(args, profile)
@@ -278,9 +277,12 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
-    run_dir = args.run_dir or Path("runs") / (f"{args.task}-{args.disks}" + (
+    if args.run_dir is None:
+        task = make_task(args, args.style)
+        args.run_dir = Path("runs") / (f"{task.name}-{task.size}" + (
         f"-{args.steps[0] or 0}-{args.steps[1] if args.steps[1] is not None else 'end'}"
-        if args.steps else ""))
+            if args.steps else ""))
+    run_dir = args.run_dir
     # everything that can be refused is refused before a file is made or an engine starts
     checks.check_run_dir(run_dir, args.resume)
     if args.k not in (None, "auto") and int(args.k) > args.max_samples:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .base import Constraint, Flag, Parsed
+from .base import Constraint, Flag, Parsed, TaskBase
 
 State = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 Move = tuple[int, int, int]
@@ -319,9 +319,27 @@ def answer_schema(n: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ the task
 
 STYLES = ("paper", "compact")
+SIM_PROSE = "The previous move decides which rule applies; following the procedure:\n"
 
 
-class Hanoi:
+def parse_disks(spec: str) -> list[int]:
+    """'3-20', '4,10,20' or '3-6,10' -> sorted disk counts; ValueError says what is wrong."""
+    out: set[int] = set()
+    for part in filter(None, (p.strip() for p in str(spec).split(","))):
+        lo, _, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise ValueError(f"--disks takes counts like 3-20 or 4,10,20 (got {spec!r})") from None
+        if not 1 <= a <= b <= MAX_DISKS:
+            raise ValueError(f"--disks must lie in 1..{MAX_DISKS} (got {part!r})")
+        out.update(range(a, b + 1))
+    if not out:
+        raise ValueError("--disks is empty")
+    return sorted(out)
+
+
+class Hanoi(TaskBase):
     """Towers of Hanoi with n disks: 2^n - 1 steps, each one move.
 
     `style` is the prompt/answer format: "paper" (the paper's prompts and output format) or
@@ -330,6 +348,55 @@ class Hanoi:
     """
 
     name = "hanoi"
+    styles = STYLES
+    size_label = "disks"
+    size_flag = "--disks"
+    default_profile = "hanoi-step"
+
+    # -------------------------------------------------------------- the plug-in's class side
+    @classmethod
+    def add_cli_args(cls, p: Any, purpose: str) -> None:
+        if purpose == "calibrate":
+            p.add_argument("--disks", default="3-20",
+                           help="Hanoi: disk counts to sample, e.g. 3-20 or 4,10,20")
+            return
+        default = 20 if purpose == "bench" else 10
+        p.add_argument("--disks", type=int, default=default,
+                       help=f"Hanoi: disks, 2^n - 1 steps (default {default})")
+
+    @classmethod
+    def from_args(cls, args: Any, style: str) -> "Hanoi":
+        return cls(args.disks, style=style)
+
+    @classmethod
+    def grid(cls, args: Any, style: str) -> list["Hanoi"]:
+        return [cls(d, style=style) for d in parse_disks(args.disks)]
+
+    @property
+    def size(self) -> int:
+        return self.disks
+
+    def label(self) -> str:
+        return f"{self.disks} disks"
+
+    def params(self) -> dict[str, Any]:
+        return {"disks": self.disks, "style": self.style}
+
+    def class_name(self, row: dict[str, Any]) -> str:
+        """A class of steps in the model card's class table (card_classes.json)."""
+        what = {"move": "moving disk {d}", "after": "the step after a move of disk {d}",
+                "before": "the step before a move of disk {d}"}
+        return f"{self.disks} disks, " + what[row.get("kind", "move")].format(d=row["disk"])
+
+    def malformed(self, text: str, u: float) -> str:
+        """The sim's format failures: cut off, a digit too many (a disk or peg that cannot
+        be: never a valid answer in Hanoi), or prose."""
+        if u < 0.4:
+            return text[: len(text) * 2 // 3]
+        if u < 0.7:
+            i = max(i for i, c in enumerate(text) if c.isdigit())
+            return text[:i] + "9" + text[i:]
+        return "I am not sure which disk should move next; let me think about the pegs again."
 
     def __init__(self, disks: int, style: str = "paper"):
         if not isinstance(disks, int) or not 1 <= disks <= MAX_DISKS:
@@ -337,6 +404,8 @@ class Hanoi:
         if style not in STYLES:
             raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
         self.disks, self.style = disks, style
+        # the sim's words before an answer in the paper's style (a model that explains)
+        self.sim_prose = SIM_PROSE if style == "paper" else ""
         self._system = SYSTEM_PROMPT.format(n=disks)
         self._cycle = "0 -> 1 -> 2 -> 0" if disks % 2 == 0 else "0 -> 2 -> 1 -> 0"
         if style == "compact":

@@ -120,7 +120,7 @@ def main(argv=None) -> int:
             off = 1 if kind == "after" else -1
             steps = [i + off for i in steps if 0 <= i + off <= 2 ** n - 2]
         ps, g = measure(m, torch, n, steps, a.temperature)
-        row = {"disks": n, "disk": d, "kind": kind,
+        row = {"disks": n, "size": n, "disk": d, "kind": kind,
                "class_steps": 2 ** (n - d), "checked": len(steps),
                "mean_p": sum(ps) / len(ps), "min_p": min(ps),
                "greedy": sum(g) / len(g), "worst_step": steps[ps.index(min(ps))],

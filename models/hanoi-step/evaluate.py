@@ -202,7 +202,7 @@ def main(argv=None) -> int:
         assert prompts[0] == C.prompt_ids(xs[0]), "chat template differs from training format"
         answers = ([C.think_answer_ids(x) for x in xs] if think
                    else [C.answer_ids(r.answer) for r in refs])
-        row = {"disks": n, "steps": a.steps}
+        row = {"disks": n, "size": n, "steps": a.steps}
 
         def score(texts):
             if think:
