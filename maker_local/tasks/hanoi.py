@@ -18,110 +18,16 @@ from functools import lru_cache
 from typing import Any
 
 from .base import Constraint, Flag, Parsed, TaskBase
-
-State = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
-Move = tuple[int, int, int]
-
-MAX_DISKS = 30  # 2^30 steps; seeds pack the step into 32 bits (see engine.seeds)
-
-
-@dataclass(frozen=True, slots=True)
-class HanoiInput:
-    """What one agent sees: the disk count, the state, and the previous move (None at step 0)."""
-
-    disks: int
-    state: State
-    prev_move: Move | None
-
-
-@dataclass(frozen=True, slots=True)
-class HanoiAnswer:
-    move: Move
-    next_state: State
-
-
-# ---------------------------------------------------------------------------- rules, closed form
-
-def direction(n: int, disk: int) -> int:
-    """Peg step (+1 or +2 mod 3) that `disk` always moves by in the optimal n-disk solution."""
-    return 1 if (n - disk) % 2 == 1 else 2
-
-
-def initial_state(n: int) -> State:
-    return (tuple(range(n, 0, -1)), (), ())
-
-
-def state_at(n: int, i: int) -> State:
-    """State after i moves of the optimal solution, in O(n) without replay."""
-    if not 0 <= i < 2**n:
-        raise ValueError(f"step {i} is outside 0..{2**n - 1} for {n} disks")
-    pegs: list[list[int]] = [[], [], []]
-    for d in range(n, 0, -1):
-        moves = (i + (1 << (d - 1))) >> d  # times disk d has moved after i moves
-        pegs[(moves * direction(n, d)) % 3].append(d)
-    return (tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2]))
-
-
-def move_at(n: int, i: int) -> Move:
-    """The (i+1)-th move of the optimal solution (0-based step i), closed form."""
-    if not 0 <= i < 2**n - 1:
-        raise ValueError(f"step {i} is outside 0..{2**n - 2} for {n} disks")
-    j = i + 1
-    d = (j & -j).bit_length()  # disk = 1 + trailing zeros of i+1
-    before = (i + (1 << (d - 1))) >> d
-    src = (before * direction(n, d)) % 3
-    return (d, src, (src + direction(n, d)) % 3)
-
-
-def apply_move(state: State, move: Move) -> State:
-    """The state after `move`, without checking legality."""
-    d, a, b = move
-    pegs = list(state)
-    pegs[a] = state[a][:-1]
-    pegs[b] = state[b] + (d,)
-    return (pegs[0], pegs[1], pegs[2])
-
-
-def illegal_reason(state: State, move: Move) -> str | None:
-    """Why `move` is illegal in `state`, or None if it is legal."""
-    d, a, b = move
-    if a == b:
-        return f"move {list(move)} has the same source and target peg"
-    if not state[a] or state[a][-1] != d:
-        return f"disk {d} is not on top of peg {a}"
-    if state[b] and state[b][-1] < d:
-        return f"disk {d} cannot go onto smaller disk {state[b][-1]}"
-    return None
-
-
-def strategy_move(n: int, state: State, prev_move: Move | None) -> Move | None:
-    """The paper's strategy from any state; None when no move is possible."""
-    if prev_move is None or prev_move[0] != 1:
-        src = next((p for p in range(3) if state[p] and state[p][-1] == 1), None)
-        if src is None:
-            return None
-        return (1, src, (src + direction(n, 1)) % 3)
-    others = [p for p in range(3) if not (state[p] and state[p][-1] == 1)]
-    a, b = others
-    ta = state[a][-1] if state[a] else None
-    tb = state[b][-1] if state[b] else None
-    if ta is None and tb is None:
-        return None
-    if tb is None or (ta is not None and ta < tb):
-        return (ta, a, b)
-    return (tb, b, a)
-
+from .hanoi_compact import CompactFormat
+from .hanoi_rules import (MAX_DISKS, HanoiAnswer, HanoiInput, Move, State, _peg_key,  # noqa: F401
+                          apply_move, direction, illegal_reason, initial_state, move_at,
+                          state_at, strategy_move, vote_key)
 
 # ---------------------------------------------------------------------------------- text forms
 
 @lru_cache(maxsize=1 << 16)
 def _peg_text(peg: tuple[int, ...]) -> str:
     return ", ".join(map(str, peg))
-
-
-@lru_cache(maxsize=1 << 16)
-def _peg_key(peg: tuple[int, ...]) -> str:
-    return ",".join(map(str, peg))
 
 
 # A peg's contents recur across millions of states (the big disks rarely move), so the text of
@@ -138,13 +44,6 @@ def move_text(move: Move) -> str:
 def answer_text(answer: HanoiAnswer) -> str:
     """The exact output format the prompt asks for."""
     return f"move = {move_text(answer.move)}\nnext_state = {state_text(answer.next_state)}"
-
-
-def vote_key(move: Move, next_state: State) -> str:
-    """Canonical vote key of the pair (move, next_state): '1,0,2|[[3,2],[],[1]]'."""
-    s = next_state
-    return (f"{move[0]},{move[1]},{move[2]}|"
-            f"[[{_peg_key(s[0])}],[{_peg_key(s[1])}],[{_peg_key(s[2])}]]")
 
 
 SYSTEM_PROMPT = """You are a helpful assistant. Solve this puzzle for me.
@@ -318,8 +217,33 @@ def answer_schema(n: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ the task
 
-STYLES = ("paper", "compact")
-SIM_PROSE = "The previous move decides which rule applies; following the procedure:\n"
+class PaperFormat:
+    """The paper's prompts, output format, flag parser (and repairing parser) for n disks."""
+
+    name = "paper"
+    # the sim's words before an answer (a model that explains itself)
+    sim_prose = "The previous move decides which rule applies; following the procedure:\n"
+
+    def __init__(self, n: int):
+        self.n = n
+        self.system = SYSTEM_PROMPT.format(n=n)
+        self.cycle = "0 -> 1 -> 2 -> 0" if n % 2 == 0 else "0 -> 2 -> 1 -> 0"
+        self.constraint = Constraint(regex=answer_regex(n), json_schema=answer_schema(n))
+
+    def render(self, x: HanoiInput) -> list[dict[str, str]]:
+        prev = "none (this is the first move)" if x.prev_move is None else move_text(x.prev_move)
+        user = USER_PROMPT.format(cycle=self.cycle, prev=prev, state=state_text(x.state))
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+
+    def parse(self, text: str, repair: bool = False) -> Parsed | Flag:
+        return parse_answer(text, self.n, repair)
+
+    def text(self, answer: HanoiAnswer) -> str:
+        return answer_text(answer)
+
+
+FORMATS = {"paper": PaperFormat, "compact": CompactFormat}
+STYLES = tuple(FORMATS)
 
 
 def parse_disks(spec: str) -> list[int]:
@@ -401,20 +325,11 @@ class Hanoi(TaskBase):
     def __init__(self, disks: int, style: str = "paper"):
         if not isinstance(disks, int) or not 1 <= disks <= MAX_DISKS:
             raise ValueError(f"--disks must be an integer from 1 to {MAX_DISKS} (got {disks})")
-        if style not in STYLES:
+        if style not in FORMATS:
             raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
         self.disks, self.style = disks, style
-        # the sim's words before an answer in the paper's style (a model that explains)
-        self.sim_prose = SIM_PROSE if style == "paper" else ""
-        self._system = SYSTEM_PROMPT.format(n=disks)
-        self._cycle = "0 -> 1 -> 2 -> 0" if disks % 2 == 0 else "0 -> 2 -> 1 -> 0"
-        if style == "compact":
-            from . import hanoi_compact as hc
-            self._compact = hc
-            self._constraint = Constraint(regex=hc.compact_regex(disks))
-        else:
-            self._constraint = Constraint(regex=answer_regex(disks),
-                                          json_schema=answer_schema(disks))
+        self.fmt = FORMATS[style](disks)  # the prompt/answer format: the only style switch
+        self.sim_prose = self.fmt.sim_prose
 
     def describe(self) -> dict[str, Any]:
         return {"task": self.name, "disks": self.disks, "steps": self.num_steps(),
@@ -432,19 +347,13 @@ class Hanoi(TaskBase):
         return HanoiInput(self.disks, state_at(self.disks, step), prev)
 
     def render(self, x: HanoiInput) -> list[dict[str, str]]:
-        if self.style == "compact":
-            return [{"role": "user", "content": self._compact.render_compact(x)}]
-        prev = "none (this is the first move)" if x.prev_move is None else move_text(x.prev_move)
-        user = USER_PROMPT.format(cycle=self._cycle, prev=prev, state=state_text(x.state))
-        return [{"role": "system", "content": self._system}, {"role": "user", "content": user}]
+        return self.fmt.render(x)
 
     def constraint(self, x: HanoiInput) -> Constraint:
-        return self._constraint
+        return self.fmt.constraint
 
     def parse(self, text: str, x: HanoiInput, repair: bool = False) -> Parsed | Flag:
-        if self.style == "compact":
-            return self._compact.parse_compact(text, x.disks)
-        return parse_answer(text, x.disks, repair)
+        return self.fmt.parse(text, repair)
 
     def check_rules(self, x: HanoiInput, answer: HanoiAnswer) -> Flag | None:
         why = illegal_reason(x.state, answer.move)
@@ -466,9 +375,7 @@ class Hanoi(TaskBase):
 
     def text(self, answer: HanoiAnswer) -> str:
         """The answer as the model should write it, in this task's style."""
-        if self.style == "compact":
-            return self._compact.answer_compact(answer)
-        return answer_text(answer)
+        return self.fmt.text(answer)
 
     def wrong_answers(self, x: HanoiInput, count: int) -> list[HanoiAnswer]:
         """Plausible wrong answers for `x`, most tempting first (for the sim and tests)."""

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import re
 
-from .base import Flag, Parsed
-from .hanoi import HanoiAnswer, HanoiInput, Move, State, vote_key
+from .base import Constraint, Flag, Parsed
+from .hanoi_rules import HanoiAnswer, HanoiInput, Move, State, vote_key
 
 MAX_COMPACT_DISKS = 26
 LABELS = "abcdefghijklmnopqrstuvwxyz"
@@ -95,5 +95,26 @@ def compact_regex(n: int) -> str:
     return f"m={disk}[0-2][0-2];s=" + "".join(f"{_label(d)}[0-2]" for d in range(n, 0, -1))
 
 
-__all__ = ["render_compact", "answer_compact", "parse_compact", "compact_regex",
+class CompactFormat:
+    """The compact prompt/answer format for n disks (what hanoi.Hanoi uses for style
+    "compact"). The flag parser only: the format has no looser spelling to repair."""
+
+    name = "compact"
+    sim_prose = ""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.constraint = Constraint(regex=compact_regex(n))
+
+    def render(self, x: HanoiInput) -> list[dict[str, str]]:
+        return [{"role": "user", "content": render_compact(x)}]
+
+    def parse(self, text: str, repair: bool = False) -> Parsed | Flag:
+        return parse_compact(text, self.n)
+
+    def text(self, answer: HanoiAnswer) -> str:
+        return answer_compact(answer)
+
+
+__all__ = ["CompactFormat", "render_compact", "answer_compact", "parse_compact", "compact_regex",
            "state_compact", "move_compact", "MAX_COMPACT_DISKS"]

@@ -52,8 +52,53 @@ def operands(digits_a: int, digits_b: int, seed: int) -> tuple[int, int]:
     return rng.randrange(lo_a, 10 * lo_a), rng.randrange(lo_b, 10 * lo_b)
 
 
-_COMPACT_RE = re.compile(r"d=([0-9]);k=([0-9])")
-_PAPER_RE = re.compile(r"(?im)^[^\w\n]*digit\s*=\s*([0-9])\s*$\s*^[^\w\n]*carry\s*=\s*([0-9])\s*$")
+def _answer(m: re.Match[str]) -> Parsed:
+    d, k = int(m.group(1)), int(m.group(2))
+    return Parsed(f"{d},{k}", MulAnswer(d, k))
+
+
+class CompactFormat:
+    """The bundled step model's format: prompt `a=7;b=8;c=5;k=3`, answer `d=4;k=6`."""
+
+    constraint = Constraint(regex=r"d=[0-9];k=[0-9]")
+    _re = re.compile(r"d=([0-9]);k=([0-9])")
+
+    @staticmethod
+    def render(x: "MulInput") -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"a={x.a};b={x.b};c={x.c};k={x.k}"}]
+
+    @classmethod
+    def parse(cls, text: str) -> Parsed | Flag:
+        m = cls._re.fullmatch(text.strip())
+        return _answer(m) if m else Flag("parse", "not in the form d=<digit>;k=<carry>")
+
+    @staticmethod
+    def text(answer: "MulAnswer") -> str:
+        return f"d={answer.digit};k={answer.carry}"
+
+
+class PaperFormat:
+    """Instructions in words, answer on two lines (`digit = 4`, `carry = 6`): the last such
+    pair of lines, each key its line's first word, is the answer."""
+
+    constraint = Constraint(regex=r"digit = [0-9]\ncarry = [0-9]")
+    _re = re.compile(r"(?im)^[^\w\n]*digit\s*=\s*([0-9])\s*$\s*^[^\w\n]*carry\s*=\s*([0-9])\s*$")
+
+    @staticmethod
+    def render(x: "MulInput") -> list[dict[str, str]]:
+        user = (f"a = {x.a}\nb = {x.b}\nc = {x.c}\nk = {x.k}\n"
+                "Give the new digit and the carry out.")
+        return [{"role": "system", "content": PAPER_SYSTEM}, {"role": "user", "content": user}]
+
+    @classmethod
+    def parse(cls, text: str) -> Parsed | Flag:
+        ms = list(cls._re.finditer(text))
+        return (_answer(ms[-1]) if ms else
+                Flag("parse", "no 'digit = D' line followed by a 'carry = C' line"))
+
+    @staticmethod
+    def text(answer: "MulAnswer") -> str:
+        return f"digit = {answer.digit}\ncarry = {answer.carry}"
 
 PAPER_SYSTEM = """You are one step of a long multiplication done digit by digit.
 You are given one digit a of the first number, one digit b of the second number, the current
@@ -64,11 +109,14 @@ digit = <new digit>
 carry = <carry out>"""
 
 
+FORMATS = {"compact": CompactFormat, "paper": PaperFormat}
+
+
 class Multiply(TaskBase):
     """a x b by single-digit steps: digits(a) * digits(b) steps."""
 
     name = "multiply"
-    styles = ("compact", "paper")
+    styles = tuple(FORMATS)
     size_label = "steps"
     default_profile = "mul-step"  # models/mul-step: the bundled multiply step model
 
@@ -84,10 +132,7 @@ class Multiply(TaskBase):
         if self.m > MAX_DIGITS or self.n > MAX_DIGITS:
             raise ValueError(f"operands of at most {MAX_DIGITS:,} digits")
         self._row_cache: tuple[int, int] | None = None  # (j, A * (B mod 10^j))
-        if style == "compact":
-            self._constraint = Constraint(regex=r"d=[0-9];k=[0-9]")
-        else:
-            self._constraint = Constraint(regex=r"digit = [0-9]\ncarry = [0-9]")
+        self.fmt = FORMATS[style]  # the prompt/answer format: the only style switch
 
     # -------------------------------------------------------------- the plug-in's class side
     @classmethod
@@ -167,27 +212,13 @@ class Multiply(TaskBase):
         return self.input_at(0)
 
     def render(self, x: MulInput) -> list[dict[str, str]]:
-        if self.style == "compact":
-            return [{"role": "user", "content": f"a={x.a};b={x.b};c={x.c};k={x.k}"}]
-        user = (f"a = {x.a}\nb = {x.b}\nc = {x.c}\nk = {x.k}\n"
-                "Give the new digit and the carry out.")
-        return [{"role": "system", "content": PAPER_SYSTEM}, {"role": "user", "content": user}]
+        return self.fmt.render(x)
 
     def constraint(self, x: MulInput) -> Constraint:
-        return self._constraint
+        return self.fmt.constraint
 
     def parse(self, text: str, x: MulInput, repair: bool = False) -> Parsed | Flag:
-        if self.style == "compact":
-            m = _COMPACT_RE.fullmatch(text.strip())
-            if m is None:
-                return Flag("parse", "not in the form d=<digit>;k=<carry>")
-        else:
-            ms = list(_PAPER_RE.finditer(text))
-            if not ms:
-                return Flag("parse", "no 'digit = D' line followed by a 'carry = C' line")
-            m = ms[-1]
-        d, k = int(m.group(1)), int(m.group(2))
-        return Parsed(f"{d},{k}", MulAnswer(d, k))
+        return self.fmt.parse(text)
 
     def check_rules(self, x: MulInput, answer: MulAnswer) -> Flag | None:
         # the carry out of a*b + c + k is at most 9 (9*9 + 9 + 9 = 99)
@@ -216,9 +247,7 @@ class Multiply(TaskBase):
         return MulAnswer(int(d), int(k))
 
     def text(self, answer: MulAnswer) -> str:
-        if self.style == "compact":
-            return f"d={answer.digit};k={answer.carry}"
-        return f"digit = {answer.digit}\ncarry = {answer.carry}"
+        return self.fmt.text(answer)
 
     def wrong_answers(self, x: MulInput, count: int) -> list[MulAnswer]:
         """Plausible slips, most tempting first: the carry in forgotten, the accumulator
