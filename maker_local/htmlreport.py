@@ -129,7 +129,6 @@ def render(run_dir: Path) -> str:
         led.close()
     figs, bins = _figures(rep, s)
     st, sm = rep["steps"], rep["samples"]
-    task = rep["task"]
     title = f"{run_dir.name}: {rep['task_label']}, k={rep['k']}"
     err_cls = "ok" if st["errors"] == 0 else "bad"
     summary = _table(["", "value"], [

@@ -19,7 +19,7 @@ from maker_local.profiles import load_profile
 from maker_local.reasoning import answer_start, markers
 from maker_local.serving import server_commands
 from maker_local.tasks.hanoi import Hanoi
-from maker_local.types import Sample, SampleRequest
+from maker_local.types import SampleRequest
 
 THINK = ROOT / "models" / "hanoi-think" / "model"
 

@@ -234,7 +234,6 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     from ..engine.seeds import MAX_RUN_SEED, Temperatures
     from ..engine.voting import RULES
     from ..run import RunSpec
-    from ..tasks import task_class
 
     _choose("schedule", args.schedule, list(SCHEDULES))
     _choose("voting rule", args.rule, list(RULES))
