@@ -52,6 +52,13 @@ def parse_args(argv=None):
                          "--easy-max (a*b is 0, a or b: d depends on fewer digits), which "
                          "gives the units digit a signal to start from (a curriculum aid)")
     ap.add_argument("--easy-max", type=int, default=1)
+    ap.add_argument("--curriculum", action="store_true",
+                    help="start on the inputs with min(a, b) <= 0 (a*b = 0: d = (c+k) mod 10) "
+                         "and widen the set (min(a, b) <= m, m = 1..9) each time greedy is "
+                         "right on >= --advance of the current set; --cur-frac of every batch "
+                         "from the current set, the rest from the shuffled pass over all")
+    ap.add_argument("--cur-frac", type=float, default=0.75)
+    ap.add_argument("--advance", type=float, default=0.98)
     ap.add_argument("--eval-every", type=int, default=40, help="optimizer steps")
     ap.add_argument("--stop-p", type=float, default=0.9995,
                     help="stop when greedy is right on all inputs and min p_i >= this")
@@ -100,7 +107,9 @@ def main(argv=None) -> int:
     all_ids = all_ids.to(device)
     n_all = len(xs)
     easy = [i for i, x in enumerate(xs) if min(x[0], x[1]) <= a.easy_max]
+    levels = [[i for i, x in enumerate(xs) if min(x[0], x[1]) <= m] for m in range(10)]
     step, elapsed, epoch, perm, pos = 0, 0.0, 0, [], 0
+    level = 0 if a.curriculum else 9
     hard: list[tuple[int, float]] = []  # (input index, p at the last evaluation)
     history: list[dict] = []
     if a.grow_from and not (ckpt.exists() and not a.fresh):
@@ -125,6 +134,7 @@ def main(argv=None) -> int:
         step, elapsed, epoch, perm, pos = (st["step"], st["elapsed"], st["epoch"], st["perm"],
                                            st["pos"])
         hard, history = st["hard"], st["history"]
+        level = st.get("level", level)
         rng.setstate(st["rng"])
         torch.set_rng_state(st["torch_rng"])
         print(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
@@ -137,7 +147,7 @@ def main(argv=None) -> int:
         tmp = ckdir / "last.pt.tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                     "elapsed": elapsed, "epoch": epoch, "perm": perm, "pos": pos,
-                    "hard": hard, "history": history, "done": done, "rng": rng.getstate(),
+                    "hard": hard, "history": history, "level": level, "done": done, "rng": rng.getstate(),
                     "torch_rng": torch.get_rng_state(), "args": vars(a),
                     "config": cfg.to_dict()}, tmp)
         os.replace(tmp, ckpt)
@@ -164,8 +174,9 @@ def main(argv=None) -> int:
     agg_loss, agg_n = 0.0, 0
     converged = False
     while True:
-        n_hard = min(int(a.batch * a.hard_frac), len(hard) * 4) if hard else 0
-        n_easy = int(a.batch * a.easy_frac)
+        n_hard = min(int(a.batch * a.hard_frac), len(hard) * 4) if hard and level == 9 else 0
+        n_easy = int(a.batch * (a.cur_frac if level < 9 else a.easy_frac))
+        cur = levels[level] if level < 9 else easy
         n_perm = a.batch - n_hard - n_easy
         idx = []
         while len(idx) < n_perm:
@@ -178,7 +189,7 @@ def main(argv=None) -> int:
             idx += perm[pos:pos + take]
             pos += take
         if n_easy:
-            idx += [rng.choice(easy) for _ in range(n_easy)]
+            idx += [rng.choice(cur) for _ in range(n_easy)]
         if n_hard:
             idx += rng.choices([i for i, _ in hard], weights=[1.0 - q + 1e-6 for _, q in hard],
                                k=n_hard)
@@ -213,13 +224,22 @@ def main(argv=None) -> int:
                    "greedy_wrong": int((~ok).sum()), "p_min": float(p.min()),
                    "p_mean": float(p.mean()), "below_0.99": int((p < 0.99).sum()),
                    "below_0.999": int((p < 0.999).sum()), "hard": len(hard)}
+            if level < 9:
+                sel = torch.tensor(levels[level])
+                acc = float(ok[sel].float().mean())
+                rec.update(level=level, level_greedy_right=round(acc, 4))
+                print(f"curriculum level {level} ({len(sel)} inputs): greedy right {acc:.4f}",
+                      flush=True)
+                while level < 9 and float(ok[torch.tensor(levels[level])].float().mean()) >= a.advance:
+                    level += 1
+                    print(f"-> level {level} ({len(levels[level])} inputs)", flush=True)
             history.append(rec)
             print(f"eval  step {step}  greedy_wrong {rec['greedy_wrong']}  "
                   f"p_min {rec['p_min']:.6f}  p_mean {rec['p_mean']:.6f}  "
                   f"<.99 {rec['below_0.99']}  <.999 {rec['below_0.999']}  "
                   f"({time.time() - t_e:.1f}s)", flush=True)
             t_last = time.time()  # evaluation time is not training time
-            converged = rec["greedy_wrong"] == 0 and rec["p_min"] >= a.stop_p
+            converged = level == 9 and rec["greedy_wrong"] == 0 and rec["p_min"] >= a.stop_p
         stop = a.max_minutes and (now - t_run) > a.max_minutes * 60
         give_up = elapsed > a.give_up_minutes * 60
         if converged or give_up or stop or now - t_ck > a.ckpt_every:
