@@ -206,13 +206,14 @@ class Schedule:
             for step in failed:
                 if step in self.pending:
                     self.pending[step].next_index = first[step]
+        pending = self.pending
         for req, samples in zip(requests, results):
             step = req.step
-            st = self.pending.get(step)
+            st = pending.get(step)
             if st is None or len(samples) != req.n:
                 raise ValueError(f"backend answered step {step} with {len(samples)} "
                                  f"samples for n={req.n}")
-            if step in failed:
+            if failed and step in failed:
                 continue
             if step != cache_step:
                 cache, cache_step = {}, step
@@ -294,9 +295,12 @@ class Schedule:
             if divergent and self.cfg.follow == "draft":
                 divergent = 0  # counted as an error above; the chain keeps to the draft
                 win = st.ref.key
-            answer = st.ref.answer if st.ref is not None and win == st.ref.key \
-                else task.answer_from_key(win)
-            self.chain_x = task.next_input(st.x, answer)
+            on_draft = st.ref is not None and win == st.ref.key
+            answer = st.ref.answer if on_draft else task.answer_from_key(win)
+            nxt = self.pending.get(self.done)
+            # on the draft, the next step's input (already in the window) is this one
+            self.chain_x = nxt.x if on_draft and nxt is not None else task.next_input(st.x,
+                                                                                      answer)
             if divergent or self.mode == "sequential" or self.frontier == self.done:
                 # the chain leaves the draft (or has no draft): later inputs start from here
                 if divergent:

