@@ -359,9 +359,14 @@ def card_classes(profile: Profile, task: Any, temperature: float
     if abs(float(card.get("temperature", -1)) - temperature) > 1e-9:
         return None
     rows = [r for r in card.get("classes", [])
-            if r.get("size") == size and r.get("p")]
+            if r.get("size") in (size, "all") and r.get("p")]
     if not rows:
         return None
-    table = {task.class_name(r): (int(r["class_steps"]), [float(v) for v in r["p"]])
+    # a row counts its own steps (Hanoi's, per disk count), or the task counts its steps by
+    # class for this run (multiply: how often each input occurs)
+    counts = task.class_counts() if any("class_steps" not in r for r in rows) else {}
+    table = {task.class_name(r): (int(r["class_steps"]) if "class_steps" in r
+                                  else counts.get(r["class"], 0), [float(v) for v in r["p"]])
              for r in rows}
+    table = {c: v for c, v in table.items() if v[0] > 0}  # classes this run never meets
     return table, f"{path.parent.name}/{path.name}: {task.label()} at T={temperature:g}"

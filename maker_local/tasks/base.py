@@ -130,6 +130,11 @@ class TaskBase:
         """A class of steps in a model card's class table (card_classes.json rows)."""
         return f"{self.label()}, {row.get('kind', 'class')} {row.get('class', '')}".strip()
 
+    def class_counts(self) -> dict[str, int]:
+        """Steps of this task per class of a model card's class table (for cards whose rows
+        do not count them); default: none."""
+        return {}
+
     def check_rules(self, x: Any, answer: Any) -> Flag | None:
         return None
 

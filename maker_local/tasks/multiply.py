@@ -181,6 +181,21 @@ class Multiply(TaskBase):
     def label(self) -> str:
         return f"{self.m} x {self.n} digits ({self.num_steps():,} steps)"
 
+    def class_counts(self) -> dict[str, int]:
+        """How many steps of this product see each input 'a,b,c,k' (a model card's classes:
+        k auto weighs each input's exact p_i by how often the run meets it)."""
+        counts: dict[str, int] = {}
+        x = self.initial()
+        for _ in range(self.num_steps()):  # the reference chain: O(steps) big-int updates
+            key = f"{x.a},{x.b},{x.c},{x.k}"
+            counts[key] = counts.get(key, 0) + 1
+            x = self.next_input(x, self.reference(x).answer)
+        return counts
+
+    def class_name(self, row: dict[str, Any]) -> str:
+        a, b, c, k = row["class"].split(",")
+        return f"input a={a} b={b} c={c} k={k}"
+
     # ---------------------------------------------------------------------------- the task
     def num_steps(self) -> int:
         return self.m * self.n

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     out = Path(a.out)
     info_path = out.parent / "train_info.json"
     info = json.loads(info_path.read_text())
-    info.update(epoch=st["epoch"], converged=bool(st.get("done")),
+    info.update(epoch=st["epoch"], converged=bool(st.get("done")), level=st.get("level"),
                 last_eval=st["history"][-1] if st["history"] else None,
                 evals=len(st["history"]))
     info_path.write_text(json.dumps(info, indent=2) + "\n")

@@ -74,6 +74,11 @@ def parse_args(argv=None):
                          "layers' output projections (o_proj, down_proj) zero, so the model "
                          "first computes what the old one did; fresh optimizer and schedule")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--init", default="",
+                    help="with no checkpoint: start from an exported model folder (e.g. "
+                         "models/mul-step/model), so training continues from what is committed")
+    ap.add_argument("--start-level", type=int, default=None,
+                    help="curriculum level to start at with --init (train_info.json has it)")
     return ap.parse_args(argv)
 
 
@@ -127,6 +132,12 @@ def main(argv=None) -> int:
         history = [dict(h, stage="grown-from") for h in old["history"]]
         print(f"grown from {a.grow_from} (step {old['step']}, {old['elapsed'] / 60:.1f} min, "
               f"{old['config']['num_hidden_layers']} layers): new layers {new}", flush=True)
+    if a.init and not (ckpt.exists() and not a.fresh):
+        src = LlamaForCausalLM.from_pretrained(a.init, dtype=torch.float32)
+        model.load_state_dict(src.state_dict())
+        if a.start_level is not None:
+            level = a.start_level
+        print(f"initialised from {a.init} (curriculum level {level})", flush=True)
     if ckpt.exists() and not a.fresh:
         st = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(st["model"])
