@@ -10,8 +10,6 @@ from ..backends import BACKENDS, unknown
 from ..errors import UsageError
 from . import checks
 
-EMBEDDED_PROFILE = "hanoi-step"  # the bundled step model: what runs when nothing is named
-# (a task names its own with `default_profile`; this one is Hanoi's)
 PAPER_DEFAULTS = {"max_tokens": 750, "temperature": 0.1,
                   "temperature_first": 0.0}
 
@@ -116,17 +114,16 @@ def resolve(args: argparse.Namespace) -> Any:
         raise UsageError(unknown("backend", args.backend, list(BACKENDS)))
     nothing_named = (args.backend is None and args.profile is None and args.model is None
                      and not args.base_url)
-    embedded = EMBEDDED_PROFILE
-    if getattr(args, "task", None):
+    profile_name = args.profile
+    if nothing_named:  # the embedded default: the task's bundled step model
         from ..tasks import task_class
         try:
-            embedded = getattr(task_class(args.task), "default_profile", None)
+            profile_name = getattr(task_class(args.task), "default_profile", None)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    if nothing_named and embedded is None:
-        raise UsageError(f"task {args.task} has no bundled model: name one with --profile or "
-                         "--model (and --backend), or try --backend sim")
-    profile_name = embedded if nothing_named else args.profile
+        if profile_name is None:
+            raise UsageError(f"task {args.task} has no bundled model: name one with --profile "
+                             "or --model (and --backend), or try --backend sim")
     if args.backend is None:
         if args.base_url:
             args.backend = "vllm-http"
