@@ -7,7 +7,7 @@ A schedule emits `SampleRequest`s; a backend answers each with `n` `Sample`s, in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from .tasks.base import Constraint
 
@@ -15,34 +15,25 @@ from .tasks.base import Constraint
 class SampleRequest:
     """`n` samples of one prompt. Sample j uses seed `seed + j` (vLLM's rule for n > 1).
 
-    `messages` may be given, or rendered on first use from `x` by `render` (the sim never
-    needs the prompt text, so a million-step sim run never builds a million prompts).
-    `reference` is an oracle hint that only the sim reads (the task's right answer for `x`).
+    Plain data, no callbacks and no oracle: `messages` is the rendered prompt (the schedule
+    renders it from `x` with the task; None when the backend said it reads no prompts, as the
+    sim does: a million-step sim run never builds a million prompts). A backend that needs more
+    about the step (the sim's right and wrong answers) asks the task, from `x`.
     `draft` is the draft answer's text when the schedule has one (rounds over a reference):
     engines that can sample against a draft (engine/draft.py) draw exact samples from one
     prefill of prompt + draft; the samples' distribution does not depend on it.
     """
 
-    __slots__ = ("step", "x", "_messages", "n", "temperature", "max_tokens", "seed",
-                 "constraint", "first_index", "render", "reference", "draft")
+    __slots__ = ("step", "x", "messages", "n", "temperature", "max_tokens", "seed",
+                 "constraint", "first_index", "draft")
 
     def __init__(self, step: int, x: Any, messages: list[dict[str, str]] | None, n: int,
                  temperature: float, max_tokens: int, seed: int,
                  constraint: Constraint | None = None, first_index: int = 0,
-                 render: Callable[[Any], list[dict[str, str]]] | None = None,
-                 reference: Any = None, draft: str | None = None):
-        self.step, self.x, self._messages, self.n = step, x, messages, n
+                 draft: str | None = None):
+        self.step, self.x, self.messages, self.n = step, x, messages, n
         self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
-        self.constraint, self.first_index = constraint, first_index
-        self.render, self.reference, self.draft = render, reference, draft
-
-    @property
-    def messages(self) -> list[dict[str, str]]:
-        if self._messages is None:
-            if self.render is None:
-                raise ValueError("SampleRequest has neither messages nor a render function")
-            self._messages = self.render(self.x)
-        return self._messages
+        self.constraint, self.first_index, self.draft = constraint, first_index, draft
 
     def __repr__(self) -> str:
         return (f"SampleRequest(step={self.step}, n={self.n}, temperature={self.temperature}, "
@@ -69,6 +60,9 @@ class Backend(Protocol):
     """Where samples come from. `name` is what the ledger records."""
 
     name: str
+    # False for a backend that never reads `SampleRequest.messages` (the sim): the schedule
+    # then renders no prompts
+    reads_prompts: bool
 
     def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]: ...
     def describe(self) -> dict[str, Any]: ...

@@ -53,7 +53,7 @@ def in_memory(disks: int) -> tuple[float, int, list]:
     from maker_local.tasks.hanoi import Hanoi
 
     task = Hanoi(disks)
-    sched = Schedule(task, VoteConfig(k=3))
+    sched = Schedule(task, VoteConfig(k=3, prompts=False))  # as solve does for the sim
     sim = SimBackend(task, SimModel(error=0.0022, valid=0.97))
     t0 = time.perf_counter()
     samples, requests = 0, []

@@ -55,9 +55,8 @@ def round_requests(a: argparse.Namespace):
     start = (task.num_steps() // 2 - a.steps // 2) if a.start is None else a.start
     cfg = VoteConfig(k=a.k, max_tokens=64, temperatures=Temperatures(0.0, a.temperature),
                      constrained=False, drafts=True, window=a.steps)
+    # the schedule renders the prompts now, outside the timed part (the same for both)
     reqs = Schedule(task, cfg, "rounds", start, start + a.steps).next_batch()
-    for r in reqs:
-        r.messages  # render now, outside the timed part (the same for both)
     return task, start, reqs
 
 
@@ -73,7 +72,8 @@ def right_share(task, reqs, results) -> float:
         for s in samples:
             total += 1
             got = task.parse(s.text, r.x) if s.finish_reason == "stop" else None
-            good += bool(got is not None and getattr(got, "key", None) == r.reference.key)
+            good += bool(got is not None and getattr(got, "key", None)
+                         == task.reference(r.x).key)
     return good / max(1, total)
 
 

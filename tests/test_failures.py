@@ -147,8 +147,9 @@ def backend(url, **kw):
 
 def request(task, step=3, n=2, index=1):
     from maker_local.engine.seeds import sample_seed
-    return SampleRequest(step, task.input_at(step), None, n, 0.1, 64, sample_seed(0, step, index),
-                         first_index=index, render=task.render)
+    x = task.input_at(step)
+    return SampleRequest(step, x, task.render(x), n, 0.1, 64, sample_seed(0, step, index),
+                         first_index=index)
 
 
 # ------------------------------------------------------------------------- one request

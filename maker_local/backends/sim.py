@@ -70,6 +70,7 @@ class SimModel:
 
 class SimBackend:
     name = "sim"
+    reads_prompts = False  # it asks the task for what it needs: the schedule renders nothing
     default_window = 131072  # the sim is cheap per step: wide windows mean few rounds
 
     def __init__(self, task: Any, model: SimModel):
@@ -113,9 +114,9 @@ class SimBackend:
 
         out: list[list[Sample]] = []
         prose = getattr(task, "sim_prose", "")  # the task's words before an answer
-        # prompt tokens: chars/4 of the batch's first prompt (Hanoi prompts of one run differ
-        # by a few characters at most; rendering every prompt would dominate the sim's cost)
-        tin = sum(len(m["content"]) for m in requests[0].messages) // 4 if requests else 0
+        # prompt tokens: chars/4 of the batch's first prompt (a task's prompts differ by a few
+        # characters at most; rendering every prompt would dominate the sim's cost)
+        tin = sum(len(m["content"]) for m in task.render(requests[0].x)) // 4 if requests else 0
         caps = np.repeat(np.fromiter((r.max_tokens for r in requests), np.int64,
                                      len(requests)), ns)
         # requests whose samples are all right, well formed and under the cap (most of them)
@@ -129,7 +130,7 @@ class SimBackend:
         for r, easy in zip(requests, plain):
             if r.x is not last_x:  # a step's requests are adjacent: one right text per step
                 last_x = r.x
-                ref = r.reference if r.reference is not None else task.reference(r.x)
+                ref = task.reference(r.x)  # the sim's hints come from the task alone
                 # a chain that left the rules can reach a state with no right answer at all
                 right = _NO_ANSWER if ref is None else prose + task.text(ref.answer)
             end = pos + r.n

@@ -237,7 +237,8 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
                               # random weights are never right: keep full rounds by staying
                               # on the draft instead of re-deriving it after every divergence
                               follow="draft" if args.dummy_weights else "vote",
-                              rule=args.rule)
+                              rule=args.rule,
+                              prompts=getattr(backend, "reads_prompts", True))
         except ValueError as e:
             raise UsageError(str(e)) from None
         print(f"maker-local bench: {args.warmup:,} warm-up + {args.steps:,} timed steps from "

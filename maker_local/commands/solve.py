@@ -269,7 +269,8 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
                           temperatures=Temperatures(args.temperature_first, args.temperature),
                           rules=args.rules, max_samples=args.max_samples, window=window,
                           keep_text=args.keep_text, constrained=not args.unconstrained,
-                          drafts=bool(getattr(backend, "uses_draft", False)), rule=args.rule)
+                          drafts=bool(getattr(backend, "uses_draft", False)), rule=args.rule,
+                          prompts=getattr(backend, "reads_prompts", True))
     except ValueError as e:
         raise UsageError(str(e)) from None
     return RunSpec(task, backend, vote, args.schedule, extra, steps)

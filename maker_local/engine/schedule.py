@@ -50,6 +50,8 @@ class VoteConfig:
     # attach the draft answer's text to requests (for backends that sample against a draft)
     drafts: bool = False
     rule: str = DEFAULT_RULE  # the voting rule (engine/voting.py RULES)
+    # render each request's prompt (False when the backend reads none: the sim)
+    prompts: bool = True
 
 
 class StuckStep(Exception):
@@ -152,7 +154,7 @@ class Schedule:
         """Requests for the next round (empty when the run is finished)."""
         self._fill()
         cfg, temps, task = self.cfg, self.cfg.temperatures, self.task
-        render = task.render
+        render = task.render if cfg.prompts else None
         constraint = task.constraint if cfg.constrained else None
         run_seed, cap, drafts, budget = cfg.run_seed, cfg.max_tokens, cfg.drafts, cfg.max_samples
         out: list[SampleRequest] = []
@@ -167,14 +169,14 @@ class Schedule:
                 raise StuckStep(st.step, st.samples, dict(voter.counts))
             step, x, ref = st.step, st.x, st.ref
             con = constraint(x) if constraint is not None else None
+            msgs = render(x) if render is not None else None  # shared by the step's requests
             draft = task.text(ref.answer) if drafts and ref is not None else None
             seed0 = sample_seed(run_seed, step, 0)  # vote i has seed seed0 + i (i < 2^16)
             while need > 0:
                 # the first vote of a step may be greedy: its own request of n=1
                 t = temps.at(i)
                 n = 1 if t != temps.at(i + 1) else need
-                append(SampleRequest(step, x, None, n, t, cap, seed0 + i, con, i, render, ref,
-                                     draft))
+                append(SampleRequest(step, x, msgs, n, t, cap, seed0 + i, con, i, draft))
                 i += n
                 need -= n
             st.next_index = i
