@@ -25,11 +25,13 @@ def hardest(led: Ledger, k: int, count: int = 5) -> list[dict[str, Any]]:
     return reads.hardest_steps(led, k, count)
 
 
-def build_report(run_dir: Path) -> dict[str, Any]:
+def build_report(run_dir: Path, verdict: Any = None) -> dict[str, Any]:
+    """The report of a run's ledger. `verdict`: the ledger's integrity as the run that just
+    wrote it knows it (`Ledger.chain_verdict`); without one, every digest is re-read."""
     led = Ledger.read(run_dir)
     try:
         report = _build(led)
-        report["ledger"] = led.verify().as_dict()
+        report["ledger"] = (verdict or led.verify()).as_dict()
         return report
     finally:
         led.close()
@@ -193,7 +195,5 @@ def format_report(r: dict[str, Any]) -> str:
     if "ledger" in r:
         from .store.integrity import Verdict
         v = r["ledger"]
-        verdict = Verdict(v["verified"], v["rounds"], v["unverified_rounds"], v["head"],
-                          v["altered_round"], None, v["problem"])
-        lines.append(f"ledger     {verdict.line()}")
+        lines.append(f"ledger     {Verdict.from_dict(v).line()}")
     return "\n".join(lines)

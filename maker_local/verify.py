@@ -139,8 +139,7 @@ def format_verify(r: dict[str, Any]) -> str:
     from .store.integrity import Verdict
 
     c = r["chain"]
-    chain = Verdict(c["verified"], c["rounds"], c["unverified_rounds"], c["head"],
-                    c["altered_round"], None, c["problem"]).line()
+    chain = Verdict.from_dict(c).line()
     d, i, e = r["decisions"], r["inputs"], r["errors"]
     lines = [f"chain      {chain}",
              f"decisions  {d['checked']:,} replayed under "

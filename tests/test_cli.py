@@ -39,7 +39,10 @@ def test_solve_and_report_agree_with_the_ledger(cli, tmp_path):
     code, out, _ = cli("report", run, "--json")
     assert code == 0
     rep = json.loads(out)
-    assert rep == r | {"wall_seconds": rep["wall_seconds"]}
+    assert rep == r | {"wall_seconds": rep["wall_seconds"], "ledger": rep["ledger"]}
+    # the solve's chain as written is the chain report reads back
+    assert r["ledger"]["checked"] == "as written" and rep["ledger"]["checked"] == "re-read"
+    assert r["ledger"] | {"checked": "re-read"} == rep["ledger"]
     con = sqlite3.connect(run / "ledger.sqlite")
 
     def q(sql):

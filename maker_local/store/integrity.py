@@ -83,19 +83,34 @@ class Verdict:
     round: int | None = None  # the first altered round
     steps: tuple[int, int] | None = None  # the steps whose rows that round holds
     problem: str | None = None
+    # "re-read": every digest computed again from the file (`verify`); "as written": the
+    # rounds a run wrote were chained from the rows it wrote, in the same transactions, and
+    # the rounds before them re-read when it was resumed (`Ledger.chain_verdict`)
+    checked: str = "re-read"
 
     def as_dict(self) -> dict[str, Any]:
         return {"verified": self.ok, "rounds": self.rounds, "unverified_rounds": self.unverified,
                 "head": self.head, "altered_round": self.round,
                 "altered_steps": list(self.steps) if self.steps else None,
-                "problem": self.problem}
+                "problem": self.problem, "checked": self.checked}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Verdict":
+        steps = d.get("altered_steps")
+        return cls(d["verified"], d["rounds"], d["unverified_rounds"], d["head"],
+                   d["altered_round"], tuple(steps) if steps else None, d["problem"],
+                   d.get("checked", "re-read"))
 
     def line(self) -> str:
         if self.ok is None:
             return "not verifiable (written before maker-local kept checksums)"
         if self.ok:
             extra = f", {self.unverified} older unverified" if self.unverified else ""
-            return f"verifies ({self.rounds} rounds{extra}; head {self.head[:16]})"
+            head = f"; head {self.head[:16]}" if self.head else ""
+            if self.checked == "as written":
+                return (f"chained as written ({self.rounds} rounds{extra}{head}); "
+                        "`maker-local verify` re-reads it")
+            return f"verifies ({self.rounds} rounds{extra}{head})"
         return f"ALTERED: {self.problem}"
 
 

@@ -115,6 +115,9 @@ class Ledger:
     def __init__(self, path: Path, con: sqlite3.Connection, lock: int):
         self.path, self.con, self._lock = path, con, lock
         self._head: str | None = None  # digest of the last round (set when writing)
+        # what this process knows of the chain: rounds it re-read (`verify`, at a resume)
+        # and rounds it wrote; None when neither covers the whole ledger
+        self._known: integrity.Verdict | None = None
 
     # ----------------------------------------------------------------------- open / create
     @staticmethod
@@ -167,6 +170,7 @@ class Ledger:
         con = _connect(path)
         led = cls(path, con, lock)
         led._migrate()
+        led._known = integrity.Verdict(True, checked="as written")  # nothing to re-read yet
         with led.transaction():
             con.executemany("INSERT INTO meta VALUES (?, ?)", [
                 ("config", json.dumps(config, sort_keys=True)),
@@ -263,10 +267,26 @@ class Ledger:
                         str(rnd))
             con.execute("INSERT INTO rounds VALUES (?,?,?,?,?,?,?)", (*round_row, digest))
         self._head = digest
+        if self._known is not None:
+            self._known.rounds += 1
+            self._known.head = digest
 
     def verify(self) -> "integrity.Verdict":
         """Check every round's digest against its rows (see integrity.py)."""
-        return integrity.verify(self.con)
+        verdict = integrity.verify(self.con)
+        if verdict.ok:  # what this process writes next extends a chain it has checked
+            self._known = integrity.Verdict(True, verdict.rounds, verdict.unverified,
+                                            verdict.head, checked="as written")
+        return verdict
+
+    def chain_verdict(self) -> "integrity.Verdict | None":
+        """The chain as this process knows it without reading the file again: the rounds
+        `verify` re-read when the ledger was opened plus every round written since, each
+        digest computed from the rows written in the same transaction. None when this
+        process neither created the ledger nor verified it (then re-read it: `verify`)."""
+        if self._known is None:
+            return None
+        return integrity.Verdict(**vars(self._known))
 
     def write_failures(self, round_: int, failed: list[tuple[Any, Any]]) -> None:
         """Count failed attempts at requests: (SampleRequest, its first error Sample) pairs."""
