@@ -124,3 +124,34 @@ def test_follow_draft_counts_divergences_but_keeps_the_draft():
     assert sched.epoch == 0
     assert all(r.x == task.input_at(r.step) for r in reqs)  # every input is the reference's
     assert max(d.decided_round for d in decided) < 10  # a few full rounds, not one step at a time
+
+
+@pytest.mark.parametrize("mode,k,error", [("rounds", 1, 0.3), ("rounds", 3, 0.2),
+                                          ("sequential", 2, 0.2)])
+def test_round_rows_come_in_the_order_the_ledger_hashes_them(mode, k, error):
+    """write_round hashes a schedule's rows as they come (RoundRows.ordered): samples by
+    (step, idx), answers by (step, epoch, id), decisions by step, in every round, across
+    divergences and red flags; and every value is of the type SQLite returns for it."""
+    task = Hanoi(7)
+    sched = Schedule(task, VoteConfig(k=k, window=16, temperatures=Temperatures(0, 1)), mode)
+    sim = SimBackend(task, SimModel(error=error, valid=0.8, seed=4))
+    divergent = 0
+    while not sched.finished:
+        try:
+            reqs = sched.next_batch()
+        except StuckStep:  # a chain that left the rules can reach a state with no answer
+            break
+        rows = sched.accept(reqs, sim.sample(reqs))
+        assert rows.ordered
+        for got, key in ((rows.samples, lambda r: (r.step, r.idx)),
+                         (rows.answers, lambda r: (r.step, r.epoch, r.id)),
+                         (rows.decided, lambda r: r.step)):
+            keys = [key(r) for r in got]
+            assert keys == sorted(keys) and len(set(keys)) == len(keys)
+        for r in rows.samples:
+            assert type(r.temperature) is float
+            assert all(type(v) is int for v in (r.step, r.idx, r.epoch, r.round, r.seed,
+                                                   r.tokens_in, r.tokens_out,
+                                                   r.tokens_reasoning))
+        divergent += sum(d.divergent for d in rows.decided)
+    assert mode == "sequential" or k > 1 or divergent > 0  # the hard case was met

@@ -94,6 +94,10 @@ class RoundRows:
     flags: dict[str, int] = field(default_factory=dict)
     valid: int = 0
     errors: int = 0  # final decisions that disagree with the reference
+    # samples by (step, idx), answers by (step, epoch, id), decisions by step: the order
+    # the ledger hashes them in (a schedule makes them so: requests go out by step and
+    # vote index, and their samples are counted in that order)
+    ordered: bool = False
 
     @property
     def n_samples(self) -> int:
@@ -186,7 +190,7 @@ class Schedule:
     @gc_paused()
     def accept(self, requests: list[SampleRequest], results: list[list[Sample]]) -> RoundRows:
         """Count the votes of one round; return the rows to persist."""
-        rows = RoundRows(self.round)
+        rows = RoundRows(self.round, ordered=True)
         task, cfg, epoch, rnd = self.task, self.cfg, self.epoch, self.round
         rules, run_seed = cfg.rules, cfg.run_seed
         out, flags, answers = rows.samples, rows.flags, rows.answers
@@ -223,7 +227,7 @@ class Schedule:
                 st.last_round = rnd
                 st.rounds += 1
                 spans.setdefault(step, len(out))
-            voter, temp, x, seen = st.voter, req.temperature, st.x, st.answers
+            voter, temp, x, seen = st.voter, float(req.temperature), st.x, st.answers
             idx = req.first_index
             seed = sample_seed(run_seed, step, idx)  # vote idx + j has seed + j
             st.samples += len(samples)
@@ -250,8 +254,9 @@ class Schedule:
                     aid, flag, detail = None, got.reason, got.detail
                     flags[flag] = flags.get(flag, 0) + 1
                 lat = s.latency  # round() only when there is a latency (the sim has none)
+                # ints as SQLite returns them (a backend may count with numpy)
                 append(SampleRow(step, idx, epoch, rnd, seed, temp, aid, flag, detail,
-                                 s.tokens_in, s.tokens_out, s.tokens_reasoning,
+                                 int(s.tokens_in), int(s.tokens_out), int(s.tokens_reasoning),
                                  round(lat * 1000.0, 3) if lat else lat * 1000.0, text))
                 idx += 1
                 seed += 1

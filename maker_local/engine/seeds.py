@@ -33,8 +33,8 @@ class Temperatures:
     def __init__(self, first: float = 0.0, rest: float = 0.1):
         if first < 0 or rest < 0:
             raise ValueError("temperatures must be >= 0")
-        self.first = first
-        self.rest = rest
+        self.first = float(first)  # floats, as the ledger's REAL column returns them
+        self.rest = float(rest)
 
     def at(self, index: int) -> float:
         return self.first if index == 0 else self.rest

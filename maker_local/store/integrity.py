@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 from ..gcpause import gc_paused
 from ..records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
-                       decision_values)
+                       decision_values, sample_values)
 
 VERSION = "maker-local ledger digest v1"
 CHUNK = 20000  # rows hashed per update when writing (bounds memory)
@@ -36,12 +36,8 @@ def genesis(config_json: str) -> str:
     return hashlib.sha256(f"{VERSION}\n{config_json}".encode()).hexdigest()
 
 
-def _sample_row(r: SampleRow) -> tuple:
-    # each column as the Python type SQLite will return for it (REAL -> float, INTEGER -> int);
-    # not latency_ms: timings are not what a run found
-    return (int(r.step), int(r.idx), int(r.epoch), int(r.round), int(r.seed),
-            float(r.temperature), r.answer, r.flag, r.detail, int(r.tokens_in),
-            int(r.tokens_out), int(r.tokens_reasoning), r.text)
+# a sample's columns as hashed: all but latency_ms (timings are not what a run found)
+_hashed_sample = itemgetter(*(i for i, c in enumerate(columns(SampleRow)) if c != "latency_ms"))
 
 
 def table_digest(rows: Iterable[Iterable[Any]]) -> Any:
@@ -67,9 +63,18 @@ def round_digest(prev: str, round_row: tuple, samples: Iterable[SampleRow],
     requests, samples, decided); samples sorted by (step, idx), answers by (step, epoch, id),
     decided by step (each hashed as its table's columns in order, not the `round` added for
     this)."""
-    return chain(prev, round_row, table_digest(map(_sample_row, samples)),
-                 table_digest(map(answer_values, answers)),
-                 table_digest(map(decision_values, decided)))
+    return values_digest(prev, round_row, map(sample_values, samples),
+                         map(answer_values, answers), map(decision_values, decided))
+
+
+def values_digest(prev: str, round_row: tuple, samples: Iterable[tuple],
+                  answers: Iterable[tuple], decided: Iterable[tuple]) -> str:
+    """`round_digest` from the rows' column tuples (`records.sample_values` etc.: the tuples
+    the ledger inserts), in the same order. Each value must be of the Python type SQLite
+    returns for its column (int, float for REAL, str, None: what the schedule makes), so
+    that hashing what was written and hashing what is read back agree."""
+    return chain(prev, round_row, table_digest(map(_hashed_sample, samples)),
+                 table_digest(answers), table_digest(decided))
 
 
 @dataclass

@@ -255,16 +255,19 @@ class Ledger:
         con = self.con
         rnd = int(rows.round)
         round_row = (rnd, started, finished, requests, len(rows.samples), len(rows.decided))
-        digest = integrity.round_digest(
-            self.head(), round_row, sorted(rows.samples, key=attrgetter("step", "idx")),
-            sorted(rows.answers, key=attrgetter("step", "epoch", "id")),
-            sorted(rows.decided, key=attrgetter("step")))
+        samples, answers, decided = rows.samples, rows.answers, rows.decided
+        if not getattr(rows, "ordered", False):  # a schedule's rows come in key order
+            samples = sorted(samples, key=attrgetter("step", "idx"))
+            answers = sorted(answers, key=attrgetter("step", "epoch", "id"))
+            decided = sorted(decided, key=attrgetter("step"))
+        # each row's column tuple, made once: hashed, then inserted
+        s, a, d = (list(map(sample_values, samples)), list(map(answer_values, answers)),
+                   list(map(decision_values, decided)))
+        digest = integrity.values_digest(self.head(), round_row, s, a, d)
         with self.transaction():
-            _insert_all(con, "samples", SampleRow, list(map(sample_values, rows.samples)))
-            _insert_all(con, "answers", AnswerRow, list(map(answer_values, rows.answers)),
-                        str(rnd))
-            _insert_all(con, "decided", DecisionRow, list(map(decision_values, rows.decided)),
-                        str(rnd))
+            _insert_all(con, "samples", SampleRow, s)
+            _insert_all(con, "answers", AnswerRow, a, str(rnd))
+            _insert_all(con, "decided", DecisionRow, d, str(rnd))
             con.execute("INSERT INTO rounds VALUES (?,?,?,?,?,?,?)", (*round_row, digest))
         self._head = digest
         if self._known is not None:
