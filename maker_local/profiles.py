@@ -362,7 +362,7 @@ def card_classes(profile: Profile, task: Any, temperature: float
             if r.get("size") in (size, "all") and r.get("p")]
     if not rows:
         return None
-    # a row counts its own steps (Hanoi's, per disk count), or the task counts its steps by
+    # a row counts its own steps (per size), or the task counts its steps by
     # class for this run (multiply: how often each input occurs)
     counts = task.class_counts() if any("class_steps" not in r for r in rows) else {}
     table = {task.class_name(r): (int(r["class_steps"]) if "class_steps" in r

@@ -136,7 +136,7 @@ def plot(run_dir: Path, report: dict[str, Any]) -> list[Path]:
 
 
 def task_label(d: dict[str, Any]) -> str:
-    """'hanoi, 10 disks': the task's own words for its size, from its plug-in; the raw
+    """E.g. 'multiply, 1000 x 100 digits (100,000 steps)': the task's own words for its size, from its plug-in; the raw
     parameters when the plug-in cannot be loaded here."""
     from .tasks import from_describe
     try:

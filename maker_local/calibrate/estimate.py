@@ -21,7 +21,7 @@ JSON keys (file `calibration.json`, `version` 1):
   error_by_length        [{lo, hi, n, error, low, high}] error among valid samples per
                          output-length bin (the paper's Figure 9a)
   by_size                [{size, label, steps, samples, valid, p, p_low, p_high}] (Figure 6a:
-                         p by the task's size, e.g. Hanoi's disks)
+                         p by the task's size)
   collisions             {steps, count, rate, low, high, independent}: both of the first two
                          valid samples of a step wrong; `independent` = (1 - p)^2
   per_step_p             {steps, mean, min, p01, p10, p50, share_below_1, hist {edges, counts}}

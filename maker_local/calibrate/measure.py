@@ -1,6 +1,6 @@
 """Calibration's measuring: sample random steps through a backend, exactly as a solve would.
 
-Steps are drawn at random across disk counts, their inputs built in closed form
+Steps are drawn at random across the task's sizes, their inputs built in closed form
 (`task.input_at`), and each step is asked for R samples exactly as a solve would ask (same
 prompt, constraint, seeds from `sample_seed`). This module runs the backend and nothing
 else: `estimate.py` computes the calibration, `files.py` saves it.
@@ -48,7 +48,7 @@ class Observation:
     """One calibration sample: its vote key (None: red-flagged) and whether it is right, by
     the flag parser and by the repairing one (unconstrained runs)."""
 
-    size: int  # the task's size (Hanoi: disks)
+    size: int  # the task's size (its grid for calibrate)
     step: int
     index: int  # the sample's index among the step's samples
     key: str | None

@@ -1,9 +1,10 @@
 """`maker-local bench`: measure what one reliable step costs on this machine.
 
 A thin command over `maker_local.bench` (like `vllm bench serve`): it resolves the backend as
-`solve` does, runs an untimed warm-up slice and a timed slice of a 20-disk Hanoi solve, prints
-an aligned table and then one JSON line (keys: see `maker_local.bench`), and with `--out`
-writes that JSON with metadata (model, engine and version, device, date, git commit, flags).
+`solve` does, runs an untimed warm-up slice and a timed slice of a solve of the chosen task
+(`--task`, its own size flags), prints an aligned table and then one JSON line (keys: see
+`maker_local.bench`), and with `--out` writes that JSON with metadata (model, engine and
+version, device, date, git commit, flags).
 """
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ def plan(p: float, steps: int, target: float, valid: float = 1.0, k: int | None 
 
 @dataclass
 class ClassK:
-    """k_min over step classes (e.g. Hanoi's (disk count, moving disk)): the run succeeds
+    """k_min over step classes (the task's own, from a model card): the run succeeds
     when every step does, so P(run) = prod over classes of prod over its steps of p_step."""
     k: int | None  # None: no k reaches the target (a class has a step with p_i <= 0.5)
     p_run: float  # P(all steps right) at k (or at the largest k tried)
