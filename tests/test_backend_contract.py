@@ -23,7 +23,7 @@ import pytest
 if os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1":
     pytest.importorskip("vllm", reason="vLLM not installed (bash scripts/setup.sh installs it)")
 
-from test_engines import free_port, ledger_checks, start_server, stop, tiny, wait_healthy  # noqa: F401,E402
+from test_engines import ledger_checks  # noqa: E402
 from test_task_contract import COUNTDOWN, env_with, readme_task_source  # noqa: E402
 
 from maker_local.tasks import from_describe  # noqa: E402
@@ -53,20 +53,6 @@ def plugins(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def http_server(tiny, tmp_path_factory):  # noqa: F811
-    """One vLLM OpenAI server for every vllm-http case, started on first use and stopped when
-    this module is done (it is visible to this module only, so it would not be shared anyway)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("logs") / "server.log"
-    proc = start_server(tiny, port, log)
-    try:
-        wait_healthy(port, proc, log)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(proc)
-
-
 def cli(env: dict, *args, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "maker_local.cli", *map(str, args)],
                           capture_output=True, text=True, env=env, timeout=timeout)
@@ -76,7 +62,7 @@ def solve(backend: str, task: str, flags: list, run: Path, tiny: Path, plugins: 
           cap: int = CAP, max_samples: int = 200) -> subprocess.CompletedProcess:
     """`maker-local solve` with k = 1 (one valid vote decides a step), every text kept."""
     if backend == "vllm-http":
-        engine = ["--base-url", request.getfixturevalue("http_server")]
+        engine = ["--base-url", request.getfixturevalue("server")]  # conftest: one server
     elif backend == "vllm":
         engine = ["--model", tiny, "--max-model-len", "4096"]
     else:
@@ -125,7 +111,7 @@ def verify_and_report(run: Path, plugins: Path) -> dict:
 
 
 @pytest.mark.parametrize("backend,task,flags,steps", CASES)
-def test_every_task_on_every_cpu_backend(backend, task, flags, steps, tiny, plugins,  # noqa: F811
+def test_every_task_on_every_cpu_backend(backend, task, flags, steps, tiny, plugins,
                                          tmp_path, request):
     run = tmp_path / "run"
     r = solve(backend, task, flags, run, tiny, plugins, request)
@@ -148,7 +134,7 @@ def test_every_task_on_every_cpu_backend(backend, task, flags, steps, tiny, plug
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_hanoi_in_the_papers_style_on_every_cpu_backend(backend, tiny, plugins, tmp_path,
-                                                        request):  # noqa: F811
+                                                        request):
     """Hanoi's default (paper) style: the grammar bounds the answer's shape, not its content,
     so a random model's states break the rules (each disk once) and the parser red-flags
     nearly every sample. Each sample is still in the format, flagged with its reason, and a

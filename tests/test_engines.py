@@ -70,24 +70,6 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory) -> Path:
-    from tinymodel import build
-    return build(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="session")
-def server(tiny, tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("logs") / "server.log"
-    proc = start_server(tiny, port, log)
-    try:
-        wait_healthy(port, proc, log)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(proc)
-
-
 def requests_for(task, steps, n=3, max_tokens=64, temperature=1.0, seed0=0):
     out = []
     for s in steps:
