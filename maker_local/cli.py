@@ -96,7 +96,14 @@ def entry() -> None:
     report written by then): vLLM's native threads otherwise race the interpreter's teardown
     and now and then abort a finished run ("terminate called without an active exception",
     exit -6)."""
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader of the output went away (`maker-local report RUN --json | head`): what
+        # it did not read is lost, nothing else; exit as a program killed by SIGPIPE does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 128 + 13
     if "vllm" in sys.modules:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -182,3 +182,18 @@ def test_k_auto_from_a_calibration_takes_the_low_end_of_its_interval(cli, tmp_pa
                          "--calibration", cal, "--run-dir", tmp_path / "r", "--quiet", "--json")
     assert code == 0, err
     assert json.loads(out)["k"] > 1 and "low end of the 95% interval" in err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """`maker-local report RUN --json | head -c 0`: the pipe closes before the report is
+    written out; no traceback, the exit status of a program killed by SIGPIPE."""
+    import subprocess
+    import sys
+    from conftest import ROOT, sim_solve
+    run = tmp_path / "run"
+    assert sim_solve("--disks", "9", "--run-dir", run, "--quiet").returncode == 0
+    p = subprocess.Popen([sys.executable, "-m", "maker_local.cli", "report", str(run),
+                          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    p.stdout.close()  # the reader goes away before the report is written out
+    err = p.stderr.read().decode()
+    assert p.wait(60) == 141 and "Traceback" not in err, err
