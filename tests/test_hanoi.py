@@ -1,10 +1,11 @@
+import random
 import re
 
 import pytest
 
-from maker_local.tasks.hanoi import (Hanoi, answer_regex, answer_text, apply_move, direction,
-                                     illegal_reason, initial_state, move_at, state_at,
-                                     state_text, vote_key)
+from maker_local.tasks.hanoi import (Hanoi, HanoiInput, answer_regex, answer_text, apply_move,
+                                     direction, illegal_reason, initial_state, move_at,
+                                     state_at, state_text, strategy_move, vote_key)
 
 
 @pytest.mark.parametrize("n", range(1, 13))
@@ -95,3 +96,83 @@ def test_wrong_answers_are_plausible_and_wrong():
 def test_disk_range(bad):
     with pytest.raises(ValueError, match="--disks must be"):
         Hanoi(bad)
+
+
+# --------------------------------------------------- Hanoi.reference against its definition
+
+def _old_reference(x):
+    """Hanoi.reference as first written: the strategy's move, checked, then applied."""
+    move = strategy_move(x.disks, x.state, x.prev_move)
+    if move is None or illegal_reason(x.state, move):
+        return None
+    nxt = apply_move(x.state, move)
+    return vote_key(move, nxt), move, nxt
+
+
+def _same_reference(task, x):
+    try:
+        want = _old_reference(x)
+    except Exception as e:  # noqa: BLE001 - the same error, or none
+        with pytest.raises(type(e)):
+            task.reference(x)
+        return
+    got = task.reference(x)
+    if want is None:
+        assert got is None, x
+    else:
+        assert (got.key, got.answer.move, got.answer.next_state) == want, x
+        assert type(got.key) is str
+
+
+def _odd_states(n):
+    """States no optimal run meets: disk 1 under others, on no top, twice, a disk 0, ..."""
+    full = tuple(range(n, 0, -1))
+    yield full, (), ()
+    yield (), full, ()
+    yield full[::-1], (), ()  # upside down: disk 1 at the bottom
+    yield (2,), (1,), (0,)
+    yield (1,), (0,), ()
+    yield (1,), (), (0,)
+    yield (1,), (-3,), (-3,)
+    yield (3, 1), (2, 1), ()
+    yield (1,), (1,), (1,)
+    yield (2,), (3,), (4,)
+    yield (), (), ()
+    yield (2, 3), (1,), (5, 4)
+    yield (4,), (1,), (4,)  # equal tops beside disk 1
+    yield (5, 2), (3,), (1,)
+    yield (1, 2), (3,), ()
+    yield (1,), (0,)  # two pegs
+    yield (2,), (1,)
+    yield (1,), (0,), (), (5,)  # four pegs
+    yield (2,), (1,), (3,), (5,)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8])
+def test_reference_equals_its_definition_on_every_step_and_odd_states(n):
+    task = Hanoi(n)
+    prevs = [None, (1, 0, 1), (1, 2, 0), (2, 0, 1), (3, 1, 2)]
+    for i in range(2**n - 1):
+        x = task.input_at(i)
+        _same_reference(task, x)
+        states = [x.state] + [w.next_state for w in task.wrong_answers(x, 5)]
+        for s in states:  # the chain after a wrong vote, with either rule due
+            for prev in prevs:
+                _same_reference(task, HanoiInput(n, s, prev))
+    for s in _odd_states(n):
+        for prev in prevs:
+            for disks in (n, n + 1):
+                _same_reference(task, HanoiInput(disks, s, prev))
+
+
+def test_reference_equals_its_definition_on_random_20_disk_steps():
+    task = Hanoi(20)
+    rng = random.Random(5)
+    for _ in range(2000):
+        x = task.input_at(rng.randrange(2**20 - 1))
+        _same_reference(task, x)
+        pegs = list(x.state)
+        rng.shuffle(pegs)
+        _same_reference(task, HanoiInput(20, tuple(pegs), x.prev_move))
+        _same_reference(task, HanoiInput(20, x.state, (1, 0, 2) if x.prev_move is None
+                                         or x.prev_move[0] != 1 else (2, 0, 1)))

@@ -20,7 +20,7 @@ from .base import Constraint, Flag, Parsed, TaskBase
 from .hanoi_compact import CompactFormat
 from .hanoi_rules import (MAX_DISKS, HanoiAnswer, HanoiInput, Move, State, _peg_key,  # noqa: F401
                           apply_move, direction, illegal_reason, initial_state, move_at,
-                          state_at, strategy_move, vote_key)
+                          reference_step, state_at, strategy_move, vote_key)
 
 # ---------------------------------------------------------------------------------- text forms
 
@@ -42,7 +42,9 @@ def move_text(move: Move) -> str:
 
 def answer_text(answer: HanoiAnswer) -> str:
     """The exact output format the prompt asks for."""
-    return f"move = {move_text(answer.move)}\nnext_state = {state_text(answer.next_state)}"
+    m, s = answer.move, answer.next_state  # move_text and state_text, inlined (once a step)
+    return (f"move = [{m[0]}, {m[1]}, {m[2]}]\n"
+            f"next_state = [[{_peg_text(s[0])}], [{_peg_text(s[1])}], [{_peg_text(s[2])}]]")
 
 
 SYSTEM_PROMPT = """You are a helpful assistant. Solve this puzzle for me.
@@ -156,6 +158,9 @@ def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
         mm = _last(_REPAIR_MOVE_RE, text.lower(), "move")
         sm = _last(_REPAIR_STATE_RE, text.lower(), "state")
     else:
+        got = _parse_canonical(text, n)  # the answer as answer_text writes it, at the end
+        if got is not None:
+            return got
         mm = _last(_MOVE_RE, text, "move")
         sm = _last(_STATE_RE, text, "next_state")
     if mm is None:
@@ -175,6 +180,99 @@ def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
         return Flag("parse", f"next_state does not hold each disk 1..{n} exactly once")
     state: State = (tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2]))
     return Parsed(vote_key(move, state), HanoiAnswer(move, state))
+
+
+# The flag parser's fast path: a text that ENDS with the answer exactly as answer_text writes it
+# (after anything at all, e.g. the sim's prose or a model's reasoning; then only whitespace):
+#
+#     move = [d, a, b]                    a line of its own: at the text's start or after "\n"
+#     next_state = [[B0], [B1], [B2]]     each Bi '' or plain decimals joined by ", "
+#
+# For such a text the general path's two searches end on these very lines, whatever comes
+# before them: both regexes match only at a line start, and after the move line's start the
+# only line starts are the next_state line's (which begins with "n", so no `move` key) and
+# those among the trailing whitespace (no key at all); after the next_state line's start,
+# only the latter. A match that starts before one of these lines cannot reach into it (a
+# match runs from its line start, through its key, to the closing bracket; the characters
+# after the key are brackets, digits, commas, "=" and whitespace, never the first letter of
+# the key), and the general path takes the last match of each key. So its groups are
+# exactly d, a, b and B0, B1, B2; the move is one of the in-range moves listed below, so it
+# goes on to _checked with these pegs, and the fast path gives _checked's verdict on them (the
+# same disks and key, the same exactly-once test: see _canon_peg). Any other text (another
+# spelling, a cut-off answer, a disk or peg out of range, text after the answer) gives None,
+# and parse_answer takes the general path. tests/test_parsers.py checks the two paths agree.
+_MOVE_TEXTS: dict[int, dict[str, tuple[Move, str]]] = {}
+_CANON_PEG_RE = re.compile(rf"(?:{_NUM}(?:, {_NUM})*)?")
+_CANON_PEGS: dict[str, tuple[tuple[int, ...], int, str]] = {}
+_CANON_PEGS_MAX = 1 << 16
+_SEP = "]\nnext_state = [["  # 17 characters
+
+
+def _move_texts(n: int) -> dict[str, tuple[Move, str]] | None:
+    """'d, a, b' -> (move, its vote key's head 'd,a,b|') for every move the flag parser takes
+    as in range for n disks (disk 1..n, pegs 0..2); None for an n the fast path leaves alone."""
+    table = _MOVE_TEXTS.get(n)
+    if table is None:
+        if type(n) is not int or not 1 <= n <= MAX_DISKS:
+            return None
+        table = _MOVE_TEXTS[n] = {f"{d}, {a}, {b}": ((d, a, b), f"{d},{a},{b}|")
+                                  for d in range(1, n + 1) for a in range(3) for b in range(3)}
+    return table
+
+
+def _canon_peg(body: str) -> tuple[tuple[int, ...], int, str] | None:
+    """A peg written canonically ('20, 15, 8' or ''): _read_peg's disks, mask and key, except
+    that the mask is -1 when the peg holds a number twice or one that is no disk (so that
+    three masks m0, m1, m2 hold each disk 1..n exactly once iff m0 | m1 | m2 and m0 + m1 + m2
+    both equal the mask of 1..n); None for any other text (the fast path then gives way)."""
+    got = _CANON_PEGS.get(body)
+    if got is None:
+        if _CANON_PEG_RE.fullmatch(body) is None:
+            return None
+        # a canonical peg is always a list of integers (and _read_peg's own cache is left alone)
+        peg, mask, key = _read_peg.__wrapped__(body)
+        if mask & _OUTSIDE or mask.bit_count() != len(peg):
+            mask = -1
+        if len(_CANON_PEGS) >= _CANON_PEGS_MAX:
+            _CANON_PEGS.clear()
+        got = _CANON_PEGS[body] = (peg, mask, key)
+    return got
+
+
+def _parse_canonical(text: str, n: int) -> Parsed | Flag | None:
+    """parse_answer's verdict on a text that ends with the canonical answer (see above);
+    None for any other text."""
+    p = text.rfind("\nmove = [") + 1  # the last line that starts with the canonical key
+    if p == 0 and not text.startswith("move = ["):
+        return None
+    q = text.find(_SEP, p + 8)
+    table = _MOVE_TEXTS.get(n) or _move_texts(n)
+    if q < 0 or table is None:
+        return None
+    mv = table.get(text[p + 8:q])
+    if mv is None:
+        return None
+    if text.endswith("]]"):
+        bodies = text[q + 17:-2].split("], [")
+    else:  # trailing whitespace
+        tail = text[q + 17:].rstrip()
+        if not tail.endswith("]]"):
+            return None
+        bodies = tail[:-2].split("], [")
+    if len(bodies) != 3:
+        return None
+    b0, b1, b2 = bodies
+    get = _CANON_PEGS.get
+    a = get(b0) or _canon_peg(b0)
+    b = get(b1) or _canon_peg(b1)
+    c = get(b2) or _canon_peg(b2)
+    if a is None or b is None or c is None:
+        return None
+    full = (2 << n) - 2
+    if a[1] | b[1] | c[1] != full or a[1] + b[1] + c[1] != full:
+        return Flag("parse", f"next_state does not hold each disk 1..{n} exactly once")
+    move, head = mv
+    return Parsed(f"{head}[[{a[2]}],[{b[2]}],[{c[2]}]]", HanoiAnswer(move, (a[0], b[0], c[0])))
 
 
 def _checked(move: Move, bodies: tuple[str, str, str], n: int) -> Parsed | Flag:
@@ -407,8 +505,8 @@ class Hanoi(TaskBase):
         return out
 
     def reference(self, x: HanoiInput) -> Parsed | None:
-        move = strategy_move(x.disks, x.state, x.prev_move)
-        if move is None or illegal_reason(x.state, move):
+        """The strategy's answer (None when it has no legal move); see reference_step."""
+        got = reference_step(x.disks, x.state, x.prev_move)
+        if got is None:
             return None
-        nxt = apply_move(x.state, move)
-        return Parsed(vote_key(move, nxt), HanoiAnswer(move, nxt))
+        return Parsed(got[0], HanoiAnswer(got[1], got[2]))

@@ -20,9 +20,10 @@ Pure Python: no torch, no tokenizer.
 from __future__ import annotations
 
 import re
+from itertools import compress
 
 from .base import Constraint, Flag, Parsed
-from .hanoi_rules import HanoiAnswer, HanoiInput, Move, State, vote_key
+from .hanoi_rules import HanoiAnswer, HanoiInput, Move, State, _key_head, _peg_key
 
 MAX_COMPACT_DISKS = 26
 LABELS = "abcdefghijklmnopqrstuvwxyz"
@@ -37,19 +38,32 @@ def _label(disk: int) -> str:
     return LABELS[disk - 1]
 
 
+# per disk count n: the labels n..1 ('dcba' for 4), and the text 'd0c0b0a0' whose digits
+# state_compact overwrites
+_DESC = [LABELS[:k][::-1] for k in range(MAX_COMPACT_DISKS + 1)]
+_TEMPLATE = [("0".join(_DESC[k]) + "0").encode() if k else b""
+             for k in range(MAX_COMPACT_DISKS + 1)]
+
+
 def state_compact(state: State, n: int) -> str:
     """'d0c0b1a2': for each disk n..1 (largest first) its label and its peg."""
     _check_n(n)
-    where = [0] * (n + 1)
+    where = ["0"] * (n + 1)  # each disk's peg, as text
     for peg, disks in enumerate(state):
+        c = str(peg)
         for d in disks:
-            where[d] = peg
-    return "".join(f"{_label(d)}{where[d]}" for d in range(n, 0, -1))
+            where[d] = c
+    digits = "".join(where[n:0:-1])
+    if len(digits) != n:  # a peg numbered 10 or more: two characters
+        return "".join(map(str.__add__, _DESC[n], where[n:0:-1]))
+    out = bytearray(_TEMPLATE[n])
+    out[1::2] = digits.encode()  # the pegs after the labels: 'd0c1b2a0'
+    return out.decode()
 
 
 def move_compact(move: Move) -> str:
     d, a, b = move
-    return f"{_label(d)}{a}{b}"
+    return f"{LABELS[d - 1]}{a}{b}"  # _label(d)
 
 
 def render_compact(x: HanoiInput) -> str:
@@ -60,11 +74,17 @@ def render_compact(x: HanoiInput) -> str:
 
 def answer_compact(answer: HanoiAnswer) -> str:
     """The target output text: 'm=b21;s=d0c1b1a0'."""
-    n = sum(len(p) for p in answer.next_state)
+    n = sum(map(len, answer.next_state))
     return f"m={move_compact(answer.move)};s={state_compact(answer.next_state, n)}"
 
 
 _ANSWER_RE = re.compile(r"m=([a-z])([0-2])([0-2]);s=((?:[a-z][0-2])+)")
+
+
+_PEG_DIGIT = {"0": 0, "1": 1, "2": 2}
+# selectors for itertools.compress: byte 1 where a state's digit names peg p, else 0
+_ON_PEG = [bytes.maketrans(b"012", bytes(int(q == p) for q in range(3))) for p in range(3)]
+_DISKS_DESC = [range(k, 0, -1) for k in range(MAX_COMPACT_DISKS + 1)]
 
 
 def parse_compact(text: str, n: int) -> Parsed | Flag:
@@ -73,19 +93,21 @@ def parse_compact(text: str, n: int) -> Parsed | Flag:
     m = _ANSWER_RE.fullmatch(text.strip())
     if m is None:
         return Flag("parse", "not in the form m=<disk><from><to>;s=<disk><peg>...")
-    disk = LABELS.index(m.group(1)) + 1
+    label, a, b, body = m.groups()
+    disk = ord(label) - 96  # LABELS.index(label) + 1: the regex admits a..z only
     if disk > n:
         return Flag("parse", f"move names disk {disk} of {n}")
-    move = (disk, int(m.group(2)), int(m.group(3)))
-    body = m.group(4)
-    labels = body[0::2]
-    if labels != LABELS[:n][::-1]:
+    a, b = _PEG_DIGIT[a], _PEG_DIGIT[b]
+    if body[0::2] != _DESC[n]:
         return Flag("parse", f"next state does not list disks {n}..1 once each, in order")
-    pegs: list[list[int]] = [[], [], []]
-    for j in range(n):  # largest first: each peg bottom to top
-        pegs[int(body[2 * j + 1])].append(n - j)
-    state: State = (tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2]))
-    return Parsed(vote_key(move, state), HanoiAnswer(move, state))
+    # largest first: each peg bottom to top
+    digits, disks = body[1::2].encode(), _DISKS_DESC[n]
+    state: State = (tuple(compress(disks, digits.translate(_ON_PEG[0]))),
+                    tuple(compress(disks, digits.translate(_ON_PEG[1]))),
+                    tuple(compress(disks, digits.translate(_ON_PEG[2]))))
+    key = (f"{_key_head(disk, a, b)}{_peg_key(state[0])}],[{_peg_key(state[1])}],"
+           f"[{_peg_key(state[2])}]]")  # vote_key(move, state)
+    return Parsed(key, HanoiAnswer((disk, a, b), state))
 
 
 def compact_regex(n: int) -> str:
