@@ -100,16 +100,16 @@ def one_line(stderr: str) -> str | None:
 
 def rounds(run: Path) -> int:
     """Rounds committed so far (read-only; 0 while the ledger is not there yet)."""
-    db = run / "ledger.sqlite"
-    if not db.exists():
+    from maker_local.store import Ledger, LedgerError, reads
+    if not (run / "ledger.sqlite").exists():
         return 0
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
+        led = Ledger.read(run)
         try:
-            return con.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+            return reads.round_totals(led)[0]
         finally:
-            con.close()
-    except sqlite3.Error:
+            led.close()
+    except (LedgerError, sqlite3.Error, OSError):  # not written far enough yet
         return 0
 
 
