@@ -61,3 +61,14 @@ def server(tiny, tmp_path_factory):
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(tmp_path_factory) -> Path:
+    """README's example task and the tests' Countdown task (tests/test_task_contract.py),
+    each written to its own module in a folder of their own (on no one's sys.path)."""
+    from test_task_contract import COUNTDOWN, readme_task_source
+    d = tmp_path_factory.mktemp("plugins")
+    (d / "collatz_task.py").write_text(readme_task_source())
+    (d / "countdown_task.py").write_text(COUNTDOWN)
+    return d

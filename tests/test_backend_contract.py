@@ -24,7 +24,7 @@ if os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1":
     pytest.importorskip("vllm", reason="vLLM not installed (bash scripts/setup.sh installs it)")
 
 from test_engines import ledger_checks  # noqa: E402
-from test_task_contract import COUNTDOWN, env_with, readme_task_source  # noqa: E402
+from test_task_contract import env_with  # noqa: E402
 
 from maker_local.tasks import from_describe  # noqa: E402
 
@@ -44,21 +44,12 @@ BACKENDS = ["vllm", "vllm-http", "hf"]
 CASES = [pytest.param(b, *t, id=f"{b}-{t[0].split(':')[0]}") for b in BACKENDS for t in TASKS]
 
 
-@pytest.fixture(scope="module")
-def plugins(tmp_path_factory) -> Path:
-    """README's example task and the Countdown task, each a module in a folder of their own."""
-    d = tmp_path_factory.mktemp("plugins")
-    (d / "collatz_task.py").write_text(readme_task_source())
-    (d / "countdown_task.py").write_text(COUNTDOWN)
-    return d
-
-
 def cli(env: dict, *args, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "maker_local.cli", *map(str, args)],
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def solve(backend: str, task: str, flags: list, run: Path, tiny: Path, plugins: Path, request,
+def solve(backend: str, task: str, flags: list, run: Path, tiny: Path, plugin_dir: Path, request,
           cap: int = CAP, max_samples: int = 200) -> subprocess.CompletedProcess:
     """`maker-local solve` with k = 1 (one valid vote decides a step), every text kept."""
     if backend == "vllm-http":
@@ -67,12 +58,12 @@ def solve(backend: str, task: str, flags: list, run: Path, tiny: Path, plugins: 
         engine = ["--model", tiny, "--max-model-len", "4096"]
     else:
         engine = ["--model", tiny]
-    return cli(env_with(plugins), "solve", "--task", task, *flags, "--backend", backend,
+    return cli(env_with(plugin_dir), "solve", "--task", task, *flags, "--backend", backend,
                *engine, "--k", "1", "--max-tokens", cap, "--max-samples", max_samples,
                "--keep-text", "all", "--run-dir", run, "--json", "--quiet")
 
 
-def check_ledger(run: Path, task_described: dict, plugins: Path, cap: int = CAP) -> list:
+def check_ledger(run: Path, task_described: dict, plugin_dir: Path, cap: int = CAP) -> list:
     """What every backend owes the ledger; returns the flags seen."""
     con = ledger_checks(run, cap)  # votes or flags with reasons, distinct seeds, usage <= cap
     q = con.execute
@@ -83,11 +74,11 @@ def check_ledger(run: Path, task_described: dict, plugins: Path, cap: int = CAP)
     # task's constrained format, whether or not the task's parser then accepts it
     assert q("SELECT COUNT(*) FROM samples WHERE flag = 'length' AND tokens_out != ?",
              (cap,)).fetchone()[0] == 0
-    sys.path.insert(0, str(plugins))
+    sys.path.insert(0, str(plugin_dir))
     try:
         task = from_describe(task_described)  # the run's own task, as its ledger describes it
     finally:
-        sys.path.remove(str(plugins))
+        sys.path.remove(str(plugin_dir))
     rows = q("SELECT step, text FROM samples WHERE flag IS NULL OR flag != 'length'").fetchall()
     assert rows
     for step, text in rows:
@@ -100,9 +91,9 @@ def check_ledger(run: Path, task_described: dict, plugins: Path, cap: int = CAP)
     return flags
 
 
-def verify_and_report(run: Path, plugins: Path) -> dict:
+def verify_and_report(run: Path, plugin_dir: Path) -> dict:
     """`verify` passes and `report --json` reads the ledger; returns that report."""
-    env = env_with(plugins)
+    env = env_with(plugin_dir)
     v = cli(env, "verify", run)
     assert v.returncode == 0 and "the ledger holds up" in v.stdout, v.stdout + v.stderr
     r = cli(env, "report", run, "--json")
@@ -111,10 +102,10 @@ def verify_and_report(run: Path, plugins: Path) -> dict:
 
 
 @pytest.mark.parametrize("backend,task,flags,steps", CASES)
-def test_every_task_on_every_cpu_backend(backend, task, flags, steps, tiny, plugins,
+def test_every_task_on_every_cpu_backend(backend, task, flags, steps, tiny, plugin_dir,
                                          tmp_path, request):
     run = tmp_path / "run"
-    r = solve(backend, task, flags, run, tiny, plugins, request)
+    r = solve(backend, task, flags, run, tiny, plugin_dir, request)
     assert r.returncode in (0, 1), r.stderr[-3000:]  # 1: errors vs the reference (random model)
     rep = json.loads(r.stdout)
     assert rep["backend"].replace("_", "-") == backend and rep["finished"]
@@ -123,27 +114,27 @@ def test_every_task_on_every_cpu_backend(backend, task, flags, steps, tiny, plug
     assert rep["samples"]["valid"] >= steps and rep["samples"]["flagged_by_reason"]["error"] == 0
     assert rep["failures"]["requests"] == 0  # a healthy engine answers every request
 
-    check_ledger(run, rep["task"], plugins)
+    check_ledger(run, rep["task"], plugin_dir)
     with sqlite3.connect(run / "ledger.sqlite") as con:
         assert con.execute("SELECT COUNT(*) FROM decided").fetchone()[0] == steps
 
-    got = verify_and_report(run, plugins)
+    got = verify_and_report(run, plugin_dir)
     assert got["steps"] == rep["steps"] and got["samples"] == rep["samples"]
     assert got["task"] == rep["task"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_hanoi_in_the_papers_style_on_every_cpu_backend(backend, tiny, plugins, tmp_path,
+def test_hanoi_in_the_papers_style_on_every_cpu_backend(backend, tiny, plugin_dir, tmp_path,
                                                         request):
     """Hanoi's default (paper) style: the grammar bounds the answer's shape, not its content,
     so a random model's states break the rules (each disk once) and the parser red-flags
     nearly every sample. Each sample is still in the format, flagged with its reason, and a
     step that stays undecided stops the run (exit 3) with a ledger that verifies."""
     run = tmp_path / "run"
-    r = solve(backend, "hanoi", ["--disks", "3"], run, tiny, plugins, request, cap=PAPER_CAP,
+    r = solve(backend, "hanoi", ["--disks", "3"], run, tiny, plugin_dir, request, cap=PAPER_CAP,
               max_samples=4)
     assert r.returncode in (0, 1, 3), r.stderr[-3000:]
-    rep = verify_and_report(run, plugins)
+    rep = verify_and_report(run, plugin_dir)
     assert rep["task"]["style"] == "paper" and rep["backend"].replace("_", "-") == backend
     assert rep["samples"]["flagged_by_reason"]["error"] == 0 and rep["failures"]["requests"] == 0
     if r.returncode == 3:
@@ -152,4 +143,4 @@ def test_hanoi_in_the_papers_style_on_every_cpu_backend(backend, tiny, plugins, 
         assert rep["samples"]["flagged"] > 0
     else:
         assert rep["finished"] and rep["steps"]["decided"] == rep["steps"]["total"] == 7
-    check_ledger(run, rep["task"], plugins, PAPER_CAP)
+    check_ledger(run, rep["task"], plugin_dir, PAPER_CAP)

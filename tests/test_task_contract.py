@@ -23,15 +23,6 @@ def readme_task_source() -> str:
     return block.split("```python\n", 1)[1].split("\n```", 1)[0] + "\n"
 
 
-@pytest.fixture(scope="session")
-def plugin_dir(tmp_path_factory) -> Path:
-    """README's example task, written to its own module in a folder of its own."""
-    d = tmp_path_factory.mktemp("plugins")
-    (d / "collatz_task.py").write_text(readme_task_source())
-    (d / "countdown_task.py").write_text(COUNTDOWN)
-    return d
-
-
 # A second plug-in, written here: its answers are words, its state a number counting down.
 COUNTDOWN = '''
 from maker_local.tasks import Constraint, Flag, Parsed, TaskBase
