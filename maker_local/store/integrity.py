@@ -112,10 +112,11 @@ class Verdict:
         if self.ok:
             extra = f", {self.unverified} older unverified" if self.unverified else ""
             head = f"; head {self.head[:16]}" if self.head else ""
+            rounds = f"{self.rounds} round{'s' * (self.rounds != 1)}"
             if self.checked == "as written":
-                return (f"chained as written ({self.rounds} rounds{extra}{head}); "
+                return (f"chained as written ({rounds}{extra}{head}); "
                         "`maker-local verify` re-reads it")
-            return f"verifies ({self.rounds} rounds{extra}{head})"
+            return f"verifies ({rounds}{extra}{head})"
         return f"ALTERED: {self.problem}"
 
 
