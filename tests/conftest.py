@@ -18,9 +18,11 @@ def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
     return code, out, err
 
 
-def run_sub(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """maker-local as a real subprocess (as a user runs it)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run_sub(*args: str, timeout: float = 300, env: dict | None = None
+            ) -> subprocess.CompletedProcess:
+    """maker-local as a real subprocess (as a user runs it); `env` replaces the environment
+    (default: this one, with the checkout on PYTHONPATH)."""
+    env = env or dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "maker_local.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=env)
 

@@ -23,6 +23,7 @@ import pytest
 if os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1":
     pytest.importorskip("vllm", reason="vLLM not installed (bash scripts/setup.sh installs it)")
 
+from conftest import run_sub  # noqa: E402
 from test_engines import ledger_checks  # noqa: E402
 from test_task_contract import env_with  # noqa: E402
 
@@ -44,9 +45,8 @@ BACKENDS = ["vllm", "vllm-http", "hf"]
 CASES = [pytest.param(b, *t, id=f"{b}-{t[0].split(':')[0]}") for b in BACKENDS for t in TASKS]
 
 
-def cli(env: dict, *args, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "maker_local.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+def cli(env: dict, *args) -> subprocess.CompletedProcess:
+    return run_sub(*args, env=env)
 
 
 def solve(backend: str, task: str, flags: list, run: Path, tiny: Path, plugin_dir: Path, request,

@@ -139,12 +139,10 @@ CASES = [
 
 @pytest.mark.parametrize("task,flags", CASES, ids=[c[0].split(":")[0] for c in CASES])
 def test_sim_solve_verify_report_calibrate_bench(task, flags, plugin_dir, tmp_path):
-    import subprocess
     env = env_with(plugin_dir)
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "maker_local.cli", *map(str, args)],
-                              capture_output=True, text=True, env=env, timeout=300)
+        return run_sub(*args, env=env)
 
     run = tmp_path / "run"
     r = cli("solve", "--task", task, *flags, "--backend", "sim", "--sim-error", "0.01",

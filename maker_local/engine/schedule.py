@@ -227,7 +227,7 @@ class Schedule:
                 st.last_round = rnd
                 st.rounds += 1
                 spans.setdefault(step, len(out))
-            voter, temp, x, seen = st.voter, float(req.temperature), st.x, st.answers
+            voter, temp, x, seen = st.voter, req.temperature, st.x, st.answers
             idx = req.first_index
             seed = sample_seed(run_seed, step, idx)  # vote idx + j has seed + j
             st.samples += len(samples)
