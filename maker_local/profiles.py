@@ -52,6 +52,12 @@ Tables:
              enable_thinking = true for Qwen3), sent with every request.
     [serve]  args      extra `vllm serve` flags, a list of strings, appended as given.
              env       environment variables for the server, a table of strings.
+    [levers] second_opinion  profiles that vote on every step in turn with this one
+             prompt_pool     other renderings (styles) of this model, in turn
+             escalate        profiles that decide a contested step
+             contest_after   valid votes after which an undecided step is contested
+             (each the default of its flag: --second-opinion, --prompt-pool, --escalate,
+             --contest-after; engine/pool.py says how the votes combine)
     [price]  usd_per_gpu_hour             kind "local": what an hour of one server costs.
              usd_per_m_in, usd_per_m_out  kind "api": USD per million input/output tokens.
     [paper]  the paper's calibration of this model (optional; the model the paper measured,
@@ -82,10 +88,11 @@ GRAMMAR_BACKENDS = ("xgrammar", "guidance", "outlines", "lm-format-enforcer", "a
 _TOP = {"description", "model", "kind", "api", "prompt_style", "max_tokens",
         "temperature_first", "temperature", "reasoning_effort", "base_url", "api_key_env",
         "constrained", "draft_sampling", "sizes", "sizes_reason", "task", "reasoning_parser",
-        "grammar_backend", "chat_template_kwargs", "serve", "price", "paper"}
+        "grammar_backend", "chat_template_kwargs", "serve", "price", "paper", "levers"}
 _TABLES = {"serve": {"args", "env"},
            "price": {"usd_per_gpu_hour", "usd_per_m_in", "usd_per_m_out"},
-           "paper": {"error", "tokens_out", "k", "cost_usd", "note"}}
+           "paper": {"error", "tokens_out", "k", "cost_usd", "note"},
+           "levers": {"second_opinion", "prompt_pool", "escalate", "contest_after"}}
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,8 @@ class Profile:
     price: Price = Price()
     paper: PaperFigures | None = None
     path: Path | None = None  # the file it came from
+    # the levers against correlated errors ([levers]; commands/levers.py, engine/pool.py)
+    levers: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_local_path(self) -> bool:
@@ -226,6 +235,17 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
     price = Price(get("usd_per_gpu_hour", num, None, "price"),
                   get("usd_per_m_in", num, None, "price"),
                   get("usd_per_m_out", num, None, "price"))
+    levers: dict[str, Any] = {}
+    for key in ("second_opinion", "prompt_pool", "escalate"):
+        value = get(key, list, None, "levers")
+        if value is not None:
+            if not all(isinstance(v, str) and v for v in value):
+                raise bad(f"[levers] {key} must be a list of names (strings)")
+            levers[key] = list(value)
+    if "contest_after" in d.get("levers", {}):
+        levers["contest_after"] = get("contest_after", int, table="levers")
+        if levers["contest_after"] < 1:
+            raise bad("[levers] contest_after must be at least 1")
     paper = None
     if "paper" in d:
         paper = PaperFigures(get("error", num, table="paper"),
@@ -275,6 +295,7 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
         price=price,
         paper=paper,
         path=path,
+        levers=levers,
     )
 
 

@@ -29,6 +29,9 @@ class SampleRow:
     tokens_reasoning: int
     latency_ms: float
     text: str | None  # raw text when kept (--keep-text)
+    # who cast it: an index into the run's sources (engine/pool.py; 0 = the run's own model,
+    # the only source of a run without a pool)
+    source: int = 0
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .engine.pool import plan_of, replay_pool
 from .engine.voting import RULES, get_rule, rule_of
 from .store import Ledger, reads
 
@@ -46,6 +47,7 @@ def replay(run_dir: Path, rules: list[tuple[str, int]]) -> dict[str, Any]:
         k_run, rule_run = int(run["k"]), rule_of(run)
         todo = [(rule_run, k_run)] + [r for r in rules if r != (rule_run, k_run)]
         voters = [(RULES[name], k) for name, k in todo]
+        plan = plan_of(run)  # a pooled run's votes combine by engine/pool.py's rule
         acc = [{"rule": name, "k": k, "as_run": i == 0, "decided": 0, "wrong": 0,
                 "out_of_votes": 0, "votes": 0, "votes_max": 0, "agree": 0, "wrong_steps": []}
                for i, (name, k) in enumerate(todo)]
@@ -53,7 +55,10 @@ def replay(run_dir: Path, rules: list[tuple[str, int]]) -> dict[str, Any]:
         for sv in reads.final_votes(led):
             steps += 1
             for (rule, k), a in zip(voters, acc):
-                won, used = _first_decision(rule(k), sv.votes)
+                if plan is None:
+                    won, used = _first_decision(rule(k), sv.votes)
+                else:
+                    won, used = replay_pool(rule, k, plan, list(zip(sv.votes, sv.sources)))
                 if won is None:
                     a["out_of_votes"] += 1
                     continue

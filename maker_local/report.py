@@ -82,7 +82,22 @@ def _build(led: Ledger) -> dict[str, Any]:
         "cost_usd": run_cost(cfg.get("settings", {}).get("price") or {}, sm, wall),
         "wall_seconds": round(wall, 3),
         "hardest_steps": hardest(led, k),
+        **({"pool": pool_section(led, run)} if run.get("pool") else {}),
     }
+
+
+def pool_section(led: Ledger, run: dict[str, Any]) -> dict[str, Any]:
+    """A pooled run (engine/pool.py): each source's samples and how often it was right, and
+    the steps the escalation decided."""
+    pool = run["pool"]
+    names = [f"{s['name']} ({s['style']})" for s in pool["sources"]]
+    role = {i: "rotation" for i in pool["rotation"]} | {i: "escalation" for i in pool["escalate"]}
+    contested = reads.contested_steps(led, int(pool["contest_after"]))
+    return {"rotation": pool["rotation"], "escalate": pool["escalate"],
+            "contest_after": pool["contest_after"],
+            "sources": [{"name": names[r["source"]], "role": role.get(r["source"]), **r}
+                        for r in reads.votes_by_source(led)],
+            "contested": {"steps": len(contested), "first": contested[:20]}}
 
 
 def write_report(run_dir: Path, report: dict[str, Any]) -> list[Path]:
@@ -192,6 +207,12 @@ def format_report(r: dict[str, Any]) -> str:
         + (f", resumed {r['resumes']} time{'s' * (r['resumes'] != 1)}"
            if r.get("resumes") else ""),
     ]
+    if (p := r.get("pool")) is not None:
+        lines.append(f"levers     {p['contested']['steps']:,} contested steps (undecided after "
+                     f"{p['contest_after']} votes of the rotation)"
+                     + (", decided by the escalation" if p["escalate"] else ""))
+        lines += [f"  source {x['source']} {x['name']} [{x['role']}]: {x['samples']:,} samples, "
+                  f"{x['valid']:,} valid, {x['wrong']:,} wrong" for x in p["sources"]]
     if "ledger" in r:
         from .store.integrity import Verdict
         v = r["ledger"]

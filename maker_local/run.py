@@ -44,6 +44,7 @@ class RunSpec:
             "temperature_first": v.temperatures.first, "temperature": v.temperatures.rest,
             "max_tokens": v.max_tokens, "rules": v.rules, "constrained": v.constrained,
             **({"slice": list(self.steps)} if self.steps is not None else {}),
+            **({"pool": v.pool.identity()} if v.pool is not None else {}),
         }
 
 

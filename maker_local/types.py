@@ -22,22 +22,26 @@ class SampleRequest:
     `draft` is the draft answer's text when the schedule has one (rounds over a reference):
     engines that can sample against a draft (engine/draft.py) draw exact samples from one
     prefill of prompt + draft; the samples' distribution does not depend on it.
+    `source` says which of a run's sources (engine/pool.py: a model, a rendering, an engine)
+    is asked; 0, the run's own model, when the run has no pool.
     """
 
     __slots__ = ("step", "x", "messages", "n", "temperature", "max_tokens", "seed",
-                 "constraint", "first_index", "draft")
+                 "constraint", "first_index", "draft", "source")
 
     def __init__(self, step: int, x: Any, messages: list[dict[str, str]] | None, n: int,
                  temperature: float, max_tokens: int, seed: int,
                  constraint: Constraint | None = None, first_index: int = 0,
-                 draft: str | None = None):
+                 draft: str | None = None, source: int = 0):
         self.step, self.x, self.messages, self.n = step, x, messages, n
         self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
         self.constraint, self.first_index, self.draft = constraint, first_index, draft
+        self.source = source
 
     def __repr__(self) -> str:
         return (f"SampleRequest(step={self.step}, n={self.n}, temperature={self.temperature}, "
-                f"max_tokens={self.max_tokens}, seed={self.seed}, first={self.first_index})")
+                f"max_tokens={self.max_tokens}, seed={self.seed}, first={self.first_index}"
+                + (f", source={self.source})" if self.source else ")"))
 
 
 @dataclass(slots=True)

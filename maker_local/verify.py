@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .engine.voting import label, replay_votes, rule_of
+from .engine.pool import plan_of, replay_pool
+from .engine.voting import get_rule, label, replay_votes, rule_of
 from .store import Ledger, reads
 
 MAX_LISTED = 10  # problems listed per check (all are counted)
@@ -39,6 +40,14 @@ def _verify(led: Ledger) -> dict[str, Any]:
     run = led.config["run"]
     k, rounds_mode, rule = int(run["k"]), run["schedule"] == "rounds", rule_of(run)
     task = _task(run)
+    plan = plan_of(run)  # a pooled run: its votes combine by engine/pool.py's rule
+    rule_cls = get_rule(rule)
+
+    def decide(votes: list[Any]) -> tuple[str | None, int]:
+        valid = [v for v in votes if v.answer is not None]
+        if plan is None:
+            return replay_votes(rule, [v.key for v in valid], k)
+        return replay_pool(rule_cls, k, plan, [(v.key, v.source) for v in valid])
     chain = led.verify()
     problems: dict[str, list[dict[str, Any]]] = {"decisions": [], "inputs": []}
     counts = {"decisions": 0, "inputs": 0, "problems_decisions": 0, "problems_inputs": 0}
@@ -74,7 +83,7 @@ def _verify(led: Ledger) -> dict[str, Any]:
             problem("decisions", step, f"its winning answer {d.answer} is not among its "
                     "answers")
         else:
-            winner, used = replay_votes(rule, [v.key for v in mine if v.answer is not None], k)
+            winner, used = decide(mine)
             if winner != key:
                 problem("decisions", step, f"the recorded votes give {winner!r}, the ledger "
                         f"says {key!r} won" if winner else "the recorded votes decide "
@@ -116,7 +125,7 @@ def _verify(led: Ledger) -> dict[str, Any]:
     while current is not None:
         step, rows = current.step, [v for v in current.votes if v.epoch == epoch_now]
         undecided += 1
-        winner, _ = replay_votes(rule, [v.key for v in rows if v.answer is not None], k)
+        winner, _ = decide(rows)
         if winner is not None and step == expected_step:
             problem("decisions", step, f"undecided in the ledger, but its recorded votes "
                     f"decide {winner!r}")

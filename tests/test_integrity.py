@@ -131,7 +131,7 @@ EDITS = {
     "a sample inserted": lambda run: sql(
         run, "INSERT INTO samples SELECT step, idx + 1000, epoch, round, seed + 1000, "
         "temperature, answer, flag, detail, tokens_in, tokens_out, tokens_reasoning, "
-        "latency_ms, text FROM samples WHERE (step, idx) = (SELECT step, idx FROM samples "
+        "latency_ms, text, source FROM samples WHERE (step, idx) = (SELECT step, idx FROM samples "
         "WHERE answer IS NOT NULL ORDER BY step DESC LIMIT 1)"),
     "a round deleted": lambda run: sql(run, "DELETE FROM rounds WHERE round = 1"),
     "the configuration": lambda run: sql(

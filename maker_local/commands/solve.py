@@ -11,6 +11,7 @@ from ..engine.voting import DEFAULT_RULE
 from ..errors import UsageError
 from . import checks
 from .common import add_backend_args, make_task, resolve
+from .levers import add_lever_args, build_pool, lever_settings, make_pool
 
 RULE_HELP = ("voting rule: ahead-by-k (MAKER's: sample until one answer leads every other by "
              "k votes) or first-to-k (until one answer has k votes); part of the run's "
@@ -58,6 +59,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-port", type=checks.port, default=None,
                    help="Prometheus counters on 127.0.0.1:PORT/metrics (off by default)")
     add_backend_args(p)
+    add_lever_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show the engine's logs here (default: in <run-dir>/engine.log)")
@@ -249,17 +251,33 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
         from ..profiles import check_sizes
         check_sizes(profile, [task])
     steps = slice_of(args, task.num_steps())  # refused before an engine starts
+    levers = lever_settings(args, profile)
     if getattr(args, "dry_run", False):
-        raise DryRun(dry_run_config(args, task, profile))
+        raise DryRun({**dry_run_config(args, task, profile), "levers": levers})
     if logs is not None:
         logs.start()  # every option is checked: the engine's output goes to its log
     try:
         backend = make_backend(args.backend, task, vars(args))
     except ValueError as e:
         raise UsageError(str(e)) from None
+    sources: list[Any] = []
+    if levers is not None:
+        try:
+            sources, backend = build_pool(args, profile, task, backend, levers)
+        except BaseException:
+            backend.close()
+            raise
     if logs is not None:
         logs.terminal()
-    k, extra = choose_k(args, backend, profile, task, task.num_steps())
+    try:
+        k, extra = choose_k(args, backend if levers is None else backend.backends[0], profile,
+                            task, task.num_steps())
+    except UsageError as e:
+        if levers is None:
+            raise
+        raise UsageError(f"{e} (with levers, k auto reads the run's own model's card: "
+                         "give --k N)") from None
+    pool = make_pool(args, sources, levers, k) if levers is not None else None
     if profile is not None:
         extra["profile"] = profile.name
     extra["price"] = run_price(args, profile)
@@ -270,7 +288,7 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
                           rules=args.rules, max_samples=args.max_samples, window=window,
                           keep_text=args.keep_text, constrained=not args.unconstrained,
                           drafts=bool(getattr(backend, "uses_draft", False)), rule=args.rule,
-                          prompts=getattr(backend, "reads_prompts", True))
+                          prompts=getattr(backend, "reads_prompts", True), pool=pool)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return RunSpec(task, backend, vote, args.schedule, extra, steps)

@@ -26,6 +26,7 @@ from ..tasks.base import Flag, Parsed, Task
 from ..types import Sample, SampleRequest
 from .redflags import classify
 from .seeds import MAX_SAMPLES_PER_STEP, sample_seed, Temperatures
+from .pool import Contested, Pool, PoolVotes
 from .voting import DEFAULT_RULE, Rule, get_rule
 
 SCHEDULES = ("rounds", "sequential")
@@ -52,6 +53,9 @@ class VoteConfig:
     rule: str = DEFAULT_RULE  # the voting rule (engine/voting.py RULES)
     # render each request's prompt (False when the backend reads none: the sim)
     prompts: bool = True
+    # several sources vote on each step (engine/pool.py: second opinions, prompt pools,
+    # escalation); None: the run's one model casts every vote
+    pool: Pool | None = None
 
 
 class StuckStep(Exception):
@@ -118,6 +122,10 @@ class Schedule:
             raise ValueError(f"max samples per step must be in 1..{MAX_SAMPLES_PER_STEP}")
         self.rule = get_rule(cfg.rule)
         self.rule(cfg.k)  # refuses a k the rule cannot use now, not at the first step
+        self.pool = cfg.pool
+        if self.pool is not None:
+            rule, plan = self.rule, self.pool.plan
+            self.rule = lambda k: PoolVotes(rule, k, plan)  # type: ignore[assignment]
         self.task, self.cfg, self.mode = task, cfg, mode
         self.total = task.num_steps() if stop is None else stop
         if not 0 <= start < self.total <= task.num_steps():
@@ -163,6 +171,9 @@ class Schedule:
         run_seed, cap, drafts, budget = cfg.run_seed, cfg.max_tokens, cfg.drafts, cfg.max_samples
         out: list[SampleRequest] = []
         append = out.append
+        if self.pool is not None:
+            self._pool_requests(out)
+            return out
         for st in self.pending.values():
             voter = st.voter
             if voter.winner is not None:
@@ -186,6 +197,48 @@ class Schedule:
             st.next_index = i
         return out
 
+    def _pool_requests(self, out: list[SampleRequest]) -> None:
+        """`next_batch` for a pooled run: each vote index goes to the source the plan names
+        for it; consecutive votes of one source at one temperature share a request."""
+        cfg, pool = self.cfg, self.pool
+        assert pool is not None
+        sources = pool.sources
+        run_seed, budget = cfg.run_seed, cfg.max_samples
+        for st in self.pending.values():
+            voter = st.voter
+            if voter.winner is not None:
+                continue
+            need = voter.needed()
+            if need == 0:  # contested, with nowhere to escalate
+                raise Contested(st.step, voter.by_source,
+                                [pool.label(i) for i in range(len(sources))])
+            i = st.next_index
+            if st.samples + need > budget or i + need > MAX_SAMPLES_PER_STEP:
+                raise StuckStep(st.step, st.samples, dict(voter.counts))
+            step, x, ref = st.step, st.x, st.ref
+            seed0 = sample_seed(run_seed, step, 0)
+            made: dict[int, tuple[Any, Any, Any]] = {}  # source -> (messages, constraint, draft)
+            last: SampleRequest | None = None
+            for j in range(i, i + need):
+                src = voter.source_at(j)
+                got = made.get(src)
+                if got is None:
+                    s = sources[src]
+                    task = s.task
+                    got = made[src] = (
+                        task.render(x) if cfg.prompts else None,
+                        task.constraint(x) if s.constrained else None,
+                        task.text(ref.answer) if s.drafts and ref is not None else None)
+                t = sources[src].temperatures.at(j)
+                if (last is not None and last.source == src and last.temperature == t
+                        and last.first_index + last.n == j):
+                    last.n += 1
+                    continue
+                last = SampleRequest(step, x, got[0], 1, t, sources[src].max_tokens,
+                                     seed0 + j, got[1], j, got[2], src)
+                out.append(last)
+            st.next_index = i + need
+
     # ---------------------------------------------------------------------------- accept
     @gc_paused()
     def accept(self, requests: list[SampleRequest], results: list[list[Sample]]) -> RoundRows:
@@ -193,6 +246,7 @@ class Schedule:
         rows = RoundRows(self.round, ordered=True)
         task, cfg, epoch, rnd = self.task, self.cfg, self.epoch, self.round
         rules, run_seed = cfg.rules, cfg.run_seed
+        pool = self.pool
         out, flags, answers = rows.samples, rows.flags, rows.answers
         append = out.append
         spans: dict[int, int] = {}  # step -> index of its first row in this round
@@ -221,7 +275,12 @@ class Schedule:
                                  f"samples for n={req.n}")
             if failed and step in failed:
                 continue
-            if step != cache_step:
+            src = req.source
+            if pool is not None:  # each source parses in its own rendering
+                task = pool.sources[src].task
+                if (step, src) != cache_step:
+                    cache, cache_step = {}, (step, src)
+            elif step != cache_step:
                 cache, cache_step = {}, step
             if st.last_round != rnd:
                 st.last_round = rnd
@@ -247,7 +306,8 @@ class Schedule:
                         aid = seen[key] = len(seen)
                         correct = None if st.ref is None else int(key == st.ref.key)
                         answers.append(AnswerRow(step, epoch, aid, key, correct))
-                    if voter.winner is None and voter.add(key):
+                    if voter.winner is None and (voter.add(key) if pool is None
+                                                 else voter.add(key, src)):
                         st.decided_round = rnd
                     flag = detail = None
                 else:
@@ -257,7 +317,7 @@ class Schedule:
                 # ints as SQLite returns them (a backend may count with numpy)
                 append(SampleRow(step, idx, epoch, rnd, seed, temp, aid, flag, detail,
                                  int(s.tokens_in), int(s.tokens_out), int(s.tokens_reasoning),
-                                 round(lat * 1000.0, 3) if lat else lat * 1000.0, text))
+                                 round(lat * 1000.0, 3) if lat else lat * 1000.0, text, src))
                 idx += 1
                 seed += 1
         rows.valid = valid
@@ -321,13 +381,13 @@ class Schedule:
     # ---------------------------------------------------------------------------- resume
     @gc_paused()
     def restore(self, done: int, epoch: int, rounds: int, chain_x: Any,
-                used: dict[int, int], replay: dict[int, list[tuple[int, int, str | None]]]
+                used: dict[int, int], replay: dict[int, list[tuple[int, int, str | None, int]]]
                 ) -> None:
         """Rebuild the state an uninterrupted run had after its last persisted round.
 
         `used`: next vote index of every unfinished step with ledger samples (all epochs).
-        `replay`: per step, its current-epoch samples (index, round, vote key or None), in
-        vote-index order.
+        `replay`: per step, its current-epoch samples (index, round, vote key or None,
+        source), in vote-index order.
         """
         self.done, self.epoch, self.round = done, epoch, rounds
         self.chain_x = self.frontier_x = chain_x
@@ -340,13 +400,17 @@ class Schedule:
             if st is None:
                 raise ValueError(f"ledger has samples for step {step} outside the window; "
                                  "resume with the --window the run started with")
-            for idx, rnd, key in samples:
+            pooled = self.pool is not None
+            for idx, rnd, key, src in samples:
                 st.samples += 1
                 if rnd != st.last_round:
                     st.last_round, st.rounds = rnd, st.rounds + 1
+                if pooled:
+                    st.voter.seen(idx, src)
                 if key is None:
                     continue
                 if key not in st.answers:
                     st.answers[key] = len(st.answers)
-                if st.voter.winner is None and st.voter.add(key):
+                if st.voter.winner is None and (st.voter.add(key, src) if pooled
+                                                else st.voter.add(key)):
                     st.decided_round = rnd

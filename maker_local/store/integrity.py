@@ -36,8 +36,22 @@ def genesis(config_json: str) -> str:
     return hashlib.sha256(f"{VERSION}\n{config_json}".encode()).hexdigest()
 
 
-# a sample's columns as hashed: all but latency_ms (timings are not what a run found)
-_hashed_sample = itemgetter(*(i for i, c in enumerate(columns(SampleRow)) if c != "latency_ms"))
+# a sample's columns as hashed: all but latency_ms (timings are not what a run found), and
+# its source only when it is not 0 (the run's own model): a sample of a run without a pool
+# hashes as it did before ledgers recorded sources, so their chains verify unchanged
+_SOURCE = columns(SampleRow).index("source")
+_hashed_sample = itemgetter(*(i for i, c in enumerate(columns(SampleRow))
+                              if c not in ("latency_ms", "source")))
+_source_of = itemgetter(_SOURCE)
+
+
+def hashed_samples(samples: Iterable[tuple]) -> Iterable[tuple]:
+    """Sample rows (all columns, in order) in the form they are hashed."""
+    samples = samples if isinstance(samples, list) else list(samples)
+    if not any(map(_source_of, samples)):  # C speed for the common case: no pool
+        return map(_hashed_sample, samples)
+    return (_hashed_sample(r) + (r[_SOURCE],) if r[_SOURCE] else _hashed_sample(r)
+            for r in samples)
 
 
 def table_digest(rows: Iterable[Iterable[Any]]) -> Any:
@@ -73,7 +87,7 @@ def values_digest(prev: str, round_row: tuple, samples: Iterable[tuple],
     the ledger inserts), in the same order. Each value must be of the Python type SQLite
     returns for its column (int, float for REAL, str, None: what the schedule makes), so
     that hashing what was written and hashing what is read back agree."""
-    return chain(prev, round_row, table_digest(map(_hashed_sample, samples)),
+    return chain(prev, round_row, table_digest(hashed_samples(samples)),
                  table_digest(answers), table_digest(decided))
 
 
@@ -121,11 +135,16 @@ class Verdict:
 
 
 # the columns hashed, as the records name them (a sample's latency is left out)
-SAMPLE_FIELDS = tuple(c for c in columns(SampleRow) if c != "latency_ms")
+SAMPLE_FIELDS = tuple(c for c in columns(SampleRow) if c not in ("latency_ms", "source"))
 SAMPLE_COLS = ", ".join(SAMPLE_FIELDS)
 ANSWER_COLS = ", ".join(columns(AnswerRow))
 DECIDED_COLS = ", ".join(columns(DecisionRow))
 _ROUND = SAMPLE_FIELDS.index("round")  # where a sample row holds its round
+
+
+def has_sources(con: sqlite3.Connection) -> bool:
+    """Whether the ledger records each sample's source (written since pools exist)."""
+    return any(r[1] == "source" for r in con.execute("PRAGMA table_info(samples)"))
 
 
 def has_digests(con: sqlite3.Connection) -> bool:
@@ -159,7 +178,14 @@ def verify(con: sqlite3.Connection) -> Verdict:
                 h.update(("\n".join(lines) + "\n").encode())
 
     # rows as SQLite returns them (step first), each fed to its round's digest
-    feed("S", con.execute(f"SELECT {SAMPLE_COLS} FROM samples ORDER BY step, idx"), _ROUND)
+    if has_sources(con) and con.execute("SELECT 1 FROM samples WHERE source != 0 "
+                                        "LIMIT 1").fetchone():
+        # a pooled run: a sample's source is hashed after its other columns, unless it is 0
+        rows: Iterable[tuple] = (r if r[-1] else r[:-1] for r in con.execute(
+            f"SELECT {SAMPLE_COLS}, source FROM samples ORDER BY step, idx"))
+    else:
+        rows = con.execute(f"SELECT {SAMPLE_COLS} FROM samples ORDER BY step, idx")
+    feed("S", rows, _ROUND)
     a, d = len(columns(AnswerRow)), len(columns(DecisionRow))  # then the round that added it
     feed("A", con.execute(f"SELECT {ANSWER_COLS}, round FROM answers WHERE round IS NOT NULL "
                           "ORDER BY step, epoch, id"), a, a)

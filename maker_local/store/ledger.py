@@ -67,6 +67,11 @@ ALTER TABLE answers ADD COLUMN round INTEGER;
 ALTER TABLE decided ADD COLUMN round INTEGER;
 ALTER TABLE rounds ADD COLUMN digest TEXT;
 """),
+    # who cast each sample: an index into the run's sources (engine/pool.py; config["run"]
+    # ["pool"]["sources"] names them); 0, the run's own model, for a run without a pool
+    ("sources", """
+ALTER TABLE samples ADD COLUMN source INTEGER NOT NULL DEFAULT 0;
+"""),
 ]
 
 
@@ -321,12 +326,13 @@ class Ledger:
                 chain_x = task.next_input(chain_x, task.answer_from_key(key))
         used = dict(q("SELECT step, MAX(idx) + 1 FROM samples WHERE step >= ? GROUP BY step",
                       (done,)))
-        replay: dict[int, list[tuple[int, int, str | None]]] = {}
-        for step, idx, rnd, key in q(
-                "SELECT s.step, s.idx, s.round, a.key FROM samples s LEFT JOIN answers a "
+        replay: dict[int, list[tuple[int, int, str | None, int]]] = {}
+        for step, idx, rnd, key, source in q(
+                "SELECT s.step, s.idx, s.round, a.key, s.source FROM samples s "
+                "LEFT JOIN answers a "
                 "ON a.step = s.step AND a.epoch = s.epoch AND a.id = s.answer "
                 "WHERE s.step >= ? AND s.epoch = ? ORDER BY s.step, s.idx", (done, epoch)):
-            replay.setdefault(step, []).append((idx, rnd, key))
+            replay.setdefault(step, []).append((idx, rnd, key, source))
         return {"done": done, "epoch": epoch, "rounds": rounds, "chain_x": chain_x,
                 "used": used, "replay": replay}
 

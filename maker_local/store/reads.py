@@ -22,6 +22,7 @@ class Vote(NamedTuple):
     epoch: int
     answer: int | None
     key: str | None
+    source: int = 0  # who cast it (engine/pool.py); 0 for a run without a pool
 
 
 class StepSamples(NamedTuple):
@@ -39,6 +40,7 @@ class StepVotes:
     votes: list[int]
     correct: dict[int, int | None]  # answer id -> right against the reference
     winner: int  # the answer id the run decided
+    sources: list[int] | None = None  # the source of each vote (a pooled run's ledger)
 
 
 # --------------------------------------------------------------------------- run totals
@@ -155,12 +157,22 @@ def final_votes(led: Ledger) -> Iterator[StepVotes]:
     for step, aid, c in q("SELECT a.step, a.id, a.correct FROM answers a JOIN decided d "
                           "ON d.step = a.step AND d.epoch = a.epoch"):
         correct[(step, aid)] = c
-    rows = q("SELECT s.step, s.answer FROM samples s JOIN decided d ON d.step = s.step "
-             "AND d.epoch = s.epoch WHERE s.answer IS NOT NULL ORDER BY s.step, s.idx")
+    if not pooled(led):
+        rows = q("SELECT s.step, s.answer FROM samples s JOIN decided d ON d.step = s.step "
+                 "AND d.epoch = s.epoch WHERE s.answer IS NOT NULL ORDER BY s.step, s.idx")
+        for step, group in itertools.groupby(rows, key=lambda r: r[0]):
+            votes = [aid for _, aid in group]
+            yield StepVotes(step, votes, {a: correct.get((step, a)) for a in set(votes)},
+                            winners[step])
+        return
+    rows = q("SELECT s.step, s.answer, s.source FROM samples s JOIN decided d "
+             "ON d.step = s.step AND d.epoch = s.epoch WHERE s.answer IS NOT NULL "
+             "ORDER BY s.step, s.idx")
     for step, group in itertools.groupby(rows, key=lambda r: r[0]):
-        votes = [aid for _, aid in group]
+        got = list(group)
+        votes = [aid for _, aid, _ in got]
         yield StepVotes(step, votes, {a: correct.get((step, a)) for a in set(votes)},
-                        winners[step])
+                        winners[step], [src for _, _, src in got])
 
 
 def decisions_with_keys(led: Ledger) -> Iterator[tuple[DecisionRow, str | None]]:
@@ -176,8 +188,37 @@ def decisions_with_keys(led: Ledger) -> Iterator[tuple[DecisionRow, str | None]]
 def votes_by_step(led: Ledger) -> Iterator[StepSamples]:
     """Every step with samples (decided or not), in step order; one step in memory at a
     time."""
-    rows = led.con.execute("SELECT s.step, s.epoch, s.answer, a.key FROM samples s LEFT JOIN "
-                           "answers a ON a.step = s.step AND a.epoch = s.epoch AND "
+    source = "s.source" if pooled(led) else "0"
+    rows = led.con.execute(f"SELECT s.step, s.epoch, s.answer, a.key, {source} FROM samples s "
+                           "LEFT JOIN answers a ON a.step = s.step AND a.epoch = s.epoch AND "
                            "a.id = s.answer ORDER BY s.step, s.idx")
     for step, group in itertools.groupby(rows, key=lambda r: r[0]):
-        yield StepSamples(step, [Vote(e, a, k) for _, e, a, k in group])
+        yield StepSamples(step, [Vote(e, a, k, src) for _, e, a, k, src in group])
+
+
+def pooled(led: Ledger) -> bool:
+    """Whether the run voted with several sources (engine/pool.py)."""
+    return bool(led.config["run"].get("pool"))
+
+
+def votes_by_source(led: Ledger) -> list[dict[str, Any]]:
+    """A pooled run's samples per source: [{source, samples, valid, right, wrong}] (right
+    and wrong against the reference, where the task has one)."""
+    if not pooled(led):
+        return []
+    rows = led.con.execute(
+        "SELECT s.source, COUNT(*), COUNT(s.answer), COALESCE(SUM(a.correct = 1), 0), "
+        "COALESCE(SUM(a.correct = 0), 0) FROM samples s LEFT JOIN answers a "
+        "ON a.step = s.step AND a.epoch = s.epoch AND a.id = s.answer GROUP BY s.source "
+        "ORDER BY s.source").fetchall()
+    return [{"source": src, "samples": n, "valid": v, "right": r, "wrong": w}
+            for src, n, v, r, w in rows]
+
+
+def contested_steps(led: Ledger, contest_after: int) -> list[int]:
+    """Steps of a pooled run whose decision came from the escalation: more valid votes in
+    its final epoch than the contest point."""
+    return [s for (s,) in led.con.execute(
+        "SELECT s.step FROM samples s JOIN decided d ON d.step = s.step AND d.epoch = s.epoch "
+        "WHERE s.answer IS NOT NULL GROUP BY s.step HAVING COUNT(*) > ? ORDER BY s.step",
+        (contest_after,))]
