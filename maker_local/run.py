@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .engine.pool import Contested
 from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
 from .engine.voting import rule_of
 from .failures import Retrier, RunStopped, flagged_out
@@ -165,9 +166,9 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
           on_round: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Run (or resume) a solve to the end; returns the ledger's report.
 
-    Raises StuckStep (a step used its sample budget) or RunStopped (the backend keeps
-    failing, or nearly every sample is red-flagged) after writing the report of what was
-    done; LedgerError for a ledger that cannot be used or written (the disk is full,
+    Raises StuckStep (a step used its sample budget), Contested (a pooled run's sources
+    disagree on a step and it has no escalation) or RunStopped (the backend keeps failing, or
+    nearly every sample is red-flagged) after writing the report of what was done; LedgerError for a ledger that cannot be used or written (the disk is full,
     read-only, ...), with the fix in the message.
     """
     from .report import build_report, write_report
@@ -213,7 +214,7 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
         try:
             # failures are asked again by the retrier: the schedule sees answers only
             vote_rounds(sched, retrier.sample, round_done)
-        except (StuckStep, RunStopped) as e:
+        except (StuckStep, RunStopped, Contested) as e:
             stopped = e
         finally:
             bar.close()

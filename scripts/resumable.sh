@@ -18,6 +18,7 @@ while true; do
   case $rc in
     0|1) break ;;                       # done (1: done with errors against the reference)
     2) echo "resumable.sh: a usage or file-system error (above): fix it and rerun" >&2; exit 2 ;;
+    4) echo "resumable.sh: a step is contested (above); resuming would ask the same sources" >&2; exit 4 ;;
   esac
   tries=$((tries + 1))
   if [ "$tries" -ge 50 ]; then echo "resumable.sh: 50 interruptions; giving up" >&2; exit "$rc"; fi

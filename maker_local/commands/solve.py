@@ -331,6 +331,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, run_dir: Path, metrics: Any, logs: Any = None) -> int:
+    from ..engine.pool import Contested
     from ..engine.schedule import StuckStep
     from ..failures import RunStopped
     from ..report import format_report
@@ -347,6 +348,9 @@ def _run(args: argparse.Namespace, run_dir: Path, metrics: Any, logs: Any = None
         print(f"maker-local: {e}. Its votes are in the ledger: resume with --resume and a "
               "larger --max-samples or a larger --k.", file=sys.stderr)
         return 3
+    except Contested as e:  # resuming asks the same sources again: no use
+        print(f"maker-local: {e}", file=sys.stderr)
+        return 4
     except RunStopped as e:
         print(f"maker-local: {e}", file=sys.stderr)
         return 3
