@@ -3,6 +3,9 @@
 It writes text in the task's output format (the task's hints: `text` of an answer,
 `wrong_answers`, `malformed`, `sim_prose`) and is right with probability p per sample, with:
 - per-step difficulty: step i's error rate is error * w_i, w_i drawn with mean 1 (`spread`);
+  or, with `correlation` rho > 0, a beta with mean `error` and intraclass correlation rho
+  (`maker_local.correlation`: rho is the correlation between two votes of one step; the
+  paper's Figure 8 at 1,048,575 steps fits rho ~ 0.008, scripts/fig8.py);
 - correlated wrong answers: a wrong sample gives one of the step's few plausible wrong answers,
   the first one most of the time (`concentration`), so a hard step sees the same wrong pair again
   and again;
@@ -58,6 +61,8 @@ class SimModel:
     tokens_sigma: float = 0.35  # log-normal spread of output tokens
     length_slope: float = 0.5  # error odds grow by e^slope per sigma of length
     seed: int = 0
+    # > 0: per-step error ~ beta(mean error, ICC correlation) instead of the spread model
+    correlation: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.error < 1:
@@ -66,6 +71,8 @@ class SimModel:
             raise ValueError(f"--sim-valid must be in (0, 1] (got {self.valid})")
         if self.wrong < 1:
             raise ValueError("the sim needs at least one wrong answer per step")
+        if not 0 <= self.correlation < 1:
+            raise ValueError(f"--sim-correlation must be in [0, 1) (got {self.correlation})")
 
 
 class SimBackend:
@@ -75,9 +82,13 @@ class SimBackend:
 
     def __init__(self, task: Any, model: SimModel):
         self.task, self.model = task, model
+        self._quantiles: tuple[np.ndarray, np.ndarray] | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, **asdict(self.model)}
+        d = asdict(self.model)
+        if not d["correlation"]:  # runs from before the correlation model keep their identity
+            del d["correlation"]
+        return {"backend": self.name, **d}
 
     def close(self) -> None:
         pass
@@ -89,8 +100,20 @@ class SimBackend:
     def step_errors(self, steps: np.ndarray) -> np.ndarray:
         """Per-step error rate (before the length effect)."""
         m = self.model
-        w = -np.log(uniforms(steps.astype(np.uint64) ^ np.uint64(m.seed << 40), 1))
-        return np.minimum(0.95, m.error * ((1 - m.spread) + m.spread * w))
+        u = uniforms(steps.astype(np.uint64) ^ np.uint64(m.seed << 40), 1)
+        if m.correlation > 0:
+            return self._beta_quantile(u)
+        return np.minimum(0.95, m.error * ((1 - m.spread) - m.spread * np.log(u)))
+
+    def _beta_quantile(self, u: np.ndarray) -> np.ndarray:
+        """The beta's error rate at cumulative probability u: its quadrature nodes taken as
+        point masses (neighbours 0.5% apart in log-odds); below the grid, 0."""
+        if self._quantiles is None:
+            from ..correlation import StepErrors
+            q, w, below = StepErrors(self.model.error, self.model.correlation).nodes()
+            self._quantiles = (np.append(0.0, q), below + np.cumsum(np.append(0.0, w)))
+        q, edges = self._quantiles  # node j holds the mass edges[j]..edges[j + 1]
+        return q[np.minimum(np.searchsorted(edges, u, side="right"), q.size - 1)]
 
     @gc_paused()
     def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]:

@@ -81,6 +81,9 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    "(default 3)")
     g.add_argument("--sim-concentration", type=float, default=None,
                    help="share of wrong samples that give the step's first wrong answer")
+    g.add_argument("--sim-correlation", type=float, default=None, metavar="RHO",
+                   help="within-step correlation of errors: per-step error ~ beta with mean "
+                   "--sim-error and this ICC, instead of --sim-spread (default 0: off)")
 
 
 def make_task(args: argparse.Namespace, style: str | None = None, grid: bool = False) -> Any:

@@ -1,0 +1,392 @@
+"""Correlated errors: how far a model's votes are from erring independently, and what that
+costs a run. Pure arithmetic (numpy): counts in, numbers out; nothing here reads a file, a
+ledger or a backend. Calibration, bench and report feed it per-step vote counts; `plan` and
+the sim use its distribution of per-step accuracy.
+
+The model. Step i has its own error rate q_i = 1 - p_i; a step's votes are independent given
+q_i, so the correlation between two votes of one step is the intraclass correlation
+rho = Var(q) / (e (1 - e)), e = E[q]. rho = 0 is the paper's world (every step errs at e);
+rho near 1 means each step is either always right or always wrong. Steps are a beta with
+mean e and ICC rho (a = e (1/rho - 1), b = (1 - e)(1/rho - 1)), plus optionally a share of
+*hopeless* steps (p_i <= 0.5: voting converges on the wrong answer there).
+
+Estimators (`measure`), from per-step counts (w_i wrong of n_i valid votes):
+- error e^ = mean_i w_i / n_i (each step weighs the same: steps, not votes, are the units).
+- rho^: the pairwise (beta-binomial moment) estimator. mean_i w_i (w_i - 1) / (n_i (n_i - 1))
+  is unbiased for E[q^2] (the chance that two distinct votes of a step both err), so
+  rho^ = (E^[q^2] - E^[q]^2) / (e^ (1 - e^)), with E[q]^2 estimated without bias as
+  e^2 - s^2/S (s^2: sample variance of w_i/n_i over S steps). It can come out below 0
+  (underdispersion, or noise); the fit clips it to 0. 95% interval: Poisson bootstrap over
+  steps (cheap when most steps have no error). Needs n_i >= 2.
+- collisions: both of a step's first two votes wrong, against e^2, what independent errors
+  predict; their ratio is the collision excess (1 + rho (1 - e) / e for the beta).
+- hopeless share: steps whose observed right share p^_i <= 0.5, with a 95% Wilson interval
+  over steps, and `at_most` = min(1, 2 x its upper end): a step with p_i <= 0.5 shows
+  p^_i <= 0.5 with probability >= 1/2 however few its votes (the median of Bin(n, p <= 1/2)
+  is at most n/2), so the true share is at most twice what is seen.
+- expected wrong decisions of a run of N steps at k: N x E[P(wrong | p, k)] with
+  P(wrong | p, k) = (1-p)^k / (p^k + (1-p)^k) (first-to-ahead-by-k, all wrong votes for one
+  answer: the worst case), over the fitted distribution: the hopeless steps at their own p^_i,
+  the others a beta fitted by these moments. `high` puts the hopeless share at its `at_most`
+  (each such step wrong at least half the time) and rho at its upper end.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .stats import wilson
+
+_BOOT = 200
+_U_LO, _U_HI = -60.0, 40.0  # logit range of the quadrature (q from 9e-27 to 1 - 4e-18)
+
+
+def p_wrong(p: Any, k: int) -> np.ndarray:
+    """P(first-to-ahead-by-k decides wrong) for per-vote accuracy p, one wrong answer
+    (the gambler's ruin: (1-p)^k / (p^k + (1-p)^k)); valid for every p in [0, 1]."""
+    p = np.asarray(p, float)
+    a, b = p**k, (1 - p) ** k
+    return b / (a + b)
+
+
+def votes_needed(p: Any, k: int) -> np.ndarray:
+    """Expected valid votes to decide a step at per-vote accuracy p (any p in [0, 1]):
+    k (p^k - (1-p)^k) / ((2p - 1)(p^k + (1-p)^k)), k^2 at p = 1/2."""
+    p = np.asarray(p, float)
+    a, b = p**k, (1 - p) ** k
+    d = 2 * p - 1
+    near = np.abs(d) < 1e-9
+    return np.where(near, float(k * k), k * (a - b) / np.where(near, 1.0, d) / (a + b))
+
+
+def _logsig(u: np.ndarray) -> np.ndarray:
+    return -np.logaddexp(0.0, -u)
+
+
+@dataclass(frozen=True)
+class StepErrors:
+    """How error rates spread over a run's steps: a share `hopeless` of steps at accuracy
+    `hopeless_p` (<= 0.5), the rest a beta with mean `error` and ICC `rho` (rho = 0: every
+    step errs at `error`, the paper's independent errors)."""
+
+    error: float
+    rho: float = 0.0
+    hopeless: float = 0.0
+    hopeless_p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.error < 1:
+            raise ValueError(f"error must be in [0, 1) (got {self.error})")
+        if not 0 <= self.rho < 1:
+            raise ValueError(f"correlation rho must be in [0, 1) (got {self.rho})")
+        if not 0 <= self.hopeless <= 1 or not 0 <= self.hopeless_p <= 0.5:
+            raise ValueError("hopeless share must be in [0, 1] and their accuracy <= 0.5")
+
+    # ------------------------------------------------------------------ the distribution
+    def beta(self) -> tuple[float, float] | None:
+        """(a, b) of the beta part, None when it is a point mass (rho = 0 or error = 0)."""
+        if self.rho <= 0 or self.error <= 0:
+            return None
+        s = 1 / self.rho - 1
+        return self.error * s, (1 - self.error) * s
+
+    def nodes(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Quadrature of the beta part: error rates q_j, their masses w_j, and the mass left
+        below the grid (q < 1e-26, where a step never errs in practice)."""
+        ab = self.beta()
+        if ab is None:
+            return np.array([self.error]), np.array([1.0]), 0.0
+        return _beta_nodes(*ab)
+
+    def expect(self, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """E over steps of f(q) (f vectorised over q; may return arrays of shape (..., q))."""
+        q, w, _ = self.nodes()
+        f0 = np.asarray(f(np.zeros(1)))[..., 0]
+        # f(q) - f(0) vanishes where the grid ends; the mass below it counts at f(0)
+        body = f0 + ((np.asarray(f(q)) - f0[..., None]) * w).sum(axis=-1)
+        if self.hopeless:
+            hop = np.asarray(f(np.array([1 - self.hopeless_p])))[..., 0]
+            return (1 - self.hopeless) * body + self.hopeless * hop
+        return body
+
+    def share_hopeless(self) -> float:
+        """Share of steps with p_i <= 0.5."""
+        q, w, _ = self.nodes()
+        return float(self.hopeless + (1 - self.hopeless) * w[q >= 0.5].sum())
+
+    # ------------------------------------------------------------------ what a run sees
+    def wrong_rate(self, k: int) -> float:
+        """Expected share of steps decided wrong at k."""
+        return float(self.expect(lambda q: p_wrong(1 - q, k)))
+
+    def expected_wrong(self, k: int, steps: int) -> float:
+        return steps * self.wrong_rate(k)
+
+    def p_full(self, k: int, steps: int) -> float:
+        """P(every step right) when each step's p_i is drawn from this distribution."""
+        f = self.wrong_rate(k)
+        return 0.0 if f >= 1 else math.exp(steps * math.log1p(-f))
+
+    def votes(self, k: int) -> float:
+        """Expected valid votes per step."""
+        return float(self.expect(lambda q: votes_needed(1 - q, k)))
+
+    def k_min(self, steps: int, target: float, k_max: int = 60) -> int | None:
+        """Smallest k whose P(every step right) reaches the target; None if none up to
+        k_max does (hopeless steps: no k can)."""
+        for k in range(1, k_max + 1):
+            if self.p_full(k, steps) >= target:
+                return k
+        return None
+
+    def undecided(self, k: int, n: int, steps: int, per: str = "vote", valid: float = 1.0
+                  ) -> list[float]:
+        """Expected steps still undecided after each of n rounds (the paper's Figure 8).
+
+        per="vote": a round gives every undecided step one more valid vote (the paper's
+        Algorithm 2 run over all steps at once; a red-flagged sample is replaced before it
+        counts, so `valid` plays no part). per="round": a round asks every undecided step
+        for k - margin samples (this project's `rounds` schedule; the first round asks k),
+        of which a share 1 - valid is red-flagged and lost.
+        """
+        if per not in ("vote", "round"):
+            raise ValueError(f"per must be 'vote' or 'round' (got {per!r})")
+        return [steps * float(x) for x in
+                self.expect(lambda q: _undecided(q, k, n, per, valid))]
+
+
+def _beta_nodes(a: float, b: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """A trapezoid grid in logit space, fine where the density lives; masses normalised so
+    that grid + the mass below it = 1."""
+    lb = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    coarse = np.linspace(_U_LO, _U_HI, 10001)
+    ld = a * _logsig(coarse) + b * _logsig(-coarse)
+    alive = np.flatnonzero(ld >= ld.max() - 40)
+    lo = coarse[max(alive[0] - 1, 0)]
+    hi = coarse[min(alive[-1] + 1, coarse.size - 1)]
+    u = np.linspace(lo, hi, 20001)
+    w = np.exp(a * _logsig(u) + b * _logsig(-u) - lb)
+    w[[0, -1]] *= 0.5
+    w *= u[1] - u[0]
+    # the tails beyond the grid: the density in logit space is ~ e^(a u) / B below it and
+    # ~ e^(-b u) / B above it; the mass above counts at q = 1 (a step that is always wrong)
+    below = math.exp(a * lo - lb) / a if lo <= _U_LO + 1e-9 else 0.0
+    above = math.exp(-b * hi - lb) / b if hi >= _U_HI - 1e-9 else 0.0
+    q = np.append(1 / (1 + np.exp(-u)), 1.0)
+    w = np.append(w, above)
+    total = w.sum() + below
+    return q, w / total, below / total
+
+
+def _undecided(q: np.ndarray, k: int, n: int, per: str, valid: float) -> np.ndarray:
+    """P(undecided after each of n rounds | q), shape (n, q.size): a walk of the margin
+    (right minus wrong votes, one wrong answer) absorbed at +-k."""
+    d = np.zeros((q.size, 2 * k + 1))
+    d[:, k] = 1.0
+    right, wrong = (1 - q)[:, None], q[:, None]
+    if per == "round":
+        right, wrong = valid * right, valid * wrong
+    lost = 1.0 - right - wrong  # a red-flagged sample: counted nowhere
+
+    def one(s: np.ndarray) -> np.ndarray:
+        t = np.zeros_like(s)
+        t[:, 0], t[:, -1] = s[:, 0], s[:, -1]
+        mid = s[:, 1:-1]
+        t[:, 2:] += mid * right
+        t[:, :-2] += mid * wrong
+        t[:, 1:-1] += mid * lost
+        return t
+
+    out = np.empty((n, q.size))
+    for r in range(n):
+        if per == "vote":
+            d = one(d)
+        else:
+            nd = d.copy()
+            nd[:, 1:-1] = 0.0
+            for m in range(1 - k, k):  # margin m asks k - |m| samples this round
+                s = np.zeros_like(d)
+                s[:, m + k] = d[:, m + k]
+                for _ in range(k - abs(m)):
+                    s = one(s)
+                nd += s
+            d = nd
+        out[r] = 1.0 - d[:, 0] - d[:, -1]
+    return out
+
+
+# ------------------------------------------------------------------------- estimators
+def counts(sequences: Iterable[Sequence[bool]], first: int | None = None
+           ) -> dict[str, np.ndarray]:
+    """Per-step arrays from each step's valid votes in order (True = right): right, votes,
+    and collided (both of the first two wrong; -1 with fewer than two votes); `first`:
+    count only each step's first votes (all of them when None)."""
+    right, votes, collided = [], [], []
+    for seq in sequences:
+        every = list(seq)
+        s = every if first is None else every[:first]
+        right.append(sum(bool(x) for x in s))
+        votes.append(len(s))
+        collided.append(-1 if len(every) < 2 else int(not every[0] and not every[1]))
+    return {"right": np.array(right, np.int64), "votes": np.array(votes, np.int64),
+            "collided": np.array(collided, np.int64)}
+
+
+def _moments(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
+             ) -> tuple[float, float]:
+    """(e, rho) from per-step error shares x and pair-error shares y (optionally weighted)."""
+    wt = np.ones(x.size) if weight is None else weight
+    n = wt.sum()
+    if n < 2:
+        return float("nan"), float("nan")
+    e = float((wt * x).sum() / n)
+    m2 = float((wt * y).sum() / n)
+    var = float((wt * (x - e) ** 2).sum() / (n - 1))
+    if e <= 0 or e >= 1:
+        return e, float("nan")
+    return e, (m2 - (e * e - var / n)) / (e * (1 - e))
+
+
+def rho_estimate(right: np.ndarray, votes: np.ndarray, seed: int = 0
+                 ) -> dict[str, float | int | None]:
+    """The pairwise estimator of the within-step correlation (module docstring), with a 95%
+    Poisson-bootstrap interval over steps; steps with fewer than two votes are left out."""
+    sel = votes >= 2
+    n, w = votes[sel].astype(float), (votes[sel] - right[sel]).astype(float)
+    x, y = w / np.maximum(n, 1), w * (w - 1) / np.maximum(n * (n - 1), 1)
+    e, rho = _moments(x, y)
+    out: dict[str, Any] = {"steps": int(sel.sum()), "error": None if math.isnan(e) else e,
+                           "rho": None if math.isnan(rho) else rho, "low": None, "high": None}
+    if out["rho"] is None:
+        return out
+    # Poisson bootstrap: only steps with an error move the sums, the rest only the count
+    nz = np.flatnonzero(x > 0)
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(_BOOT):
+        wt = rng.poisson(1.0, nz.size).astype(float)
+        zeros = float(rng.poisson(max(x.size - nz.size, 0)))
+        total = wt.sum() + zeros
+        if total < 2 or wt.sum() == 0:
+            continue
+        xs, ys = x[nz], y[nz]
+        eb = (wt * xs).sum() / total
+        m2 = (wt * ys).sum() / total
+        var = ((wt * (xs - eb) ** 2).sum() + zeros * eb * eb) / (total - 1)
+        boot.append((m2 - (eb * eb - var / total)) / (eb * (1 - eb)))
+    if boot:
+        out["low"], out["high"] = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
+    return out
+
+
+def measure(right: Any, votes: Any, collided: Any = None, *, steps: int, k: int,
+            seed: int = 0, basis: str = "") -> dict[str, Any]:
+    """The `correlation` block of calibrate, bench and report, from per-step counts
+    (right votes of valid votes; collided: 1/0 per step, -1 = fewer than two votes).
+
+    `steps` and `k`: the full run whose expected wrong decisions are projected."""
+    right, votes = np.asarray(right, np.int64), np.asarray(votes, np.int64)
+    keep = votes > 0
+    right, votes = right[keep], votes[keep]
+    S = int(votes.size)
+    pi = right / np.maximum(votes, 1)
+    out: dict[str, Any] = {"basis": basis, "steps": S, "votes": int(votes.sum()), "k": k,
+                           "run_steps": steps}
+    # collisions: both first two votes wrong, against what independent errors predict
+    if collided is not None:
+        col = np.asarray(collided, np.int64)[keep]
+        has = col >= 0
+        n2, c2 = int(has.sum()), int((col == 1).sum())
+        x2 = 1 - pi[has]
+        e2 = float(x2.mean()) if n2 else 0.0
+        lo, hi = wilson(c2, n2)
+        indep = e2 * e2
+        out["collisions"] = {"steps": n2, "count": c2, "rate": c2 / n2 if n2 else 0.0,
+                             "low": float(lo), "high": float(hi), "independent": indep,
+                             "ratio": (c2 / n2) / indep if n2 and indep > 0 else None}
+    # hopeless steps: p^_i <= 0.5
+    hop = pi <= 0.5
+    h = int(hop.sum())
+    lo, hi = wilson(h, S)
+    out["hopeless"] = {"count": h, "steps": S, "share": h / S if S else 0.0,
+                       "low": float(lo), "high": float(hi), "at_most": min(1.0, 2 * float(hi))}
+    # within-step correlation, all steps and the steps that are not hopeless
+    allr = rho_estimate(right, votes, seed)
+    rest = rho_estimate(right[~hop], votes[~hop], seed)
+    out["error"] = float(1 - pi.mean()) if S else None
+    out["rho"], out["rho_low"], out["rho_high"] = allr["rho"], allr["low"], allr["high"]
+    out["estimator"] = ("pairwise moments: rho = (E[q^2] - E[q]^2) / (e (1 - e)), "
+                        "E[q^2] = mean w(w-1)/(n(n-1)) over steps with n >= 2 votes")
+    fit = _fit(rest, hop, pi, S)
+    out["fit"] = {"error": fit.error, "rho": fit.rho, "hopeless": fit.hopeless,
+                  "hopeless_p": fit.hopeless_p, "share_hopeless": fit.share_hopeless()}
+    e_ind = out["error"] or 0.0
+    wrong_ind = steps * float(p_wrong(1 - e_ind, k))
+    expected = fit.expected_wrong(k, steps)
+    high_fit = StepErrors(fit.error, min(max(rest["high"] or fit.rho, fit.rho), 0.999),
+                          out["hopeless"]["at_most"] if S else 0.0,
+                          min(fit.hopeless_p, 0.5) if h else 0.5)
+    out["expected_wrong"] = {"k": k, "steps": steps, "independent": wrong_ind,
+                             "fitted": expected, "high": high_fit.expected_wrong(k, steps),
+                             "p_full_fitted": fit.p_full(k, steps),
+                             "k_min_fitted": fit.k_min(steps, 0.95)}
+    out["verdict"] = verdict(out)
+    return out
+
+
+def _fit(rest: dict[str, Any], hop: np.ndarray, pi: np.ndarray, S: int) -> StepErrors:
+    """Hopeless steps as a point mass at their mean observed accuracy, the rest a beta fitted
+    by moments (rho clipped to [0, 0.999])."""
+    share = float(hop.sum() / S) if S else 0.0
+    hp = float(pi[hop].mean()) if hop.any() else 0.5
+    e = rest["error"] if rest["error"] is not None else 0.0
+    rho = min(max(rest["rho"] or 0.0, 0.0), 0.999)
+    return StepErrors(min(max(e, 0.0), 0.999), rho, share, min(hp, 0.5))
+
+
+def verdict(c: dict[str, Any]) -> str:
+    """One plain sentence on what the correlation block means for the run."""
+    ew, h = c["expected_wrong"], c["hopeless"]
+    n = f"{ew['steps']:,}"
+    if h["count"]:
+        return (f"{h['count']} of {h['steps']:,} steps ({h['share']:.2%}) are right at most "
+                f"half the time: voting makes their wrong answer likely, whatever k. "
+                f"Expect about {ew['fitted']:,.3g} wrong decisions in {n} steps at "
+                f"k={ew['k']} (independent errors would give {ew['independent']:.3g}); "
+                f"fix those steps before a long run.")
+    rho = c.get("rho")
+    if rho is None:
+        return (f"No errors seen, so correlation cannot be measured; up to "
+                f"{h['at_most']:.2%} of steps could still be hopeless "
+                f"(at most {ew['high']:,.3g} wrong decisions in {n} steps at k={ew['k']}).")
+    return (f"Within-step correlation rho = {rho:.3g} (95% {c['rho_low'] or 0:.3g}.."
+            f"{c['rho_high'] or 0:.3g}); expect about {ew['fitted']:.3g} wrong decisions in "
+            f"{n} steps at k={ew['k']} (independent errors: {ew['independent']:.3g}; "
+            f"at most {ew['high']:,.3g} if up to {h['at_most']:.2%} of steps are hopeless).")
+
+
+def format_lines(c: dict[str, Any]) -> list[str]:
+    """The block as a few lines of text (calibrate, bench, report print them)."""
+    lines = []
+    col = c.get("collisions")
+    if col:
+        ratio = f", {col['ratio']:.3g}x" if col["ratio"] is not None else ""
+        lines.append(f"collisions   {col['count']:,} of {col['steps']:,} steps "
+                     f"({col['rate']:.3%}, 95% {col['low']:.3%}..{col['high']:.3%}); "
+                     f"independent errors predict {col['independent']:.3%}{ratio}")
+    rho = c.get("rho")
+    lines.append("correlation  " + ("n/a (no errors seen)" if rho is None else
+                                    f"rho {rho:.3g} (95% {c['rho_low'] or 0:.3g}.."
+                                    f"{c['rho_high'] or 0:.3g}) within a step, "
+                                    f"error {c['error']:.4g} per vote"))
+    h = c["hopeless"]
+    lines.append(f"p_i <= 0.5   {h['count']:,} of {h['steps']:,} steps ({h['share']:.2%}, "
+                 f"95% up to {h['high']:.2%}; true share at most {h['at_most']:.2%})")
+    ew = c["expected_wrong"]
+    lines.append(f"wrong decisions  {ew['fitted']:,.3g} expected in {ew['steps']:,} steps at "
+                 f"k={ew['k']} (at most {ew['high']:,.3g}; independent errors "
+                 f"{ew['independent']:.3g})")
+    return lines

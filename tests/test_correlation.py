@@ -1,0 +1,221 @@
+"""Correlated errors: the beta model of per-step accuracy, its estimators, and the sim that
+draws from it (seeded; checked against closed forms and against plain Monte Carlo)."""
+import math
+
+import numpy as np
+import pytest
+
+from maker_local.backends.sim import SimBackend, SimModel
+from maker_local.correlation import (StepErrors, counts, measure, p_wrong, rho_estimate,
+                                     votes_needed)
+from maker_local.engine.scaling import expected_votes, p_step
+from maker_local.engine.schedule import Schedule, VoteConfig
+from maker_local.engine.seeds import Temperatures
+from maker_local.tasks.hanoi import Hanoi
+
+N20 = 2**20 - 1
+
+
+def beta_binomial(rng, steps, votes, e, rho):
+    """Per-step wrong votes when each step's error rate is a beta with mean e, ICC rho."""
+    if rho == 0:
+        q = np.full(steps, e)
+    else:
+        s = 1 / rho - 1
+        q = rng.beta(e * s, (1 - e) * s, steps)
+    return rng.binomial(votes, q), q
+
+
+# ---------------------------------------------------------------- the distribution
+@pytest.mark.parametrize("p,k", [(0.9978, 3), (0.8, 5), (0.6, 7), (0.5, 3), (0.3, 3)])
+def test_gambler_ruin_forms_agree_with_the_scaling_laws(p, k):
+    if p > 0.5:
+        assert p_wrong(p, k) == pytest.approx(1 - p_step(p, k), rel=1e-12)
+        assert votes_needed(p, k) == pytest.approx(expected_votes(p, k), rel=1e-12)
+    # symmetric in right and wrong: the walk only knows which side is more likely
+    assert p_wrong(p, k) + p_wrong(1 - p, k) == pytest.approx(1.0)
+    assert votes_needed(p, k) == pytest.approx(votes_needed(1 - p, k))
+    if p == 0.5:
+        assert votes_needed(p, k) == k * k
+
+
+@pytest.mark.parametrize("e,rho", [(0.0022, 1e-5), (0.0022, 0.008), (2.3e-4, 0.01),
+                                   (0.05, 0.3), (0.2, 0.9)])
+def test_quadrature_holds_the_beta_mean_and_icc(e, rho):
+    q, w, below = StepErrors(e, rho).nodes()
+    assert w.sum() + below == pytest.approx(1.0, abs=1e-9)
+    m1, m2 = (q * w).sum(), (q * q * w).sum()
+    assert m1 == pytest.approx(e, rel=1e-6)
+    assert (m2 - m1 * m1) / (m1 * (1 - m1)) == pytest.approx(rho, rel=1e-6)
+
+
+def test_no_correlation_is_the_papers_formula():
+    d = StepErrors(0.0022)
+    assert d.p_full(3, N20) == pytest.approx(p_step(0.9978, 3) ** N20, rel=1e-9)
+    assert d.votes(3) == pytest.approx(expected_votes(0.9978, 3))
+    assert d.k_min(N20, 0.95) == 3
+    # Figure 8 under independence: after 3 votes, every step whose three votes disagree
+    und = d.undecided(3, 5, N20)
+    assert und[:2] == [N20, N20]
+    assert und[2] == pytest.approx(N20 * (1 - 0.9978**3 - 0.0022**3), rel=1e-9)
+    assert und[3] == pytest.approx(und[2], rel=1e-12)  # ahead-by-3 cannot decide at an even vote count
+    # per round: the first round asks 3 votes of every step, so round 1 = vote 3
+    assert d.undecided(3, 1, N20, per="round")[0] == pytest.approx(und[2])
+
+
+def test_correlation_moves_errors_onto_fewer_steps():
+    """Same mean error: correlated steps leave fewer steps undecided after 3 votes but more
+    after 5, and cost more wrong decisions."""
+    ind, cor = StepErrors(0.0022), StepErrors(0.0022, 0.05)
+    u_ind, u_cor = ind.undecided(3, 5, N20), cor.undecided(3, 5, N20)
+    assert u_cor[2] < u_ind[2] and u_cor[4] > 5 * u_ind[4]
+    assert cor.expected_wrong(3, N20) > 100 * ind.expected_wrong(3, N20)
+    assert cor.share_hopeless() > 0 == ind.share_hopeless()
+
+
+def test_hopeless_steps_put_a_floor_under_wrong_decisions():
+    d = StepErrors(0.001, 0.0, hopeless=1e-4, hopeless_p=0.2)
+    floor = N20 * 1e-4 * p_wrong(0.2, 1)  # 0.8: more votes only make it surer
+    assert all(d.expected_wrong(k, N20) >= floor for k in (3, 10, 60))
+    assert d.k_min(N20, 0.95) is None
+    assert d.share_hopeless() == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("per", ["vote", "round"])
+def test_undecided_curve_matches_monte_carlo(per):
+    """The exact walk against plain simulation of ahead-by-3 voting, step by step."""
+    e, rho, k, steps, valid = 0.03, 0.2, 3, 40_000, 0.9
+    rng = np.random.default_rng(7)
+    _, q = beta_binomial(rng, steps, 1, e, rho)
+    margin = np.zeros(steps, np.int64)
+    live = np.ones(steps, bool)
+    got = []
+    for _ in range(6):
+        ask = np.where(live, k - np.abs(margin), 0) if per == "round" else live.astype(int)
+        for j in range(ask.max()):
+            go = live & (ask > j)
+            u = rng.random(steps)
+            ok = u < (valid if per == "round" else 1.0)  # red flags only cost rounds
+            wrong = rng.random(steps) < q
+            margin += np.where(go & ok, np.where(wrong, -1, 1), 0)
+        live &= np.abs(margin) < k
+        got.append(int(live.sum()))
+    want = StepErrors(e, rho).undecided(k, 6, steps, per=per, valid=valid)
+    for g, w in zip(got, want):
+        assert abs(g - w) < 4 * math.sqrt(w) + 3, (got, want)
+
+
+# ---------------------------------------------------------------- the estimators
+def test_rho_estimate_recovers_a_known_correlation():
+    rng = np.random.default_rng(1)
+    wrong, _ = beta_binomial(rng, 4000, 8, 0.05, 0.15)
+    r = rho_estimate(8 - wrong, np.full(4000, 8))
+    assert r["low"] < 0.15 < r["high"]
+    assert r["rho"] == pytest.approx(0.15, abs=0.04)
+    assert r["error"] == pytest.approx(0.05, abs=0.005)
+
+
+def test_rho_estimate_of_independent_errors_includes_zero_and_can_tell_them_apart():
+    rng = np.random.default_rng(2)
+    wrong, _ = beta_binomial(rng, 4000, 6, 0.05, 0.0)
+    r = rho_estimate(6 - wrong, np.full(4000, 6))
+    assert r["low"] < 0 < r["high"] and abs(r["rho"]) < 0.03
+    wrong, _ = beta_binomial(rng, 4000, 6, 0.05, 0.1)
+    r = rho_estimate(6 - wrong, np.full(4000, 6))
+    assert r["low"] > 0.03
+
+
+def test_rho_needs_errors_and_two_votes():
+    assert rho_estimate(np.array([3, 3]), np.array([3, 3]))["rho"] is None
+    assert rho_estimate(np.array([0, 1]), np.array([1, 1]))["steps"] == 0
+
+
+def test_counts_reads_vote_sequences():
+    c = counts([[True, True, True], [False, False, True, True, True, True, True],
+                [False], []], first=3)
+    assert c["right"].tolist() == [3, 1, 0, 0]
+    assert c["votes"].tolist() == [3, 3, 1, 0]
+    assert c["collided"].tolist() == [0, 1, -1, -1]
+
+
+def test_measure_flags_collisions_and_hopeless_steps():
+    rng = np.random.default_rng(3)
+    steps, n = 3000, 6
+    wrong, q = beta_binomial(rng, steps, n, 0.02, 0.0)
+    wrong[:30] = rng.binomial(n, 0.8, 30)  # 1% of steps mostly wrong
+    first_two = (rng.random((steps, 2)) < np.maximum(q, 0)[:, None]).all(axis=1)
+    first_two[:30] = rng.random(30) < 0.64
+    c = measure(n - wrong, np.full(steps, n), first_two.astype(int), steps=N20, k=3)
+    h = c["hopeless"]
+    assert 25 <= h["count"] <= 34 and h["at_most"] >= h["share"]
+    # 1% of steps at q = 0.8: collisions 0.0068 against (0.0278)^2 = 0.00077 if independent
+    assert c["collisions"]["ratio"] > 5
+    ew = c["expected_wrong"]
+    # the hopeless steps alone are wrong about 0.8^3/(0.8^3+0.2^3) = 98% of the time
+    assert ew["fitted"] == pytest.approx(N20 * h["share"] * 0.98, rel=0.1)
+    assert ew["independent"] < 0.01 * ew["fitted"] and ew["high"] >= ew["fitted"]
+    assert ew["k_min_fitted"] is None and "fix those steps" in c["verdict"]
+
+
+def test_measure_without_errors_says_how_much_could_hide():
+    c = measure(np.full(100, 6), np.full(100, 6), np.zeros(100, int), steps=N20, k=3)
+    assert c["rho"] is None and c["hopeless"]["count"] == 0
+    # 0 of 100 steps: up to 3.7% by Wilson, so up to 7.4% could be hopeless
+    assert c["hopeless"]["at_most"] == pytest.approx(0.074, abs=0.002)
+    assert c["expected_wrong"]["high"] > 0.03 * N20 and "cannot be measured" in c["verdict"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6, 9])
+def test_a_hopeless_step_shows_itself_at_least_half_the_time(n):
+    """The premise of `at_most`: P(Bin(n, p) <= n/2) >= 1/2 for p <= 1/2."""
+    for p in (0.5, 0.4, 0.1):
+        seen = sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(n + 1)
+                   if j <= n / 2)
+        assert seen >= 0.5 - 1e-12
+
+
+# ---------------------------------------------------------------- the sim
+def test_sim_draws_per_step_errors_from_the_beta():
+    sim = SimBackend(Hanoi(20), SimModel(error=0.0022, correlation=0.05))
+    q = sim.step_errors(np.arange(N20))
+    assert q.mean() == pytest.approx(0.0022, rel=0.03)
+    assert q.var() / (q.mean() * (1 - q.mean())) == pytest.approx(0.05, rel=0.1)
+    again = SimBackend(Hanoi(20), SimModel(error=0.0022, correlation=0.05))
+    assert np.array_equal(again.step_errors(np.arange(0, N20, 97)), q[::97])
+    # off by default: today's difficulty spread, and the run identity of older runs
+    assert "correlation" not in SimBackend(Hanoi(3), SimModel()).describe()
+    assert SimBackend(Hanoi(3), SimModel(correlation=0.1)).describe()["correlation"] == 0.1
+    with pytest.raises(ValueError, match="--sim-correlation"):
+        SimModel(correlation=1.0)
+
+
+def test_sim_votes_follow_the_model_curve():
+    """A whole sim run with correlated errors: steps still undecided after each vote count
+    match StepErrors.undecided (Poisson noise), and differ from independent errors."""
+    task = Hanoi(14)
+    e, rho = 0.01, 0.05
+    model = SimModel(error=e, valid=1.0, wrong=1, correlation=rho, tokens_mean=50,
+                     tokens_sigma=0.1, length_slope=0.0, seed=5)
+    sched = Schedule(task, VoteConfig(k=3, window=4096, temperatures=Temperatures(0.7, 0.7)))
+    sim = SimBackend(task, model)
+    votes = []
+    while not sched.finished:
+        reqs = sched.next_batch()
+        votes += [d.votes for d in sched.accept(reqs, sim.sample(reqs)).decided]
+    votes = np.array(votes)
+    want = StepErrors(e, rho).undecided(3, 7, votes.size)
+    got = [int((votes > r).sum()) for r in range(1, 8)]
+    for g, w in zip(got[2:], want[2:]):
+        assert abs(g - w) < 4 * math.sqrt(w) + 3, (got, want)
+    ind = StepErrors(e).undecided(3, 7, votes.size)
+    assert got[4] > ind[4] + 6 * math.sqrt(ind[4])
+
+
+def test_cli_takes_sim_correlation(cli, tmp_path):
+    code, out, err = cli("solve", "--backend", "sim", "--disks", "8", "--sim-correlation",
+                         "0.2", "--sim-error", "0.05", "--k", "3", "--run-dir",
+                         tmp_path / "r", "--quiet", "--json")
+    assert code in (0, 1), err
+    code, _, err = cli("solve", "--backend", "sim", "--disks", "8", "--sim-correlation",
+                       "1.5", "--run-dir", tmp_path / "r2", "--quiet")
+    assert code != 0 and "--sim-correlation" in err
