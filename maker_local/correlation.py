@@ -343,7 +343,7 @@ def _fit(rest: dict[str, Any], hop: np.ndarray, pi: np.ndarray, S: int) -> StepE
     share = float(hop.sum() / S) if S else 0.0
     hp = float(pi[hop].mean()) if hop.any() else 0.5
     e = rest["error"] if rest["error"] is not None else 0.0
-    rho = min(max(rest["rho"] or 0.0, 0.0), 0.999)
+    rho = float(min(max(rest["rho"] or 0.0, 0.0), 0.999))
     return StepErrors(min(max(e, 0.0), 0.999), rho, share, min(hp, 0.5))
 
 
@@ -374,19 +374,19 @@ def format_lines(c: dict[str, Any]) -> list[str]:
     col = c.get("collisions")
     if col:
         ratio = f", {col['ratio']:.3g}x" if col["ratio"] is not None else ""
-        lines.append(f"collisions   {col['count']:,} of {col['steps']:,} steps "
+        lines.append(f"collisions  {col['count']:,} of {col['steps']:,} steps "
                      f"({col['rate']:.3%}, 95% {col['low']:.3%}..{col['high']:.3%}); "
                      f"independent errors predict {col['independent']:.3%}{ratio}")
     rho = c.get("rho")
-    lines.append("correlation  " + ("n/a (no errors seen)" if rho is None else
+    lines.append("correlation " + ("n/a (no errors seen)" if rho is None else
                                     f"rho {rho:.3g} (95% {c['rho_low'] or 0:.3g}.."
                                     f"{c['rho_high'] or 0:.3g}) within a step, "
                                     f"error {c['error']:.4g} per vote"))
     h = c["hopeless"]
-    lines.append(f"p_i <= 0.5   {h['count']:,} of {h['steps']:,} steps ({h['share']:.2%}, "
+    lines.append(f"p_i <= 0.5  {h['count']:,} of {h['steps']:,} steps ({h['share']:.2%}, "
                  f"95% up to {h['high']:.2%}; true share at most {h['at_most']:.2%})")
     ew = c["expected_wrong"]
-    lines.append(f"wrong decisions  {ew['fitted']:,.3g} expected in {ew['steps']:,} steps at "
-                 f"k={ew['k']} (at most {ew['high']:,.3g}; independent errors "
+    lines.append(f"run errors  {ew['fitted']:,.3g} wrong decisions expected in "
+                 f"{ew['steps']:,} steps at k={ew['k']} (at most {ew['high']:,.3g}; independent errors "
                  f"{ew['independent']:.3g})")
     return lines

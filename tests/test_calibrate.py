@@ -14,7 +14,7 @@ KEYS = {"version", "created", "backend", "config", "samples", "p", "p_low", "p_h
         "tokens_reasoning_mean", "tokens", "cap", "cap_cuts", "error_by_length", "by_size",
         "collisions", "per_step_p", "margin", "bad_steps", "success", "k_min",
         "k_min_conservative", "k_min_heterogeneous", "k", "run_steps", "target", "warnings",
-        "plots", "per_step"}
+        "plots", "per_step", "correlation"}
 
 
 def run(model: SimModel, disks="3-20", steps=30, samples=10, seed=0, **kw):
@@ -70,6 +70,28 @@ def test_concentrated_errors_make_the_formula_too_optimistic(seed):
     assert r["per_step_p"]["min"] < 0.7
 
 
+def test_calibration_measures_within_step_correlation():
+    """The sim with a beta of per-step error (ICC 0.15): calibrate recovers rho, sees
+    collisions well above independent errors, and the steps right at most half the time."""
+    r = run(SimModel(error=0.05, valid=1.0, wrong=1, length_slope=0.0, correlation=0.15,
+                     seed=4), disks="12-20", steps=150, samples=10)
+    c = r["correlation"]
+    assert c["rho_low"] < 0.15 < c["rho_high"]
+    assert c["collisions"]["ratio"] > 2
+    assert c["collisions"]["low"] > c["collisions"]["independent"]
+    # a beta(mean 0.05, ICC 0.15) puts ~1.6% of steps at p_i <= 0.5
+    assert c["hopeless"]["count"] >= 5 and c["hopeless"]["at_most"] > 0.016
+    ew = c["expected_wrong"]
+    assert ew["fitted"] > 1000 * max(ew["independent"], 1e-9) and ew["k_min_fitted"] is None
+    assert any("p_i <= 0.5" in w for w in r["warnings"])
+    # independent errors: the interval holds 0, nothing is hopeless
+    r = run(SimModel(error=0.05, valid=1.0, wrong=1, spread=0.0, length_slope=0.0, seed=4),
+            disks="12-20", steps=150, samples=10)
+    c = r["correlation"]
+    assert c["rho_low"] < 0 < c["rho_high"] and c["hopeless"]["count"] == 0
+    assert c["expected_wrong"]["fitted"] < 1
+
+
 def test_estimate_on_hand_made_samples():
     """Step (5, 0): the wrong answer W beats the right one R; step (5, 1) is always right."""
     rows = []
@@ -86,6 +108,9 @@ def test_estimate_on_hand_made_samples():
     assert r["collisions"]["count"] == 1 and r["collisions"]["steps"] == 2
     assert r["margin"]["min"] == -2
     assert r["per_step_p"]["min"] == pytest.approx(0.2)
+    c = r["correlation"]  # step 0: 1 right of 5 (p_i 0.2), step 1: 6 of 6
+    assert c["hopeless"]["count"] == 1 and c["collisions"]["count"] == 1
+    assert c["error"] == pytest.approx((0.8 + 0) / 2)
 
 
 def test_cli_writes_json_and_plots_that_solve_can_load(cli, tmp_path):
@@ -96,6 +121,7 @@ def test_cli_writes_json_and_plots_that_solve_can_load(cli, tmp_path):
                           "--sim-spread", "1", "--sim-concentration", "0.95", "--out", out)
     assert code == 0, err
     assert "too optimistic" in text and "recommend   --k" in text
+    assert "correlation rho" in text and "wrong decisions expected" in text
     data = load_json(out)
     assert KEYS <= set(data)
     assert data["plots"] == ["calibration_error_vs_length.png", "calibration_p_by_size.png",

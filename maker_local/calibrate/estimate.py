@@ -40,6 +40,15 @@ JSON keys (file `calibration.json`, `version` 1):
                          p_full reaches the target (null if none up to k_max)
   k                      the recommendation: k_min_conservative, or k_min_heterogeneous when
                          errors concentrate and it is larger (null when p <= 0.5)
+  correlation            `maker_local.correlation.measure` over every step's valid samples:
+                         {basis, steps, votes, k, run_steps, error, rho, rho_low, rho_high,
+                         estimator, collisions {steps, count, rate, low, high, independent,
+                         ratio}, hopeless {count, steps, share, low, high, at_most}, fit
+                         {error, rho, hopeless, hopeless_p, share_hopeless}, expected_wrong
+                         {k, steps, independent, fitted, high, p_full_fitted, k_min_fitted},
+                         verdict}: within-step correlation, steps with p_i <= 0.5 and the
+                         wrong decisions a run of run_steps at k (the recommendation, else 3)
+                         should expect
   run_steps, target, warnings [..], plots [PNG file names beside the JSON: <stem>_
                          error_vs_length, _p_by_size, _p_i_hist], per_step [[size, step,
                          samples, valid, right, top_wrong], ...]
@@ -53,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..correlation import measure as correlation
 from ..engine.scaling import k_min as scaling_k_min
 from ..engine.scaling import p_step as scaling_p_step
 from ..stats import heterogeneity, length_bins, rate, summary, wilson
@@ -129,20 +139,30 @@ def estimate(obs: Observations, cfg: CalibrationConfig, backend_info: dict[str, 
                                 "samples": int(sel.sum()), "valid": dv / max(1, int(sel.sum())),
                                 "p": dr / dv if dv else None, "p_low": float(lo),
                                 "p_high": float(hi)})
-    info, c, w = _per_step(obs, p, cfg.run_steps)
+    info, c, w, nval, collided = _per_step(obs, p, cfg.run_steps)
     res.update(info)
     res.update(_success(c, w, p, res["p_low"], cfg, warnings))
+    res["correlation"] = correlation(
+        c, nval, collided, steps=cfg.run_steps, k=res["k"] or 3, seed=cfg.seed,
+        basis=f"every valid sample of {c.size} steps x {cfg.samples} samples")
+    hop = res["correlation"]["hopeless"]
+    if hop["count"]:
+        warnings.append(f"{hop['count']} steps are right at most half the time (p_i <= 0.5): "
+                        "voting settles on their wrong answer at any k; see the steps in "
+                        "per_step and make them right before a long run (a second model or "
+                        "prompt for votes, temperature, training on them)")
     res["warnings"] = warnings
     return res
 
 
-def _per_step(obs: Observations, p: float, s: int) -> tuple[dict[str, Any], np.ndarray,
-                                                            np.ndarray]:
-    """Per-step p_i, margins, bad steps and collisions; also each step's (right, top wrong)."""
+def _per_step(obs: Observations, p: float, s: int
+              ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-step p_i, margins, bad steps and collisions; also each step's right votes, top
+    wrong votes, valid votes and collision (1/0; -1 with fewer than two valid votes)."""
     by_step: dict[tuple[int, int], list[Observation]] = {}
     for o in obs.rows:
         by_step.setdefault((o.size, o.step), []).append(o)
-    table, coll_n, coll = [], 0, 0
+    table, collided, coll_n, coll = [], [], 0, 0
     for (d, step), rows in sorted(by_step.items()):
         rows.sort(key=lambda o: o.index)
         votes = [(o.key, o.correct) for o in rows if o.key is not None]
@@ -150,11 +170,15 @@ def _per_step(obs: Observations, p: float, s: int) -> tuple[dict[str, Any], np.n
         wrong = Counter(k for k, c in votes if not c)
         top = max(wrong.values(), default=0)
         table.append([d, step, len(rows), len(votes), right, top])
+        collided.append(-1)
         if len(votes) >= 2:
             coll_n += 1
-            coll += int(not votes[0][1] and not votes[1][1])
+            collided[-1] = int(not votes[0][1] and not votes[1][1])
+            coll += collided[-1]
     t = np.array(table, dtype=np.int64).reshape(-1, 6)
-    t = t[t[:, 3] > 0]  # steps with at least one valid vote
+    has_vote = t[:, 3] > 0
+    t = t[has_vote]  # steps with at least one valid vote
+    collided_a = np.array(collided, dtype=np.int64)[has_vote]
     nval, c, w = t[:, 3], t[:, 4], t[:, 5]
     pi = c / np.maximum(nval, 1)
     margin = c - w
@@ -178,7 +202,7 @@ def _per_step(obs: Observations, p: float, s: int) -> tuple[dict[str, Any], np.n
     out["bad_steps"] = {"count": bad, "steps": int(pi.size), **rate(bad, pi.size),
                         "needed_below": 1 / s}
     out["bad_steps"]["share"] = out["bad_steps"].pop("rate")
-    return out, c, w
+    return out, c, w, nval, collided_a
 
 
 def _success(c: np.ndarray, w: np.ndarray, p: float, p_low: float, cfg: CalibrationConfig,

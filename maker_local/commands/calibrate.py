@@ -176,7 +176,18 @@ def format_result(r: dict[str, Any]) -> str:
         f"answers)" if su["p_full_at_most"] is not None else
         f"            (no unbiased bound: needs --samples >= {su['k']})",
         su["verdict"],
+        *_correlation_lines(r.get("correlation")),
         f"recommend   --k {r['k']} --max-tokens {r['cap']}" if r["k"] else
         "recommend   no k: voting cannot fix a model with p <= 0.5",
     ]
     return "\n".join(lines + [f"warning: {w}" for w in r["warnings"]])
+
+
+def _correlation_lines(c: dict[str, Any] | None) -> list[str]:
+    """Within-step correlation, hopeless steps and expected wrong decisions (files written
+    before the block existed have none)."""
+    if not c:
+        return []
+    from ..correlation import format_lines
+    return [line for line in format_lines(c) if not line.startswith("collisions")] + \
+        [c["verdict"]]
