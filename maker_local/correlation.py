@@ -112,6 +112,10 @@ class StepErrors:
             return (1 - self.hopeless) * body + self.hopeless * hop
         return body
 
+    def mean_error(self) -> float:
+        """E[q] over all steps, hopeless ones included."""
+        return (1 - self.hopeless) * self.error + self.hopeless * (1 - self.hopeless_p)
+
     def share_hopeless(self) -> float:
         """Share of steps with p_i <= 0.5."""
         q, w, _ = self.nodes()
@@ -387,6 +391,29 @@ def format_lines(c: dict[str, Any]) -> list[str]:
                  f"95% up to {h['high']:.2%}; true share at most {h['at_most']:.2%})")
     ew = c["expected_wrong"]
     lines.append(f"run errors  {ew['fitted']:,.3g} wrong decisions expected in "
-                 f"{ew['steps']:,} steps at k={ew['k']} (at most {ew['high']:,.3g}; independent errors "
-                 f"{ew['independent']:.3g})")
+                 f"{ew['steps']:,} steps at k={ew['k']} (at most {ew['high']:,.3g}; "
+                 f"independent errors {ew['independent']:.3g})")
     return lines
+
+
+# ------------------------------------------------------------------------- planning
+def plan_under(dist: StepErrors, k: int, steps: int, target: float, valid: float = 1.0,
+               tokens_in: float = 0.0, tokens_out: float = 0.0, tokens_reasoning: float = 0.0,
+               price_in: float = 0.0, price_out: float = 0.0) -> dict[str, Any]:
+    """What `plan` predicts when steps' error rates follow `dist`: at k, the expected wrong
+    decisions, P(every step right), votes, samples and cost; the k that reaches the target
+    under this distribution (None: no k does); steps undecided after votes 1..2k+1."""
+    from .engine.scaling import token_costs
+
+    votes = dist.votes(k)
+    samples = votes / valid * steps
+    c = token_costs(samples * tokens_in, samples * tokens_out, samples * tokens_reasoning,
+                    price_in, price_out)
+    return {"error": dist.error, "rho": dist.rho, "hopeless": dist.hopeless,
+            "hopeless_p": dist.hopeless_p, "share_hopeless": dist.share_hopeless(), "k": k,
+            "expected_wrong": dist.expected_wrong(k, steps),
+            "expected_wrong_independent": steps * float(p_wrong(1 - dist.mean_error(), k)),
+            "p_full": dist.p_full(k, steps), "k_min": dist.k_min(steps, target),
+            "votes_per_step": votes, "samples_per_step": votes / valid,
+            "samples_total": samples, "cost": c["total"],
+            "undecided_after_vote": [round(u, 3) for u in dist.undecided(k, 2 * k + 1, steps)]}

@@ -1,5 +1,6 @@
 """Correlated errors: the beta model of per-step accuracy, its estimators, and the sim that
 draws from it (seeded; checked against closed forms and against plain Monte Carlo)."""
+import json
 import math
 
 import numpy as np
@@ -58,7 +59,8 @@ def test_no_correlation_is_the_papers_formula():
     und = d.undecided(3, 5, N20)
     assert und[:2] == [N20, N20]
     assert und[2] == pytest.approx(N20 * (1 - 0.9978**3 - 0.0022**3), rel=1e-9)
-    assert und[3] == pytest.approx(und[2], rel=1e-12)  # ahead-by-3 cannot decide at an even vote count
+    # ahead-by-3 cannot decide at an even vote count
+    assert und[3] == pytest.approx(und[2], rel=1e-12)
     # per round: the first round asks 3 votes of every step, so round 1 = vote 3
     assert d.undecided(3, 1, N20, per="round")[0] == pytest.approx(und[2])
 
@@ -219,3 +221,52 @@ def test_cli_takes_sim_correlation(cli, tmp_path):
     code, _, err = cli("solve", "--backend", "sim", "--disks", "8", "--sim-correlation",
                        "1.5", "--run-dir", tmp_path / "r2", "--quiet")
     assert code != 0 and "--sim-correlation" in err
+
+
+# ---------------------------------------------------------------- plan
+def test_plan_without_correlation_is_the_formula(cli):
+    code, out, _ = cli("plan", "--error", "0.0022", "--correlation", "0", "--json")
+    r = json.loads(out)
+    c = r["correlated"]
+    # (1 - p_step loses digits to cancellation: 1e-6 is what it holds)
+    assert c["expected_wrong"] == pytest.approx(N20 * (1 - r["p_step"]), rel=1e-6)
+    assert c["p_full"] == pytest.approx(r["p_full"], rel=1e-9)
+    assert c["votes_per_step"] == pytest.approx(r["votes_per_step"], rel=1e-12)
+    code, out, _ = cli("plan", "--error", "0.0022", "--json")
+    assert "correlated" not in json.loads(out)
+
+
+def test_plan_under_the_figure_8_fit(cli):
+    code, out, _ = cli("plan", "--error", "0.0002276", "--correlation", "0.00795", "--valid",
+                       "0.97", "--tokens-out", "538", "--price-out", "1.6")
+    assert code == 0
+    assert "vote 3: 710, vote 4: 710, vote 5: 17," in out
+    assert "under correlation: rho 0.00795" in out
+
+
+def test_plan_with_hopeless_steps_finds_no_k(cli):
+    code, out, _ = cli("plan", "--error", "0.0022", "--correlation", "0.01", "--hopeless",
+                       "1e-4", "--json")
+    c = json.loads(out)["correlated"]
+    assert c["k_min"] is None and c["expected_wrong"] > N20 * 1e-4 * 0.5
+    code, out, _ = cli("plan", "--error", "0.0022", "--correlation", "0.01", "--hopeless",
+                       "1e-4")
+    assert "none: no k reaches the target" in out
+    code, _, err = cli("plan", "--error", "0.0022", "--hopeless", "1e-4")
+    assert code != 0 and "--correlation" in err
+
+
+def test_plan_reads_the_correlation_of_a_calibration(cli, tmp_path):
+    out = tmp_path / "cal.json"
+    code, _, err = cli("calibrate", "--backend", "sim", "--disks", "10-12",
+                       "--steps-per-size", "60", "--samples", "8", "--sim-error", "0.05",
+                       "--sim-correlation", "0.3", "--sim-wrong", "1", "--out", out)
+    assert code == 0, err
+    fit = json.loads(out.read_text())["correlation"]["fit"]
+    code, text, _ = cli("plan", "--calibration", out, "--json")
+    c = json.loads(text)["correlated"]
+    assert (c["rho"], c["hopeless"]) == (fit["rho"], fit["hopeless"])
+    assert "its fitted per-step distribution" in c["source"]
+    # a flag wins over the file
+    code, text, _ = cli("plan", "--calibration", out, "--correlation", "0", "--json")
+    assert json.loads(text)["correlated"]["rho"] == 0

@@ -33,6 +33,14 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="$ per million output tokens")
     p.add_argument("--price-in", type=checks.number(0), default=0.0,
                    help="$ per million input tokens")
+    p.add_argument("--correlation", type=checks.number(0, 1, hi_open=True), default=None,
+                   metavar="RHO", help="within-step correlation of errors (intraclass, "
+                   "as calibrate measures it): also predict under per-step error rates that "
+                   "are a beta with mean --error and this ICC (default: the calibration's, "
+                   "else independent errors only)")
+    p.add_argument("--hopeless", type=checks.fraction(), default=None, metavar="SHARE",
+                   help="with --correlation: share of steps right at most half the time "
+                   "(counted at p_i = 0.5, wrong half the time)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -51,6 +59,7 @@ def main(args: argparse.Namespace) -> int:
 
     from ..engine.scaling import plan
 
+    dist = None  # (StepErrors, where it came from) when predicting under correlation
     if args.calibration is not None:
         from ..calibrate import load_calibration
         try:
@@ -66,8 +75,17 @@ def main(args: argparse.Namespace) -> int:
         for key, value in given.items():
             if getattr(args, key) is None:
                 setattr(args, key, value)
+        fit = (cal.get("correlation") or {}).get("fit")
+        if fit is not None and args.correlation is None and args.hopeless is None:
+            dist = (fit, f"{args.calibration}: its fitted per-step distribution")
     if args.error is None:
         raise UsageError("give --error (per-sample error 1-p) or --calibration FILE")
+    if args.hopeless is not None and args.correlation is None:
+        raise UsageError("--hopeless goes with --correlation RHO (0 for independent errors "
+                         "on the other steps)")
+    if args.correlation is not None:
+        dist = ({"error": args.error, "rho": args.correlation,
+                 "hopeless": args.hopeless or 0.0, "hopeless_p": 0.5}, "--correlation")
     args.valid = 1.0 if args.valid is None else args.valid
     args.tokens_in = args.tokens_in or 0.0
     args.tokens_out = args.tokens_out or 0.0
@@ -77,8 +95,21 @@ def main(args: argparse.Namespace) -> int:
                  args.tokens_out, args.price_in, args.price_out, args.tokens_reasoning)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    corr = None
+    if dist is not None:
+        from ..correlation import StepErrors, plan_under
+        f = dist[0]
+        try:
+            corr = plan_under(StepErrors(f["error"], f["rho"], f.get("hopeless", 0.0),
+                                         f.get("hopeless_p", 0.5)),
+                              r.k, args.steps, args.target, args.valid, args.tokens_in,
+                              args.tokens_out, args.tokens_reasoning, args.price_in,
+                              args.price_out)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        corr["source"] = dist[1]
     if args.json:
-        print(json.dumps(r.as_dict()))
+        print(json.dumps({**r.as_dict(), **({"correlated": corr} if corr else {})}))
         return 0
     print(f"k_min            {r.k}" + ("" if args.k is None else " (given)"))
     print(f"p_step           {r.p_step:.12f}")
@@ -92,4 +123,26 @@ def main(args: argparse.Namespace) -> int:
               f"answer {r.tokens_out_total - r.tokens_reasoning_total:,.0f})")
         print(f"cost             ${r.cost:,.2f} (input ${r.cost_in:,.2f}, thought "
               f"${r.cost_thought:,.2f}, answer ${r.cost_answer:,.2f})")
+    if corr:
+        print_correlated(corr, r.k)
     return 0
+
+
+def print_correlated(c: dict, k: int) -> None:
+    """The plan again when errors are correlated within a step."""
+    km = c["k_min"]
+    print(f"under correlation: rho {c['rho']:.4g}, error {c['error']:.4g} per vote"
+          + (f", {c['hopeless']:.3g} of steps hopeless" if c["hopeless"] else "")
+          + f" ({c['source']})")
+    print(f"  wrong decisions  {c['expected_wrong']:,.4g} expected at k={k} (independent "
+          f"errors: {c['expected_wrong_independent']:.4g}); steps with p_i <= 0.5: "
+          f"{c['share_hopeless']:.3g}")
+    print(f"  p_full           {c['p_full']:.6f}")
+    print(f"  k_min            " + (str(km) if km is not None else
+                                    "none: no k reaches the target (hopeless steps)"))
+    print(f"  votes/step       {c['votes_per_step']:.4f}")
+    print(f"  samples total    {c['samples_total']:,.0f}"
+          + (f", cost ${c['cost']:,.2f}" if c["cost"] else ""))
+    und = c["undecided_after_vote"]
+    print("  undecided after  " + ", ".join(f"vote {i + 1}: {u:,.3g}"
+                                             for i, u in enumerate(und) if i + 1 >= k))
