@@ -312,6 +312,7 @@ def test_data_parallel_2_on_vllm_cpu(tmp_path):
     env.pop("VLLM_CPU_KVCACHE_SPACE", None)
     proc = subprocess.Popen([PY, "-m", "maker_local.cli", "serve", "--profile", "hanoi-step",
                              "--cpu", "--data-parallel", "2", "--port", str(port),
+                             "--timeout", "900",  # two engines starting on a busy 2-core box
                              "--log-dir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     started: set[int] = set()
