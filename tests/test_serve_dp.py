@@ -199,6 +199,7 @@ def test_gpus_per_node_with_tensor_parallel_room(cli):
 @pytest.mark.parametrize("args,message", [
     (["--nodes", "2"], "only apply with --data-parallel"),
     (["--dp-backend", "ray"], "only apply with --data-parallel"),
+    (["--rpc-port", "14000"], "only apply with --data-parallel"),
     (["--data-parallel", "3", "--nodes", "2", "--master-address", "h"], "split evenly"),
     (["--data-parallel", "4", "--nodes", "2"], "--master-address"),
     (["--data-parallel", "4", "--nodes", "2", "--master-address", "h", "--node-rank", "2"],

@@ -97,11 +97,12 @@ def _on_sigterm(signum, frame) -> None:
 
 def _data_parallel(args: argparse.Namespace):
     """The DataParallel plan the flags ask for; None without --data-parallel."""
-    from ..serving import DataParallel
+    from ..serving import DP_RPC_PORT, DataParallel
     if args.data_parallel is None:
         given = [flag for flag, value, default in [
             ("--nodes", args.nodes, 1), ("--node-rank", args.node_rank, None),
             ("--master-address", args.master_address, None),
+            ("--rpc-port", args.rpc_port, DP_RPC_PORT),
             ("--dp-backend", args.dp_backend, "mp")] if value != default]
         if given:
             raise UsageError(f"{', '.join(given)} only apply with --data-parallel N "
