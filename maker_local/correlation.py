@@ -262,8 +262,10 @@ def rho_estimate(right: np.ndarray, votes: np.ndarray, seed: int = 0
     n, w = votes[sel].astype(float), (votes[sel] - right[sel]).astype(float)
     x, y = w / np.maximum(n, 1), w * (w - 1) / np.maximum(n * (n - 1), 1)
     e, rho = _moments(x, y)
-    out: dict[str, Any] = {"steps": int(sel.sum()), "error": None if math.isnan(e) else e,
-                           "rho": None if math.isnan(rho) else rho, "low": None, "high": None}
+    out: dict[str, Any] = {"steps": int(sel.sum()),
+                           "error": None if math.isnan(e) else float(e),
+                           "rho": None if math.isnan(rho) else float(rho),
+                           "low": None, "high": None}
     if out["rho"] is None:
         return out
     # Poisson bootstrap: only steps with an error move the sums, the rest only the count
@@ -278,6 +280,8 @@ def rho_estimate(right: np.ndarray, votes: np.ndarray, seed: int = 0
             continue
         xs, ys = x[nz], y[nz]
         eb = (wt * xs).sum() / total
+        if eb >= 1:  # every resampled step always wrong: no correlation to speak of
+            continue
         m2 = (wt * ys).sum() / total
         var = ((wt * (xs - eb) ** 2).sum() + zeros * eb * eb) / (total - 1)
         boot.append((m2 - (eb * eb - var / total)) / (eb * (1 - eb)))
@@ -287,16 +291,23 @@ def rho_estimate(right: np.ndarray, votes: np.ndarray, seed: int = 0
 
 
 def measure(right: Any, votes: Any, collided: Any = None, *, steps: int, k: int,
-            seed: int = 0, basis: str = "") -> dict[str, Any]:
+            seed: int = 0, basis: str = "", all_right: Any = None, all_votes: Any = None
+            ) -> dict[str, Any]:
     """The `correlation` block of calibrate, bench and report, from per-step counts
     (right votes of valid votes; collided: 1/0 per step, -1 = fewer than two votes).
+    `all_right`/`all_votes`: the same steps' counts over every vote, for the p_i <= 0.5
+    reading where `right`/`votes` hold only the first votes (a run: see `from_run`).
 
     `steps` and `k`: the full run whose expected wrong decisions are projected."""
     right, votes = np.asarray(right, np.int64), np.asarray(votes, np.int64)
     keep = votes > 0
     right, votes = right[keep], votes[keep]
     S = int(votes.size)
-    pi = right / np.maximum(votes, 1)
+    if all_votes is None:
+        pi = right / np.maximum(votes, 1)
+    else:
+        ar, av = (np.asarray(a, np.int64)[keep] for a in (all_right, all_votes))
+        pi = ar / np.maximum(av, 1)
     out: dict[str, Any] = {"basis": basis, "steps": S, "votes": int(votes.sum()), "k": k,
                            "run_steps": steps}
     # collisions: both first two votes wrong, against what independent errors predict
@@ -320,24 +331,157 @@ def measure(right: Any, votes: Any, collided: Any = None, *, steps: int, k: int,
     # within-step correlation, all steps and the steps that are not hopeless
     allr = rho_estimate(right, votes, seed)
     rest = rho_estimate(right[~hop], votes[~hop], seed)
-    out["error"] = float(1 - pi.mean()) if S else None
+    out["error"] = float(1 - (right / np.maximum(votes, 1)).mean()) if S else None
     out["rho"], out["rho_low"], out["rho_high"] = allr["rho"], allr["low"], allr["high"]
     out["estimator"] = ("pairwise moments: rho = (E[q^2] - E[q]^2) / (e (1 - e)), "
                         "E[q^2] = mean w(w-1)/(n(n-1)) over steps with n >= 2 votes")
-    fit = _fit(rest, hop, pi, S)
+    return _project(out, _fit(rest, hop, pi, S), rest["high"])
+
+
+def _project(out: dict[str, Any], fit: StepErrors, rho_high: float | None) -> dict[str, Any]:
+    """Add the fitted distribution, the run's expected wrong decisions and the verdict."""
+    steps, k, h = out["run_steps"], out["k"], out["hopeless"]
     out["fit"] = {"error": fit.error, "rho": fit.rho, "hopeless": fit.hopeless,
                   "hopeless_p": fit.hopeless_p, "share_hopeless": fit.share_hopeless()}
-    e_ind = out["error"] or 0.0
-    wrong_ind = steps * float(p_wrong(1 - e_ind, k))
-    expected = fit.expected_wrong(k, steps)
-    high_fit = StepErrors(fit.error, min(max(rest["high"] or fit.rho, fit.rho), 0.999),
-                          out["hopeless"]["at_most"] if S else 0.0,
-                          min(fit.hopeless_p, 0.5) if h else 0.5)
-    out["expected_wrong"] = {"k": k, "steps": steps, "independent": wrong_ind,
-                             "fitted": expected, "high": high_fit.expected_wrong(k, steps),
+    # the upper reading: rho at its upper end, every step that could be hopeless is
+    high_fit = StepErrors(fit.error, min(max(rho_high or fit.rho, fit.rho), 0.999),
+                          h["at_most"] if h["steps"] else 0.0,
+                          fit.hopeless_p if h["count"] else 0.5)
+    out["expected_wrong"] = {"k": k, "steps": steps,
+                             "independent": steps * float(p_wrong(1 - (out["error"] or 0), k)),
+                             "fitted": fit.expected_wrong(k, steps),
+                             "high": high_fit.expected_wrong(k, steps),
                              "p_full_fitted": fit.p_full(k, steps),
                              "k_min_fitted": fit.k_min(steps, 0.95)}
     out["verdict"] = verdict(out)
+    return out
+
+
+def beta_from_run_moments(unanimous: float, collided: float, k: int
+                          ) -> tuple[float, float] | None:
+    """(e, rho) of the beta whose P(k votes all right) = E[(1-q)^k] and P(two votes both
+    wrong) = E[q^2] are the given shares; rho below 0 (fewer collisions than independent
+    errors at that e) by the moment formula; None if the shares admit no error at all."""
+    if unanimous >= 1 or collided < 0:
+        return None
+
+    def all_right(e: float, rho: float) -> float:
+        if rho <= 0:
+            return (1 - e) ** k
+        n = 1 / rho - 1
+        return math.prod(((1 - e) * n + j) / (n + j) for j in range(k))
+
+    def e_for(rho: float) -> float:  # all_right falls as e grows
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if all_right(mid, rho) > unanimous else (lo, mid)
+        return (lo + hi) / 2
+
+    def pairs(rho: float) -> float:
+        e = e_for(rho)
+        return e * e + rho * e * (1 - e)
+
+    e0 = e_for(0.0)
+    if pairs(0.0) >= collided:  # no more collisions than independent errors give
+        return e0, (collided - e0 * e0) / (e0 * (1 - e0)) if 0 < e0 < 1 else 0.0
+    lo, hi = 0.0, 0.999
+    if pairs(hi) <= collided:
+        return e_for(hi), hi
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if pairs(mid) < collided else (lo, mid)
+    rho = (lo + hi) / 2
+    return e_for(rho), rho
+
+
+def from_decisions(votes: np.ndarray, wrong: np.ndarray, collisions: int, k: int,
+                   run_steps: int, contested: list[dict[str, Any]] | None = None,
+                   seed: int = 0) -> dict[str, Any]:
+    """The block from a run's decisions alone (what `report` reads: no pass over every
+    vote). Ahead-by-k keeps asking only where votes disagree, so a step's votes beyond its
+    first k are not a sample of its error rate; two shares are, since every decided step
+    has at least k >= 2 votes whatever they said:
+      A = steps decided with exactly k votes, right: their first k votes all right,
+          E[(1-q)^k];
+      C = steps whose first two valid votes were both wrong (collisions): E[q^2].
+    The beta with both moments gives e and rho (`beta_from_run_moments`); 95% interval by
+    a multinomial bootstrap of the two counts. Steps decided wrong stand for p_i <= 0.5:
+    such a step is decided wrong at least half the time (one wrong answer), so the true
+    share is at most twice what is seen (`at_most`). Needs the reference: without one no
+    vote is known wrong (`contested`: a few contested steps as `store.reads.hardest_steps`
+    gives them; an answer there with no verdict means the run had no reference)."""
+    referenced = all(a.get("correct") is not None for h in contested or []
+                     for a in h["answers"])
+    S = int(votes.size)
+    out: dict[str, Any] = {"basis": f"the decisions of {S:,} steps (votes per step, decided "
+                           "right or wrong) and their first two votes", "steps": S,
+                           "votes": int(votes.sum()), "k": k, "run_steps": run_steps,
+                           "referenced": referenced,
+                           "estimator": "beta moments: P(first k votes all right) = "
+                           "E[(1-q)^k] and P(first two both wrong) = E[q^2]"}
+    nwrong = int(wrong.sum())
+    lo, hi = wilson(nwrong, S)
+    out["hopeless"] = {"count": nwrong, "steps": S, "share": nwrong / S if S else 0.0,
+                       "low": float(lo), "high": float(hi),
+                       "at_most": min(1.0, 2 * float(hi)) if referenced else 1.0,
+                       "reading": "steps decided wrong"}
+    unan = int(((votes == k) & (wrong == 0)).sum())
+    fit = beta_from_run_moments(unan / S, collisions / S, k) if S and k >= 2 else None
+    if not referenced or fit is None:
+        out.update(error=None, rho=None, rho_low=None, rho_high=None)
+        return _project(out, StepErrors(0.0), None)
+    e, rho = fit
+    out["error"], out["rho"] = e, rho
+    lo_c, hi_c = wilson(collisions, S)
+    out["collisions"] = {"steps": S, "count": collisions, "rate": collisions / S,
+                         "low": float(lo_c), "high": float(hi_c), "independent": e * e,
+                         "ratio": collisions / S / (e * e) if e > 0 else None}
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(S, [unan / S, collisions / S, 1 - (unan + collisions) / S],
+                            size=_BOOT)
+    boot = [f[1] for u, c, _ in draws if (f := beta_from_run_moments(u / S, c / S, k))]
+    out["rho_low"], out["rho_high"] = ((float(v) for v in np.percentile(boot, [2.5, 97.5]))
+                                       if boot else (None, None))
+    share = nwrong / S
+    return _project(out, StepErrors(min(e, 0.999), min(max(rho, 0.0), 0.999), share, 0.5),
+                    out["rho_high"])
+
+
+def from_run(steps_votes: Iterable[Any], k: int, run_steps: int) -> dict[str, Any]:
+    """The block from a run's recorded votes (`store.reads.final_votes`: each decided step's
+    valid votes of its final epoch, in order). A vote is right when its answer matches the
+    reference; without a reference, when it matches the decided answer (then a step decided
+    wrong looks right: the numbers describe agreement, and the basis says so).
+
+    Ahead-by-k stops early on easy steps, so a step's later votes are there only because
+    its first ones disagreed: rho and the error use each step's first min(k, 2..) votes,
+    which every decided step has whatever they said (no stopping bias); p_i <= 0.5 uses all
+    its votes (a step decided wrong has most of its votes wrong)."""
+    first = max(2, k)
+    right, votes, allr, allv, coll = [], [], [], [], []
+    referenced = True
+    for sv in steps_votes:
+        marks = []
+        for a in sv.votes:
+            c = sv.correct.get(a)
+            if c is None:
+                referenced = False
+                c = int(a == sv.winner)
+            marks.append(c == 1)
+        head = marks[:first]
+        right.append(sum(head))
+        votes.append(len(head))
+        allr.append(sum(marks))
+        allv.append(len(marks))
+        coll.append(-1 if len(marks) < 2 else int(not marks[0] and not marks[1]))
+    basis = (f"each decided step's first {first} valid votes (rho, collisions), all its "
+             f"votes (p_i <= 0.5), right = "
+             + ("agrees with the reference" if referenced else
+                "agrees with the decided answer (no reference)"))
+    out = measure(right, votes, coll, steps=run_steps, k=k, basis=basis, all_right=allr,
+                  all_votes=allv)
+    out["referenced"] = referenced
     return out
 
 
@@ -372,27 +516,32 @@ def verdict(c: dict[str, Any]) -> str:
             f"at most {ew['high']:,.3g} if up to {h['at_most']:.2%} of steps are hopeless).")
 
 
-def format_lines(c: dict[str, Any]) -> list[str]:
-    """The block as a few lines of text (calibrate, bench, report print them)."""
+def format_lines(c: dict[str, Any], width: int = 12) -> list[str]:
+    """The block as a few lines of text (calibrate, bench, report print them), labels
+    padded to `width` to line up with the caller's."""
+    def line(label: str, text: str) -> str:
+        return f"{label:<{max(width, len(label) + 1)}}{text}"
+
     lines = []
     col = c.get("collisions")
     if col:
         ratio = f", {col['ratio']:.3g}x" if col["ratio"] is not None else ""
-        lines.append(f"collisions  {col['count']:,} of {col['steps']:,} steps "
-                     f"({col['rate']:.3%}, 95% {col['low']:.3%}..{col['high']:.3%}); "
-                     f"independent errors predict {col['independent']:.3%}{ratio}")
+        lines.append(line("collisions", f"{col['count']:,} of {col['steps']:,} steps "
+                          f"({col['rate']:.3%}, 95% {col['low']:.3%}..{col['high']:.3%}); "
+                          f"independent errors predict {col['independent']:.3%}{ratio}"))
     rho = c.get("rho")
-    lines.append("correlation " + ("n/a (no errors seen)" if rho is None else
-                                    f"rho {rho:.3g} (95% {c['rho_low'] or 0:.3g}.."
-                                    f"{c['rho_high'] or 0:.3g}) within a step, "
-                                    f"error {c['error']:.4g} per vote"))
+    lines.append(line("correlation", "n/a (no errors seen)" if rho is None else
+                      f"rho {rho:.3g} (95% {c['rho_low'] or 0:.3g}..{c['rho_high'] or 0:.3g}) "
+                      f"within a step, error {c['error']:.4g} per vote"))
     h = c["hopeless"]
-    lines.append(f"p_i <= 0.5  {h['count']:,} of {h['steps']:,} steps ({h['share']:.2%}, "
-                 f"95% up to {h['high']:.2%}; true share at most {h['at_most']:.2%})")
+    lines.append(line("p_i <= 0.5", f"{h['count']:,} of {h['steps']:,} steps"
+                      + (f" ({h['reading']})" if h.get("reading") else "")
+                      + f" ({h['share']:.2%}, 95% up to {h['high']:.2%}; true share at most "
+                      f"{h['at_most']:.2%})"))
     ew = c["expected_wrong"]
-    lines.append(f"run errors  {ew['fitted']:,.3g} wrong decisions expected in "
-                 f"{ew['steps']:,} steps at k={ew['k']} (at most {ew['high']:,.3g}; "
-                 f"independent errors {ew['independent']:.3g})")
+    lines.append(line("run errors", f"{ew['fitted']:,.3g} wrong decisions expected in "
+                      f"{ew['steps']:,} steps at k={ew['k']} (at most {ew['high']:,.3g}; "
+                      f"independent errors {ew['independent']:.3g})"))
     return lines
 
 

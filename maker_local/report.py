@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .correlation import format_lines as correlation_lines
+from .correlation import from_decisions as correlation_of
 from .engine.voting import rule_of
 from .stats import summary
 from .store import Ledger, reads
@@ -74,6 +76,9 @@ def _build(led: Ledger) -> dict[str, Any]:
         "samples_per_step": summary(samples, (50, 99), 4),
         "rounds": {"total": n_rounds, "max_per_step": max_r, "undecided_after": undecided},
         "collisions": len(collisions(led)),
+        # within-step correlation and what it means for a full run (decisions + first votes)
+        "correlation": correlation_of(votes, d["wrong"], len(collisions(led)), k,
+                                      run["task"]["steps"], hardest(led, k, 1)),
         # failed attempts at requests, asked again (never votes)
         "failures": reads.failure_counts(led),
         "tokens": {"in": sm["tokens_in"], "out": sm["tokens_out"],
@@ -193,6 +198,7 @@ def format_report(r: dict[str, Any]) -> str:
         f"votes/step mean {v['mean']:.3f}, p50 {v['p50']:g}, p99 {v['p99']:g}, max {v['max']:g}",
         f"rounds     {r['rounds']['total']} (max {r['rounds']['max_per_step']} for one step), "
         f"collisions {r['collisions']}",
+        *(correlation_lines(r["correlation"], 11) if r.get("correlation") else []),
         f"tokens     in {r['tokens']['in']:,}, out {r['tokens']['out']:,}"
         + (f" (thought {r['tokens']['reasoning']:,}, answer "
            f"{r['tokens']['out'] - r['tokens']['reasoning']:,})"

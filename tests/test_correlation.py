@@ -270,3 +270,76 @@ def test_plan_reads_the_correlation_of_a_calibration(cli, tmp_path):
     # a flag wins over the file
     code, text, _ = cli("plan", "--calibration", out, "--correlation", "0", "--json")
     assert json.loads(text)["correlated"]["rho"] == 0
+
+
+# ---------------------------------------------------------------- report
+def test_run_moments_invert_the_beta():
+    from maker_local.correlation import beta_from_run_moments
+    for e, rho in [(0.01, 0.0), (0.01, 0.05), (0.0022, 0.008), (0.2, 0.3)]:
+        d = StepErrors(e, rho)
+        a, c = float(d.expect(lambda q: (1 - q) ** 3)), float(d.expect(lambda q: q * q))
+        got = beta_from_run_moments(a, c, 3)
+        assert got == pytest.approx((e, rho), abs=1e-9)
+    # fewer collisions than independence: a negative rho by the moment formula
+    e, rho = beta_from_run_moments(0.97**3, 0.5 * 0.03**2, 3)
+    assert e == pytest.approx(0.03) and rho < 0
+
+
+def test_report_without_a_reference_measures_nothing():
+    from maker_local.correlation import from_decisions
+    contested = [{"answers": [{"correct": None}, {"correct": None}]}]
+    c = from_decisions(np.array([3, 3, 5]), np.zeros(3, int), 0, 3, 100, contested)
+    assert not c["referenced"] and c["rho"] is None and c["hopeless"]["at_most"] == 1.0
+
+
+def test_from_run_reads_votes_in_order_and_without_a_reference():
+    from maker_local.correlation import from_run
+    from maker_local.store.reads import StepVotes
+    steps = [StepVotes(0, [0, 0, 0], {0: 1}, 0),            # right, unanimous
+             StepVotes(1, [1, 1, 0, 0, 0, 0, 0], {0: 1, 1: 0}, 0),  # collision, then right
+             StepVotes(2, [1, 1, 1], {1: 0}, 1)]            # decided wrong: hopeless
+    c = from_run(steps, 3, 1000)
+    assert c["referenced"] and c["collisions"]["count"] == 2
+    assert c["hopeless"]["count"] == 1 and c["votes"] == 9  # first 3 votes of each step
+    assert c["error"] == pytest.approx((0 + 2 / 3 + 1) / 3)
+    # no reference: right = agrees with the decided answer, so step 2 looks right
+    blind = [StepVotes(s.step, s.votes, dict.fromkeys(s.correct), s.winner) for s in steps]
+    c = from_run(blind, 3, 1000)
+    assert not c["referenced"] and c["hopeless"]["count"] == 0
+    assert "decided answer" in c["basis"]
+
+
+def test_report_measures_correlation_from_the_ledger(cli, tmp_path):
+    """Independent errors: the report's estimate holds 0 and the error; correlated errors:
+    it finds rho."""
+    from maker_local.correlation import from_run
+    from maker_local.store import Ledger, reads
+    for rho, run in (("0", "ind"), ("0.05", "cor")):
+        code, _, err = cli("solve", "--backend", "sim", "--disks", "15", "--sim-error", "0.01",
+                           "--sim-spread", "0", "--sim-correlation", rho, "--sim-wrong", "1",
+                           "--k", "3", "--run-dir", tmp_path / run, "--quiet")
+        assert code in (0, 1), err
+    code, out, _ = cli("report", tmp_path / "ind", "--json")
+    c = json.loads(out)["correlation"]
+    assert c["rho_low"] < 0 < c["rho_high"] and c["run_steps"] == 2**15 - 1
+    assert c["error"] == pytest.approx(0.01, rel=0.1)
+    # all the votes instead: ahead-by-k gave the steps that erred early more right votes,
+    # so the error per step reads ~40% low
+    led = Ledger.read(tmp_path / "ind")
+    seqs = [[s.correct[a] == 1 for a in s.votes] for s in reads.final_votes(led)]
+    led.close()
+    naive = counts(seqs)
+    assert rho_estimate(naive["right"], naive["votes"])["error"] < 0.008
+    code, out, _ = cli("report", tmp_path / "cor", "--json")
+    c = json.loads(out)["correlation"]
+    assert c["rho_low"] < 0.05 < c["rho_high"] and c["rho_low"] > 0.01
+    assert c["collisions"]["ratio"] > 2 and c["referenced"]
+    # the decisions-only estimate agrees with the pairwise one over each step's first votes
+    led = Ledger.read(tmp_path / "cor")
+    full = from_run(reads.final_votes(led), 3, 2**15 - 1)
+    led.close()
+    assert full["rho"] == pytest.approx(c["rho"], abs=0.02)
+    assert full["error"] == pytest.approx(c["error"], rel=0.1)
+    assert full["hopeless"]["count"] == c["hopeless"]["count"]
+    code, out, _ = cli("report", tmp_path / "cor")
+    assert "correlation rho" in out and "run errors" in out
