@@ -28,6 +28,9 @@ JSON keys (the last line `maker-local bench` prints; `--out` adds "metadata"):
       p, valid, tokens_out, tokens_in, tokens_per_s, target, k, votes_per_step,
       samples_per_step, s_per_sample, machine_s_per_step, usd_per_million_steps,
       wall_s, machine_s, usd, formula (the cost per million steps with numbers substituted)
+  correlation                                      the slice's votes against independent
+      errors (`maker_local.correlation.from_run`: within-step rho from each step's first
+      k votes, collisions, steps decided wrong, expected wrong decisions of run_steps)
   paper [{model, error, k, usd_per_m_out, usd, source}]   the paper's API projections
   metadata (--out only): model, backend, engine, engine_version, device, date, git_commit,
       maker_local, python, params (every flag)
@@ -41,6 +44,7 @@ from typing import Any, Callable
 
 from .engine.scaling import plan, token_costs
 from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
+from .records import AnswerRow, DecisionRow, SampleRow
 from .run import vote_rounds
 
 # The paper's projected API cost of its million-step (1,048,575-step) run, from its table of
@@ -85,6 +89,11 @@ class SliceStats:
     flags: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     stopped: str | None = None
+    k: int = 0
+    # the rows themselves, read after timing (the correlation of the slice's votes)
+    sample_rows: list[SampleRow] = field(default_factory=list)
+    answer_rows: list[AnswerRow] = field(default_factory=list)
+    decision_rows: list[DecisionRow] = field(default_factory=list)
 
     def add(self, rows: RoundRows) -> None:
         self.rounds += 1
@@ -99,6 +108,27 @@ class SliceStats:
             self.tokens_in += r.tokens_in
             self.tokens_out += r.tokens_out
             self.tokens_reasoning += r.tokens_reasoning
+        self.sample_rows += rows.samples
+        self.answer_rows += rows.answers
+        self.decision_rows += rows.decided
+
+    def step_votes(self) -> list[Any]:
+        """Each decided step's valid votes of its final epoch in order, as the ledger's
+        `store.reads.final_votes` gives them."""
+        from .store.reads import StepVotes
+        final = {d.step: d for d in self.decision_rows}
+        correct = {(a.step, a.epoch, a.id): a.correct for a in self.answer_rows}
+        votes: dict[int, list[tuple[int, int]]] = {}
+        for r in self.sample_rows:
+            d = final.get(r.step)
+            if d is not None and r.answer is not None and r.epoch == d.epoch:
+                votes.setdefault(r.step, []).append((r.idx, r.answer))
+        out = []
+        for step in sorted(votes):
+            d, ids = final[step], [a for _, a in sorted(votes[step])]
+            out.append(StepVotes(step, ids, {a: correct.get((step, d.epoch, a))
+                                             for a in set(ids)}, d.answer))
+        return out
 
 
 def run_slice(task: Any, backend: Any, vote: VoteConfig, start: int, count: int,
@@ -112,7 +142,7 @@ def run_slice(task: Any, backend: Any, vote: VoteConfig, start: int, count: int,
     sched = Schedule(_Slice(task, start + count), vote, "rounds")
     sched.restore(done=start, epoch=0, rounds=0, chain_x=task.input_at(start), used={},
                   replay={})
-    stats = SliceStats(start, count)
+    stats = SliceStats(start, count, k=vote.k)
     failing = 0
     t0 = clock()
 
@@ -179,7 +209,16 @@ def summarize(s: SliceStats, machines: float, price_per_hour: float, run_steps: 
         "run_steps": run_steps,
         "projected_wall_s": None if wall_per_step is None else wall_per_step * run_steps,
         "projected_usd": None if usd is None else usd * run_steps,
+        "correlation": _correlation(s, run_steps),
     }
+
+
+def _correlation(s: SliceStats, run_steps: int) -> dict[str, Any] | None:
+    """The slice's votes against independent errors (None: nothing decided)."""
+    from .correlation import from_run
+    if not s.decision_rows or s.k < 1:
+        return None
+    return from_run(s.step_votes(), s.k, run_steps)
 
 
 @dataclass
@@ -245,6 +284,21 @@ def paper_projections() -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------- table
+def _correlation_rows(c: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The correlation block as table rows (label, value)."""
+    if not c:
+        return []
+    from .correlation import format_lines
+    labels = {"collisions": "collisions (first 2 votes wrong)",
+              "correlation": "within-step correlation", "p_i <= 0.5": "steps with p_i <= 0.5",
+              "run errors": "wrong decisions, full run"}
+    rows = []
+    for line in format_lines(c, 0):
+        key = next(lab for lab in labels if line.startswith(lab))
+        rows.append((labels[key], line[len(key):].strip()))
+    return rows
+
+
 def _num(v: float | None, spec: str = ",.1f", unit: str = "") -> str:
     return "n/a" if v is None else f"{v:{spec}}{unit}"
 
@@ -302,6 +356,7 @@ def format_table(r: dict[str, Any]) -> str:
          f"{duration(r['projected_wall_s'])} wall, {_usd(r['projected_usd'])}"),
         ("errors in slice", f"{r['errors']:,} (decided steps that disagree with the "
          "reference)"),
+        *_correlation_rows(r.get("correlation")),
         ("paper's API projections", ", ".join(f"{p['model']} ${p['usd'] / 1000:g}K"
                                               for p in r["paper"])),
     ]

@@ -17,7 +17,7 @@ KEYS = {"model", "backend", "profile", "k", "rule", "task", "task_label", "start
         "tokens_in_per_s", "tokens_out_mean", "tokens_in_mean", "prefix_cache_hit_rate",
         "machines", "machine_unit", "machine_s_per_step", "price_per_hour", "usd_per_step",
         "run_steps", "projected_wall_s", "projected_usd", "plugged", "paper",
-        "tokens_reasoning_mean", "tokens_answer_mean", "usd_per_step_split"}
+        "tokens_reasoning_mean", "tokens_answer_mean", "usd_per_step_split", "correlation"}
 
 
 def bench(cli, *extra):

@@ -343,3 +343,25 @@ def test_report_measures_correlation_from_the_ledger(cli, tmp_path):
     assert full["hopeless"]["count"] == c["hopeless"]["count"]
     code, out, _ = cli("report", tmp_path / "cor")
     assert "correlation rho" in out and "run errors" in out
+
+
+# ---------------------------------------------------------------- bench
+def test_bench_slice_reads_the_correlation_of_its_votes(cli):
+    """The bench's votes in memory give the same block as the ledger of the same run, and
+    the table and JSON carry it."""
+    from maker_local.bench import run_slice, summarize
+    from maker_local.correlation import from_run
+    task = Hanoi(15)
+    model = SimModel(error=0.01, valid=0.95, wrong=1, correlation=0.05, seed=2)
+    st = run_slice(task, SimBackend(task, model), VoteConfig(k=3, window=4096), 0, 2**15 - 1)
+    c = summarize(st, 1, 0.0, 2**15 - 1)["correlation"]
+    assert c["steps"] == 2**15 - 1 and c["rho_low"] < 0.05 < c["rho_high"]
+    assert c["rho_low"] > 0.01 and c["hopeless"]["count"] == st.errors
+    votes = st.step_votes()
+    assert sum(len(v.votes) for v in votes) == st.votes
+    assert from_run(votes, 3, 2**15 - 1)["rho"] == c["rho"]
+    code, out, _ = cli("bench", "--backend", "sim", "--disks", "12", "--steps", "300",
+                       "--warmup", "10", "--k", "3", "--sim-error", "0.05")
+    table, line = out.rsplit("\n", 2)[0], out.splitlines()[-1]
+    assert "within-step correlation" in table and "wrong decisions, full run" in table
+    assert json.loads(line)["correlation"]["k"] == 3
