@@ -4,10 +4,13 @@ import re
 import pytest
 
 from maker_local.tasks.base import Flag, Parsed
-from maker_local.tasks.hanoi import Hanoi, PaperFormat, answer_text, parse_answer
+from maker_local.tasks.hanoi import (Hanoi, PaperFormat, _parse_block, answer_text,
+                                     parse_answer)
 from maker_local.tasks.hanoi_compact import (LABELS, answer_compact, move_compact,
                                              parse_compact, state_compact)
 from maker_local.tasks.hanoi_rules import HanoiAnswer, vote_key
+
+from test_paper_fuzz import spec_parse
 
 RIGHT = "move = [1, 0, 2]\nnext_state = [[3, 2], [], [1]]"
 KEY = "1,0,2|[[3,2],[],[1]]"
@@ -35,14 +38,15 @@ def test_extra_prose_and_spacing():
     "the previous move = [1, 0, 1]",      # prose that names a move
     "previous move = [1, 0, 1]",
     "remove = [1, 0, 1]",                 # a longer word ending in 'move'
-    "So move = [1, 0, 1]",                # the key must be its line's first word
+    "So move = [1, 0, 1]",                # a move with no next_state after it
     "my_next_state = [[3, 2], [1], []]",
     "so next_state = [[3, 2], [1], []]",
     "next_state_guess = [[3, 2], [1], []]",
 ])
 def test_near_misses_after_the_answer_are_never_read(near_miss):
-    # the paper's parser takes the LAST match anywhere: a thought or an afterthought that
-    # names a move or a state would become the vote; here only line-leading keys count
+    # the paper's parser takes the LAST match of each key anywhere: a thought or an
+    # afterthought that names a move or a state would become (half of) the vote; here only a
+    # complete block of whole-word keys counts
     assert parse(RIGHT + "\n" + near_miss).key == KEY
     assert parse(near_miss + "\n" + RIGHT).key == KEY
 
@@ -74,12 +78,52 @@ def test_only_plain_ascii_decimals(text):
     assert isinstance(got, Flag) and got.reason == "parse", text
 
 
+WRONG = "move = [2, 0, 1]\nnext_state = [[3], [2], [1]]"
+
+
 def test_repeated_blocks_take_the_last():
-    text = ("move = [2, 0, 1]\nnext_state = [[3], [2], [1]]\nWait, that is wrong.\n" + RIGHT)
+    assert parse(WRONG + "\nWait, that is wrong.\n" + RIGHT).key == KEY
+    assert parse(RIGHT + "\nWait.\n" + WRONG).key == "2,0,1|[[3],[2],[1]]"
+
+
+@pytest.mark.parametrize("text", [
+    WRONG + "\nNo, correction: " + RIGHT,   # the paper's parser: 2,0,1 with [[3, 2], [], [1]]
+    WRONG + " No, correction: " + RIGHT.replace("\n", " "),
+    RIGHT + "\nmove = [1, 0, 1]",            # a move with no state after it is no block
+    RIGHT + "\nSo move = [2, 0, 1], I think",
+    RIGHT + "\nnext_state = [[3], [2], [1]]",  # nor a state with no move before it
+    "move = [2, 0, 1]\n" + RIGHT,
+    "next_state = [[3], [2], [1]]\n" + RIGHT,
+])
+def test_move_and_state_come_from_one_block(text):
     assert parse(text).key == KEY
-    # the last move and the last state are taken independently, as in the paper's parser
-    mixed = RIGHT + "\nmove = [1, 0, 1]"
-    assert parse(mixed).key == "1,0,1|[[3,2],[],[1]]"
+
+
+@pytest.mark.parametrize("text", [
+    "move = [1, 0, 2] next_state = [[3, 2], [], [1]]",     # one line
+    "move = [1, 0, 2]\tnext_state = [[3, 2], [], [1]]",
+    "move = [1, 0, 2], next_state = [[3, 2], [], [1]]",
+    "move = [1, 0, 2]; next_state = [[3, 2], [], [1]].",
+    "move =\t[1, 0, 2]\tnext_state =\t[[3, 2], [], [1]]",  # a tab or a newline after `=`
+    "move =\n[1, 0, 2]\nnext_state =\n[[3, 2], [], [1]]",
+    "move\t=\t[1,\t0,\t2]\nnext_state\t=\t[[3,\t2],\t[],\t[1]]",
+    "`move = [1, 0, 2]`, `next_state = [[3, 2], [], [1]]`",
+    "Answer: move = [1, 0, 2]\nnext_state = [[3, 2], [], [1]]",
+])
+def test_one_line_answers_and_any_whitespace_read(text):
+    assert parse(text).key == KEY
+
+
+@pytest.mark.parametrize("text,why", [
+    ("move = [1, 0, 2]\nwhich gives\nnext_state = [[3, 2], [], [1]]", "no next_state"),
+    ("next_state = [[3, 2], [], [1]]\nmove = [1, 0, 2]", "no next_state"),  # state first
+    ("move = [1, 0, 2] and next_state = [[3, 2], [], [1]]", "no next_state"),
+    ("remove = [1, 0, 2]\nnext_state = [[3, 2], [], [1]]", "no move"),
+    ("move = [1, 0, 2]\nmy_next_state = [[3, 2], [], [1]]", "no next_state"),
+])
+def test_words_between_move_and_state_make_no_block(text, why):
+    got = parse(text)
+    assert isinstance(got, Flag) and why in got.detail, got
 
 
 @pytest.mark.parametrize("text,why", [
@@ -133,61 +177,11 @@ def test_rules_are_separate_from_format():
 
 # ------------------------------------------------------------------ the fast path, differential
 #
-# parse_answer reads a text that ends with the canonical answer without its general searches
-# (hanoi._parse_canonical). Below: the flag parser exactly as it was before that fast path (its
-# regexes, _last and _checked, uncached), and tests that the two give equal verdicts (the same
+# parse_answer reads a text that ends with the canonical answer without its general search
+# (hanoi._parse_canonical). Below: tests that the two paths give equal verdicts (the same
 # Parsed, or the same Flag with the same detail) on every kind of text the sim writes and on
-# many that it does not.
-
-_O_NUM = r"(?:0|[1-9][0-9]*)"
-_O_LIST = rf"\[\s*((?:{_O_NUM}\s*(?:,\s*{_O_NUM}\s*)*)?)\]"
-_O_MOVE_RE = re.compile(
-    rf"(?im)^[^\w\n]*move\s*=\s*\[\s*({_O_NUM})\s*,\s*({_O_NUM})\s*,\s*({_O_NUM})\s*\]")
-_O_STATE_RE = re.compile(
-    rf"(?im)^[^\w\n]*next_state\s*=\s*\[\s*{_O_LIST}\s*,\s*{_O_LIST}\s*,\s*{_O_LIST}\s*\]")
-
-
-def _old_read_peg(body):
-    if not body.strip():
-        return (), 0, ""
-    try:
-        peg = tuple(map(int, body.split(",")))
-    except ValueError:
-        return None
-    mask = 0
-    for d in peg:
-        mask |= 1 << d if 1 <= d <= 30 else 1
-    return peg, mask, ",".join(map(str, peg))
-
-
-def _old_last(regex, text, anchor):
-    m = regex.match(text, max(0, text.rfind(anchor)))
-    if m is not None and regex.search(text, m.end()) is None:
-        return m
-    for m in regex.finditer(text):
-        pass
-    return m
-
-
-def old_parse(text, n):
-    """The flag parser before the fast path (repair=False)."""
-    mm = _old_last(_O_MOVE_RE, text, "move")
-    sm = _old_last(_O_STATE_RE, text, "next_state")
-    if mm is None:
-        return Flag("parse", "no move = [disk, from, to]")
-    if sm is None:
-        return Flag("parse", "no next_state = [[...], [...], [...]]")
-    move = (int(mm.group(1)), int(mm.group(2)), int(mm.group(3)))
-    if not (1 <= move[0] <= n and 0 <= move[1] <= 2 and 0 <= move[2] <= 2):
-        return Flag("parse", f"move {list(move)} out of range for {n} disks")
-    a, b, c = (_old_read_peg(t) for t in sm.groups())
-    if a is None or b is None or c is None:
-        return Flag("parse", "next_state is not three lists of integers")
-    if len(a[0]) + len(b[0]) + len(c[0]) != n or a[1] | b[1] | c[1] != (2 << n) - 2:
-        return Flag("parse", f"next_state does not hold each disk 1..{n} exactly once")
-    key = f"{move[0]},{move[1]},{move[2]}|[[{a[2]}],[{b[2]}],[{c[2]}]]"
-    return Parsed(key, HanoiAnswer(move, (a[0], b[0], c[0])))
-
+# many that it does not, and that both read what the rule written a second way (the character
+# scanner of test_paper_fuzz) reads.
 
 def _old_answer_text(answer):
     m, s = answer.move, answer.next_state
@@ -196,10 +190,12 @@ def _old_answer_text(answer):
 
 
 def _same(text, n):
-    want = old_parse(text, n)
+    want = _parse_block(text, n)  # the general path alone
     got = parse_answer(text, n)
     assert type(got) is type(want) and got == want, (text, n, got, want)
-    if isinstance(got, Parsed):  # the answer's parts are plain ints and tuples, as before
+    if 1 <= n <= 30:
+        assert (got.key if isinstance(got, Parsed) else None) == spec_parse(text, n), (text, n)
+    if isinstance(got, Parsed):  # the answer's parts are plain ints and tuples
         assert type(got.key) is str
         assert all(type(v) is int for v in got.answer.move)
         assert all(type(p) is tuple and all(type(d) is int for d in p)
@@ -280,7 +276,7 @@ def _texts_for(task, x):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 6, 9])
-def test_fast_parse_matches_the_old_parser_on_every_step(n):
+def test_fast_parse_matches_the_general_path_on_every_step(n):
     task = Hanoi(n)
     x = task.initial()
     for i in range(2**n - 1):
@@ -292,7 +288,7 @@ def test_fast_parse_matches_the_old_parser_on_every_step(n):
         x = task.next_input(x, task.reference(x).answer)
 
 
-def test_fast_parse_matches_the_old_parser_on_random_20_disk_steps():
+def test_fast_parse_matches_the_general_path_on_random_20_disk_steps():
     task = Hanoi(20)
     rng = random.Random(20)
     for _ in range(300):
@@ -304,7 +300,7 @@ def test_fast_parse_matches_the_old_parser_on_random_20_disk_steps():
         assert got == task.reference(x)
 
 
-def test_fast_parse_matches_the_old_parser_on_mutations():
+def test_fast_parse_matches_the_general_path_on_mutations():
     """Every prefix and suffix, and many one- and two-character edits, of answer texts."""
     rng = random.Random(7)
     alphabet = [" ", "\n", "\t", "\r", "0", "1", "2", "3", "9", ",", "[", "]", "=", "m", "M",
@@ -331,7 +327,7 @@ def test_fast_parse_matches_the_old_parser_on_mutations():
 
 
 @pytest.mark.parametrize("n", [0, -1, 3, 30, 31, 40])
-def test_fast_parse_matches_the_old_parser_for_any_disk_count(n):
+def test_fast_parse_matches_the_general_path_for_any_disk_count(n):
     for d in (1, 2, 3, 29, 30, 31, 35):
         for a, b in [(0, 2), (1, 1), (2, 0)]:
             for state in ["[[3, 2], [], [1]]", "[[], [], []]", "[[30, 29], [1], [0]]",

@@ -86,19 +86,25 @@ procedure and the resulting next state."""
 # --------------------------------------------------------------------------------------- parsers
 
 # The flag parser. The paper's (its appendix) takes the last `move = [...]` and the last
-# `next_state = [[...], [...], [...]]` anywhere (case-insensitive, word boundaries) and reads
-# them with ast.literal_eval. Here, the same keys (any letter case) but only where a line's
-# first word (bullets, quotes and markdown marks may come before it), so that prose or a
-# thought ("the previous move = [1, 0, 2]", "remove = [...]", "my_next_state = ...") is never
-# read as the answer; and numbers are plain ASCII decimals
-# without sign or leading zeros (literal_eval also rejects "01" and non-ASCII digits, but
-# accepts True, -1, 1_0 and 00, which are flagged here).
+# `next_state = [[...], [...], [...]]` anywhere, each on its own, and reads them with
+# ast.literal_eval; so "a wrong answer, then `No, correction: move = [...]` and its state" can
+# come out as one answer's move with the other's state. Here an answer is a BLOCK: the move
+# key, its list, then nothing but non-word characters (whitespace, punctuation, markdown: one
+# line or two, a tab or a newline anywhere), then the next_state key and its lists; the last
+# complete block is the answer, its move and its state together. Keys are whole words in any
+# letter case, so "remove = [...]" and "my_next_state = ..." are no keys; a move with no
+# next_state right after it ("the previous move = [1, 0, 2]" in a thought or an afterthought)
+# is no block and is never read; a state before its move is no block either. Numbers are plain
+# ASCII decimals without sign or leading zeros (literal_eval also rejects "01" and non-ASCII
+# digits, but accepts True, -1, 1_0 and 00, which are flagged here). tests/test_paper_fuzz.py
+# holds the rule written a second way (a character scanner) and fuzzes the two against each
+# other.
 _NUM = r"(?:0|[1-9][0-9]*)"
 _LIST = rf"\[\s*((?:{_NUM}\s*(?:,\s*{_NUM}\s*)*)?)\]"
-_MOVE_RE = re.compile(
-    rf"(?im)^[^\w\n]*move\s*=\s*\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
-_STATE_RE = re.compile(
-    rf"(?im)^[^\w\n]*next_state\s*=\s*\[\s*{_LIST}\s*,\s*{_LIST}\s*,\s*{_LIST}\s*\]")
+_MOVE = rf"\bmove\s*=\s*\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]"
+_MOVE_RE = re.compile("(?i)" + _MOVE)  # only to say which part a flagged text lacks
+_BLOCK_RE = re.compile(
+    rf"(?i){_MOVE}\W*next_state\s*=\s*\[\s*{_LIST}\s*,\s*{_LIST}\s*,\s*{_LIST}\s*\]")
 # The repairing parser (calibration only) accepts other spellings, brackets and separators.
 _REPAIR_MOVE_RE = re.compile(
     r"move[\"']?\s*[:=]?\s*[\[(]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[\])]",
@@ -149,20 +155,19 @@ def _repair_pegs(body: str) -> list[list[int]] | None:
 def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
     """The paper's flag parser (or, with repair=True, its repairing parser).
 
-    Takes the last `move = [a, b, c]` and the last `next_state = [[...], [...], [...]]`, each
-    its line's first word (keys in any letter case); plain decimal integers (ASCII digits, no
-    sign, no leading zeros), disk ids in 1..n, pegs in 0..2, every disk exactly once; anything
-    else is a flag. See _MOVE_RE for where this differs from the paper's parser, and why.
+    Reads the last block `move = [a, b, c]` then `next_state = [[...], [...], [...]]` (keys
+    whole words in any letter case, only non-word characters between the two parts): its move
+    and its state together. Plain decimal integers (ASCII digits, no sign, no leading zeros),
+    disk ids in 1..n, pegs in 0..2, every disk exactly once; anything else is a flag. See
+    _BLOCK_RE for where this differs from the paper's parser, and why.
     """
-    if repair:
-        mm = _last(_REPAIR_MOVE_RE, text.lower(), "move")
-        sm = _last(_REPAIR_STATE_RE, text.lower(), "state")
-    else:
+    if not repair:
         got = _parse_canonical(text, n)  # the answer as answer_text writes it, at the end
         if got is not None:
             return got
-        mm = _last(_MOVE_RE, text, "move")
-        sm = _last(_STATE_RE, text, "next_state")
+        return _parse_block(text, n)
+    mm = _last(_REPAIR_MOVE_RE, text.lower(), "move")
+    sm = _last(_REPAIR_STATE_RE, text.lower(), "state")
     if mm is None:
         return Flag("parse", "no move = [disk, from, to]")
     if sm is None:
@@ -170,8 +175,6 @@ def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
     move = (int(mm.group(1)), int(mm.group(2)), int(mm.group(3)))
     if not (1 <= move[0] <= n and 0 <= move[1] <= 2 and 0 <= move[2] <= 2):
         return Flag("parse", f"move {list(move)} out of range for {n} disks")
-    if not repair:
-        return _checked(move, sm.groups(), n)
     pegs = _repair_pegs(sm.group(1))
     if pegs is None or len(pegs) != 3:
         return Flag("parse", "next_state is not three lists of integers")
@@ -182,25 +185,38 @@ def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
     return Parsed(vote_key(move, state), HanoiAnswer(move, state))
 
 
+def _parse_block(text: str, n: int) -> Parsed | Flag:
+    """The flag parser's general path: the last complete block of `text` (see _BLOCK_RE)."""
+    m = _last(_BLOCK_RE, text, "move")
+    if m is None:
+        if _MOVE_RE.search(text) is None:
+            return Flag("parse", "no move = [disk, from, to]")
+        return Flag("parse", "no next_state = [[...], [...], [...]] right after a move")
+    move = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    if not (1 <= move[0] <= n and 0 <= move[1] <= 2 and 0 <= move[2] <= 2):
+        return Flag("parse", f"move {list(move)} out of range for {n} disks")
+    return _checked(move, m.group(4, 5, 6), n)
+
+
 # The flag parser's fast path: a text that ENDS with the answer exactly as answer_text writes it
 # (after anything at all, e.g. the sim's prose or a model's reasoning; then only whitespace):
 #
 #     move = [d, a, b]                    a line of its own: at the text's start or after "\n"
 #     next_state = [[B0], [B1], [B2]]     each Bi '' or plain decimals joined by ", "
 #
-# For such a text the general path's two searches end on these very lines, whatever comes
-# before them: both regexes match only at a line start, and after the move line's start the
-# only line starts are the next_state line's (which begins with "n", so no `move` key) and
-# those among the trailing whitespace (no key at all); after the next_state line's start,
-# only the latter. A match that starts before one of these lines cannot reach into it (a
-# match runs from its line start, through its key, to the closing bracket; the characters
-# after the key are brackets, digits, commas, "=" and whitespace, never the first letter of
-# the key), and the general path takes the last match of each key. So its groups are
-# exactly d, a, b and B0, B1, B2; the move is one of the in-range moves listed below, so it
-# goes on to _checked with these pegs, and the fast path gives _checked's verdict on them (the
-# same disks and key, the same exactly-once test: see _canon_peg). Any other text (another
-# spelling, a cut-off answer, a disk or peg out of range, text after the answer) gives None,
-# and parse_answer takes the general path. tests/test_parsers.py checks the two paths agree.
+# For such a text the general path's last block is these very lines, whatever comes before
+# them. A block begins at the move line (a `move` key with a word boundary before it, as the
+# line starts the text or follows "\n"), and it is complete: "\n" is a non-word character
+# and the next_state line follows. No block begins after it (the rest holds no other "move":
+# "next_state", brackets, digits, commas, "=" and whitespace), and none that begins before it
+# reaches into it (a block runs from its key through "=", brackets, digits, commas and
+# non-word characters to "next_state" and its lists: it holds the word "move" only as its own
+# key). So the general path's groups are exactly d, a, b and B0, B1, B2; the move is one of
+# the in-range moves listed below, so it goes on to _checked with these pegs, and the fast
+# path gives _checked's verdict on them (the same disks and key, the same exactly-once test:
+# see _canon_peg). Any other text (another spelling, a cut-off answer, a disk or peg out of
+# range, text after the answer) gives None, and parse_answer takes the general path.
+# tests/test_parsers.py checks the two paths agree.
 _MOVE_TEXTS: dict[int, dict[str, tuple[Move, str]]] = {}
 _CANON_PEG_RE = re.compile(rf"(?:{_NUM}(?:, {_NUM})*)?")
 _CANON_PEGS: dict[str, tuple[tuple[int, ...], int, str]] = {}
