@@ -1,5 +1,8 @@
+import errno
 import hashlib
 import json
+import os
+import shutil
 import sqlite3
 
 import pytest
@@ -93,7 +96,15 @@ def one_line_error(r, *needles):
     (["--backend", "simm"], ["unknown backend 'simm'", "Did you mean 'sim'"]),
     (["--schedule", "round"], ["unknown schedule", "Did you mean 'rounds'"]),
     (["--task", "chess"], ["unknown task"]),
-    (["--sim-error", "1.5"], ["--sim-error must be"]),
+    (["--sim-error", "1.5"], ["argument --sim-error: must be in [0, 1) (got 1.5)"]),
+    (["--sim-error", "-0.1"], ["argument --sim-error: must be in [0, 1)"]),
+    (["--sim-valid", "0"], ["argument --sim-valid: must be in (0, 1]"]),
+    (["--sim-spread", "-1"], ["argument --sim-spread: must be in [0, 1] (got -1)"]),
+    (["--sim-spread", "1.5"], ["argument --sim-spread: must be in [0, 1]"]),
+    (["--sim-concentration", "-1"], ["argument --sim-concentration: must be in [0, 1]"]),
+    (["--sim-concentration", "nan"], ["argument --sim-concentration: must be a finite"]),
+    (["--sim-wrong", "0"], ["argument --sim-wrong: must be at least 1 (got 0)"]),
+    (["--sim-correlation", "1"], ["argument --sim-correlation: must be in [0, 1)"]),
     (["--seed", "-1"], ["--seed must be"]),
     (["--disks", "x"], ["invalid int value"]),
 ])
@@ -197,3 +208,49 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     p.stdout.close()  # the reader goes away before the report is written out
     err = p.stderr.read().decode()
     assert p.wait(60) == 141 and "Traceback" not in err, err
+
+
+# ----------------------------------------------------------------- where a run cannot go
+def test_a_run_dir_where_nothing_can_be_made_says_why_not_a_full_disk(tmp_path):
+    """/proc holds no folders (and reports a size of 0, which once read as a full disk)."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
+    r = sim_solve("--disks", "3", "--run-dir", "/proc/maker-local-nope")
+    one_line_error(r, "--run-dir /proc/maker-local-nope:", "/proc",
+                   "choose a writable place, e.g. --run-dir runs/maker-local-nope")
+    assert "full" not in r.stderr
+
+
+@pytest.mark.parametrize("code,needle", [
+    (errno.EROFS, "is on a read-only file system [EROFS]"),
+    (errno.EACCES, "is read-only to you (permission denied [EACCES]"),
+    (errno.ENOSPC, "is full [ENOSPC]"),
+    (errno.ENOENT, "the run dir cannot be created in"),
+    (errno.EPERM, "(Operation not permitted [EPERM])"),
+])
+def test_run_dir_faults_name_the_file_systems_reason(tmp_path, monkeypatch, code, needle):
+    from maker_local.commands import checks
+    from maker_local.errors import UsageError
+
+    def refuse(**kw):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(checks.tempfile, "mkdtemp", refuse)
+    with pytest.raises(UsageError) as e:
+        checks.check_run_dir(tmp_path / "run", resume=False)
+    assert needle in str(e.value) and "e.g. --run-dir runs/run" in str(e.value), e.value
+    with pytest.raises(UsageError) as e:
+        checks.check_out_file(tmp_path / "out" / "cal.json")
+    assert str(e.value).startswith(f"--out {tmp_path / 'out' / 'cal.json'}: ")
+    assert "e.g. --out cal.json" in str(e.value)
+
+
+def test_the_free_space_check_leaves_file_systems_without_a_size_alone(tmp_path, monkeypatch):
+    from maker_local.commands import checks
+    from maker_local.errors import UsageError
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(checks.shutil, "disk_usage", lambda p: usage._replace(free=0))
+    with pytest.raises(UsageError, match="is full"):
+        checks.check_run_dir(tmp_path / "run", resume=False)
+    monkeypatch.setattr(checks.shutil, "disk_usage", lambda p: usage._replace(total=0, free=0))
+    checks.check_run_dir(tmp_path / "run", resume=False)  # ramfs and friends: no verdict
+    assert list(tmp_path.iterdir()) == []  # the probe left nothing behind

@@ -8,9 +8,11 @@ Checks that need the file system (`check_run_dir`, `check_out_file`) say what to
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -123,8 +125,11 @@ def k_or_auto(hi: int) -> Callable[[str], str]:
 
 
 # ------------------------------------------------------------------------ the file system
-def _writable_dir(where: Path, what: str, flag: str) -> None:
-    """`where` will be created (if missing) and written: refuse what cannot work."""
+def _writable_dir(where: Path, what: str, flag: str, given: Path | None = None) -> None:
+    """`where` will be created (if missing) and written: refuse what cannot work, with the
+    file system's own reason and what to pass instead. `given`: the flag's value, when it is
+    a file to be made in `where`."""
+    given = given or where
     if where.exists() and not where.is_dir():
         raise UsageError(f"{flag} {where} is a file, not a directory: choose a directory")
     probe = where
@@ -135,16 +140,35 @@ def _writable_dir(where: Path, what: str, flag: str) -> None:
     if probe.exists() and not probe.is_dir():
         raise UsageError(f"{flag} {where}: {probe} is a file, so {what} cannot be created "
                          "there: choose another path")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {where}: {probe} is read-only (or not yours): choose a "
-                         "writable place, or fix its permissions")
+    instead = f"{flag} {Path('runs') / given.name if flag == '--run-dir' else given.name}"
+    # Make (and remove) a folder where mkdir will start: permission bits do not tell (root
+    # passes os.access on /proc, /sys and read-only mounts), the attempt does.
     try:
-        free = shutil.disk_usage(probe).free
+        os.rmdir(tempfile.mkdtemp(prefix=".maker-local-probe-", dir=probe))
+    except OSError as e:
+        raise UsageError(f"{flag} {given}: {_cannot(e, probe, what)}: choose a writable "
+                         f"place, e.g. {instead}") from None
+    try:
+        usage = shutil.disk_usage(probe)
     except OSError:
         return
-    if free < MIN_FREE_BYTES:
-        raise UsageError(f"{flag} {where}: the disk holding {probe} is full ({free >> 20} MiB "
-                         "free): free some space or choose another place")
+    # a file system that reports no size at all (total 0: ramfs, some FUSE mounts) is not full
+    if usage.total and usage.free < MIN_FREE_BYTES:
+        raise UsageError(f"{flag} {given}: the disk holding {probe} is full "
+                         f"({usage.free >> 20} MiB free): free some space or choose another "
+                         f"place, e.g. {instead}")
+
+
+def _cannot(e: OSError, probe: Path, what: str) -> str:
+    """Why nothing can be created in `probe`, in the file system's words."""
+    name = errno.errorcode.get(e.errno or 0, str(e.errno))
+    if e.errno == errno.EROFS:
+        return f"{probe} is on a read-only file system [{name}]"
+    if e.errno == errno.EACCES:
+        return f"{probe} is read-only to you (permission denied [{name}]; or fix its permissions)"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk holding {probe} is full [{name}]"
+    return f"{what} cannot be created in {probe} ({e.strerror or e} [{name}])"
 
 
 def check_run_dir(run_dir: Path, resume: bool, ledger_name: str = "ledger.sqlite") -> None:
@@ -164,7 +188,7 @@ def check_out_file(out: Path, flag: str = "--out") -> None:
     """Refuse an output file that cannot be written (checked before the work, not after)."""
     if out.exists() and out.is_dir():
         raise UsageError(f"{flag} {out} is a directory: give a file name")
-    _writable_dir(out.parent, "the file", flag)
+    _writable_dir(out.parent, "the file", flag, out)
 
 
 class HelpFormatter(argparse.HelpFormatter):
