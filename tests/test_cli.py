@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from conftest import run_sub, sim_solve
+from conftest import ROOT, run_sub, sim_solve
 
 
 def sha(path):
@@ -254,3 +254,82 @@ def test_the_free_space_check_leaves_file_systems_without_a_size_alone(tmp_path,
     monkeypatch.setattr(checks.shutil, "disk_usage", lambda p: usage._replace(total=0, free=0))
     checks.check_run_dir(tmp_path / "run", resume=False)  # ramfs and friends: no verdict
     assert list(tmp_path.iterdir()) == []  # the probe left nothing behind
+
+
+# ------------------------------------------------------------ --model without --profile
+BUNDLED = ROOT / "models" / "hanoi-step" / "model"
+needs_bundled = pytest.mark.skipif(not (BUNDLED / "config.json").is_file(),
+                                   reason="the bundled hanoi-step model is not here")
+
+
+def dry(cli, *args):
+    code, out, err = cli("solve", "--disks", "3", "--dry-run", *map(str, args))
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+@needs_bundled
+@pytest.mark.parametrize("given", [BUNDLED, BUNDLED.parent])
+def test_a_bundled_model_without_its_profile_takes_the_profile(cli, tmp_path, given):
+    pytest.importorskip("transformers")
+    code, out, err = dry(cli, "--backend", "hf", "--model", given, "--run-dir", tmp_path / "r")
+    assert code == 0, err
+    assert out["profile"] == "hanoi-step" and out["style"] == "compact"
+    assert out["model"] == str(BUNDLED) and out["max_tokens"] == 64
+    assert f"--model {given} " in err and "--profile hanoi-step" in err
+    # a flag still wins, and a style whose prompts do not fit is refused at once
+    code, _, err = dry(cli, "--backend", "hf", "--model", given, "--style", "paper",
+                       "--run-dir", tmp_path / "r")
+    assert code == 2 and "holds 160 positions" in err and "pass --style compact" in err
+
+
+@needs_bundled
+def test_a_model_whose_context_cannot_hold_the_prompt_is_refused_at_once(cli, tmp_path):
+    """A copy of the bundled model (160 positions) is no profile's: the paper's prompts
+    (~700 tokens) cannot fit. Refused before an engine or a run dir exists, with what to
+    pass; a prompt that fits with less room than --max-tokens is a note (the engine stops
+    the answer at the end of the context: a length flag, as at the cap)."""
+    pytest.importorskip("transformers")
+    model = tmp_path / "mine"
+    shutil.copytree(BUNDLED, model)
+    run = tmp_path / "r"
+    for backend in ("vllm", "hf"):
+        code, _, err = dry(cli, "--backend", backend, "--model", model, "--run-dir", run)
+        assert code == 2, err
+        line = err.strip().splitlines()[-1]
+        assert line.startswith(f"maker-local: error: --model {model} holds 160 positions "
+                               f"({model / 'config.json'}), but prompts in style paper take "
+                               "up to "), line
+        assert "pass --style compact --max-tokens 1" in line and "or less" in line
+        assert "write a profile for it" in line
+    code, _, err = dry(cli, "--backend", "hf", "--model", model, "--max-tokens", "64",
+                       "--run-dir", run)
+    assert code == 2 and "tokens: pass --style compact;" in err
+    code, _, err = dry(cli, "--backend", "hf", "--model", model, "--max-model-len", "16",
+                       "--style", "compact", "--run-dir", run)
+    assert code == 2 and "holds 16 positions (--max-model-len 16)" in err
+    assert "choose a model with a longer context, or raise --max-model-len (the model holds " \
+        "160)" in err
+    code, out, err = dry(cli, "--backend", "hf", "--model", model, "--style", "compact",
+                         "--run-dir", run)
+    assert code == 0, err
+    assert "note:" in err and "answers stop at 1" in err and "below --max-tokens 750" in err
+    code, out, err = dry(cli, "--backend", "hf", "--model", model, "--style", "compact",
+                         "--max-tokens", "64", "--run-dir", run)
+    assert code == 0 and err == "", err
+    assert out["profile"] is None and out["style"] == "compact"
+    assert not run.exists()
+
+
+def test_a_model_that_two_profiles_name_is_refused_with_both(cli, tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    (folder / "m" / "model").mkdir(parents=True)
+    for name, style in (("m-paper", "paper"), ("m-compact", "compact")):
+        (folder / f"{name}.toml").write_text(
+            f'model = "m/model"\nkind = "local"\napi = "chat"\nprompt_style = "{style}"\n'
+            "max_tokens = 64\ntemperature_first = 0.0\ntemperature = 1.0\n")
+    monkeypatch.setenv("MAKER_LOCAL_MODELS", str(folder))
+    code, _, err = dry(cli, "--backend", "hf", "--model", folder / "m" / "model",
+                       "--run-dir", tmp_path / "r")
+    assert code == 2
+    assert "is the model of profiles m-compact, m-paper" in err
+    assert "pass --profile m-compact or --profile m-paper" in err

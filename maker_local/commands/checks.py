@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import UsageError
 
@@ -189,6 +190,57 @@ def check_out_file(out: Path, flag: str = "--out") -> None:
     if out.exists() and out.is_dir():
         raise UsageError(f"{flag} {out} is a directory: give a file name")
     _writable_dir(out.parent, "the file", flag, out)
+
+
+# ------------------------------------------------------------------- the model's context
+# The keys vLLM derives a model's context length from (the smallest present wins), and rope
+# scaling that stretches it: over-estimating here only lets the engine give the verdict.
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length",
+                 "max_sequence_length", "max_seq_length", "seq_len")
+
+
+def model_context(folder: Path) -> int | None:
+    """The positions a local model holds, from its config.json as vLLM reads it; None when
+    `folder` is no model folder or says nothing (a Hugging Face id, an odd config)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    found, factor = [], 1.0
+    for part in (config, config.get("text_config")):
+        if not isinstance(part, dict):
+            continue
+        found += [v for k in _CONTEXT_KEYS if isinstance(v := part.get(k), int)
+                  and not isinstance(v, bool) and v > 0]
+        for rope in (part.get("rope_scaling"), part.get("rope_parameters")):
+            if isinstance(rope, dict) and isinstance(rope.get("factor"), (int, float)):
+                factor = max(factor, float(rope["factor"]))
+    return int(min(found) * factor) if found else None
+
+
+def longest_prompt(folder: Path, prompts: list[list[dict[str, str]]], api: str = "chat",
+                   template_kwargs: dict[str, Any] | None = None) -> int | None:
+    """Tokens of the longest of `prompts` as the engine would prefill them (its chat template
+    with the generation prompt, or the plain text for the completions API), with the model's
+    own tokenizer; None when the tokenizer cannot be loaded here (the engine then decides)."""
+    from ..backends.shaping import chat_prompt_text
+    try:
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        lengths = []
+        for messages in prompts:
+            if api == "chat":
+                text = tok.apply_chat_template(messages, add_generation_prompt=True,
+                                               tokenize=False, **(template_kwargs or {}))
+                ids = tok(text, add_special_tokens=False, verbose=False)["input_ids"]
+            else:
+                ids = tok(chat_prompt_text(messages), verbose=False)["input_ids"]
+            lengths.append(len(ids))
+    except Exception:  # noqa: BLE001 - no tokenizer, no template, no transformers: no verdict
+        return None
+    return max(lengths, default=None)
 
 
 class HelpFormatter(argparse.HelpFormatter):

