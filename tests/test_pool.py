@@ -231,3 +231,55 @@ def test_a_pooled_run_resumes_to_the_uninterrupted_result_and_verifies(tmp_path)
     con.close()
     bad = verify(tmp_path / "whole")
     assert not bad["ok"] and bad["chain"]["verified"] is False
+
+
+# ------------------------------------------------------- no decision reads the reference
+class LyingReference:
+    """Hanoi whose reference answer is wrong at a few steps; everything else is Hanoi's."""
+
+    def __init__(self, task, lie_at):
+        self._task, self._lie = task, set(lie_at)
+        self._steps = {}
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def reference(self, x):
+        ref = self._task.reference(x)
+        step = self._task_step(x)
+        if step in self._lie:
+            wrong = self._task.wrong_answers(x, 1)[0]
+            return self._task.parse(self._task.text(wrong), x)
+        return ref
+
+    def _task_step(self, x):
+        if not self._steps:
+            y = self._task.initial()
+            for i in range(self._task.num_steps()):
+                self._steps[repr(y)] = i
+                y = self._task.next_input(y, self._task.reference(y).answer)
+        return self._steps.get(repr(x))
+
+
+def decide_all(task, backend, pool):
+    sched = Schedule(task, VoteConfig(k=3, pool=pool, prompts=False), "rounds")
+    keys, decided = {}, []
+    while not sched.finished:
+        b = sched.next_batch()
+        rows = sched.accept(b, backend.sample(b))
+        keys.update({(a.step, a.epoch, a.id): a.key for a in rows.answers})
+        decided += rows.decided
+    return decided, {d.step: keys[(d.step, d.epoch, d.answer)] for d in decided}
+
+
+def test_decisions_come_from_votes_not_from_the_reference():
+    """The same votes decide the same answers when the task's reference lies: the lie shows
+    up only as a divergence and an 'error' against it, never in what was decided."""
+    task = Hanoi(7)
+    pool, backend = make_pool(task, bad=())  # every source samples from the true task
+    truth, won = decide_all(task, backend, pool)
+    pool2, backend2 = make_pool(task, bad=())
+    lied, won_lied = decide_all(LyingReference(task, {10, 40}), backend2, pool2)
+    assert all(d.correct == 1 for d in truth) and len(won) == task.num_steps()
+    assert won_lied == won  # every step decided the same answer
+    assert sum(d.divergent for d in lied) == 2 and sum(d.correct == 0 for d in lied) == 2
