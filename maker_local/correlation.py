@@ -26,9 +26,17 @@ Estimators (`measure`), from per-step counts (w_i wrong of n_i valid votes):
   is at most n/2), so the true share is at most twice what is seen.
 - expected wrong decisions of a run of N steps at k: N x E[P(wrong | p, k)] with
   P(wrong | p, k) = (1-p)^k / (p^k + (1-p)^k) (first-to-ahead-by-k, all wrong votes for one
-  answer: the worst case), over the fitted distribution: the hopeless steps at their own p^_i,
+  answer: the worst case), over the fitted distribution: the hopeless steps at their mean p^_i,
   the others a beta fitted by these moments. `high` puts the hopeless share at its `at_most`
   (each such step wrong at least half the time) and rho at its upper end.
+
+Where the counts come from: calibrate has a fixed number of samples per step (all of them
+count). A run stops voting a step as soon as it is decided, so its later votes exist only
+because the first ones disagreed (all of them together read the error ~40% low at k=3):
+bench (`from_run`, votes in memory) uses each step's first k votes, which every decided step
+has; report (`from_decisions`, no pass over every vote) fits the beta to two shares with no
+such bias, P(first k votes all right) = E[(1-q)^k] and P(first two both wrong) = E[q^2], and
+reads p_i <= 0.5 from the steps decided wrong.
 """
 from __future__ import annotations
 
