@@ -78,3 +78,39 @@ def test_transformers_and_outlines_load_it_unchanged():
             assert s.finish_reason == "stop" and regex.fullmatch(s.text), s.text
             right += task.parse(s.text, req.x).key == task.reference(req.x).key
     assert right >= 5  # a trained model: nearly every sample is right at 6 disks
+
+
+# ------------------------------------------------------------------ hanoi-think (issue 17)
+THINK = ROOT / "models" / "hanoi-think"
+
+
+def test_think_card_measures_every_size_its_profile_claims():
+    """hanoi-think's profile claims only disk counts its card measured and found clear of the
+    bar (models/hanoi-think/README.md): p's 95% CI starts at 0.95 or above, and no checked
+    step is hopeless (vote p_i <= 0.5: no k fixes it); every step checked where there are at
+    most 4,095. Its first card claimed 3..20 from six sizes and failed at 4 disks."""
+    from maker_local.profiles import load_profile
+
+    lo, hi = load_profile("hanoi-think").sizes
+    card = {r["size"]: r for r in json.loads((THINK / "card.json").read_text())["rows"]}
+    steps = {r["size"]: r for r in json.loads((THINK / "card_steps.json").read_text())["rows"]}
+    assert set(range(3, 21)) <= set(card) and set(range(3, 21)) <= set(steps)  # all measured
+    for n in range(lo, hi + 1):
+        assert card[n]["steps"] >= 200 and card[n]["ci95"][0] >= 0.95, n
+        assert steps[n]["hopeless"] == 0, n
+        if 2**n - 1 <= 4095:
+            assert steps[n]["checked"] == 2**n - 1, n
+    # and the sizes outside the claim are outside for a measured reason
+    failing = {n for n in range(3, 21)
+               if steps[n]["hopeless"] or card[n]["ci95"][0] < 0.95}
+    assert not failing & set(range(lo, hi + 1))
+
+
+def test_think_refuses_a_size_it_does_not_claim():
+    """Asked for a disk count outside its claim, solve stops before starting an engine, with
+    the range, the card's reason and what to do."""
+    r = run_sub("solve", "--profile", "hanoi-think", "--disks", "4", "--dry-run")
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()[-1]
+    assert "--disks 4: model profile hanoi-think supports" in err
+    assert "hanoi-think/README.md" in err and "or another --profile" in err
