@@ -13,10 +13,15 @@ what failed, since when, and when the next try is.
   `fatal_after - 1` times (a proxy hiccup passes), then the run stops.
 
 A stop is a `BackendFailed` whose message is one line: the server, the reply, what to do.
-Every failed attempt can be counted (`on_failure`, e.g. into the ledger's `failures` table).
+Every failed attempt can be counted (`on_failure`, e.g. into the ledger's `failures` table),
+also those a backend answered elsewhere by itself (vllm-http over several servers fails over
+to another server: `take_recovered` hands them over with the lines that say a server went
+down or came back). Requests and failures per server go to the ledger's meta table
+(`save_endpoint_counts`, key `endpoints`), where `maker-local report` reads them.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any, Callable
@@ -80,6 +85,9 @@ def advice(error: Sample, backend: str) -> str:
     if "malformed reply" in msg:
         return ("is --base-url a vLLM server's OpenAI API (ending in /v1) and does it run a "
                 "vLLM this version supports?")
+    if "HTTP 401" in msg or "HTTP 403" in msg:
+        return ("the server wants another API key: give the one it was started with as "
+                "$MAKER_LOCAL_API_KEY or --api-key")
     if "HTTP 4" in msg:
         return ("the server refused the requests: check --model, --api and --max-tokens "
                 "against the server (its log says why)")
@@ -107,7 +115,7 @@ class Retrier:
         self.failed_requests = 0  # failed attempts at requests, over the whole run
 
     def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]:
-        results = list(self.backend.sample(requests))
+        results = list(self._ask(requests))
         todo = [i for i, r in enumerate(results) if first_error(r) is not None]
         since = None
         attempt = hard = 0
@@ -132,13 +140,28 @@ class Retrier:
                         f"{worst.error}; failing since {clock} "
                         f"({now - since:.0f} s); next try in {wait:.0f} s (same seeds)")
             self.sleep(wait)
-            again = self.backend.sample([requests[i] for i in todo])
+            again = self._ask([requests[i] for i in todo])
             for i, got in zip(todo, again):
                 results[i] = got
             todo = [i for i in todo if first_error(results[i]) is not None]
         if attempt:
             self.status(f"maker-local: answered after {attempt} retries "
                         f"({self.clock() - since:.0f} s); continuing")
+        return results
+
+    def _ask(self, requests: list[SampleRequest]) -> list[list[Sample]]:
+        """The backend's answers; the failures it recovered from itself are counted (never
+        votes) and its lines about servers shown."""
+        results = self.backend.sample(requests)
+        take = getattr(self.backend, "take_recovered", None)
+        if take is not None:
+            recovered, lines = take()
+            for line in lines:
+                self.status(line)
+            if recovered:
+                self.failed_requests += len(recovered)
+                if self.on_failure is not None:
+                    self.on_failure(recovered)
         return results
 
     def _stop(self, error: Sample, how: str) -> str:
@@ -159,3 +182,22 @@ class Retrying:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+ENDPOINTS_META = "endpoints"  # the ledger's meta key: {url: {"requests": n, "failures": n}}
+
+
+def save_endpoint_counts(ledger: Any, backend: Any) -> None:
+    """Add the requests and failures per server that `backend` counted since the last call
+    (`take_endpoint_counts`; backends with one engine have none) to the ledger's, which
+    outlive a resume. Best effort bookkeeping: not part of the ledger's checksums."""
+    take = getattr(backend, "take_endpoint_counts", None)
+    new = take() if take is not None else None
+    if not new:
+        return
+    stored = json.loads(ledger.meta(ENDPOINTS_META) or "{}")
+    for url, counts in new.items():
+        have = stored.setdefault(url, {})
+        for key, n in counts.items():
+            have[key] = have.get(key, 0) + n
+    ledger.set_meta(ENDPOINTS_META, json.dumps(stored, sort_keys=True))

@@ -81,6 +81,8 @@ def _build(led: Ledger) -> dict[str, Any]:
                                       run["task"]["steps"], hardest(led, k, 1)),
         # failed attempts at requests, asked again (never votes)
         "failures": reads.failure_counts(led),
+        # vllm-http: HTTP requests sent to each server and how many failed (None: one engine)
+        "endpoints": endpoint_counts(led),
         "tokens": {"in": sm["tokens_in"], "out": sm["tokens_out"],
                    "reasoning": sm["tokens_reasoning"],
                    "answer": sm["tokens_out"] - sm["tokens_reasoning"]},
@@ -103,6 +105,14 @@ def pool_section(led: Ledger, run: dict[str, Any]) -> dict[str, Any]:
             "sources": [{"name": names[r["source"]], "role": role.get(r["source"]), **r}
                         for r in reads.votes_by_source(led)],
             "contested": {"steps": len(contested), "first": contested[:20]}}
+
+
+def endpoint_counts(led: Ledger) -> dict[str, dict[str, int]] | None:
+    """Requests sent to each server of a vllm-http run and how many failed (failures.py
+    keeps them in the ledger's meta table); None for a run on one engine."""
+    from .failures import ENDPOINTS_META
+    raw = led.meta(ENDPOINTS_META)
+    return json.loads(raw) if raw else None
 
 
 def write_report(run_dir: Path, report: dict[str, Any]) -> list[Path]:
@@ -209,6 +219,9 @@ def format_report(r: dict[str, Any]) -> str:
         *([f"failures   {r['failures']['requests']:,} failed requests asked again "
            f"({r['failures']['retryable']:,} retryable); none is a vote"]
           if r.get("failures", {}).get("requests") else []),
+        *[f"{'servers' if i == 0 else '':10s} {url}: {c.get('requests', 0):,} requests, "
+          f"{c.get('failures', 0):,} failed"
+          for i, (url, c) in enumerate(sorted((r.get("endpoints") or {}).items()))],
         f"wall       {r['wall_seconds']:.1f} s in rounds"
         + (f", resumed {r['resumes']} time{'s' * (r['resumes'] != 1)}"
            if r.get("resumes") else ""),

@@ -19,7 +19,7 @@ from . import __version__
 from .engine.pool import Contested
 from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
 from .engine.voting import rule_of
-from .failures import Retrier, RunStopped, flagged_out
+from .failures import Retrier, RunStopped, flagged_out, save_endpoint_counts
 from .store import LEDGER_NAME, Ledger, LedgerError, reads
 from .types import Sample, SampleRequest
 
@@ -203,6 +203,7 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
                        ) -> Exception | None:
             nonlocal seen, valid
             ledger.write_round(rows, started, finished, requests)
+            save_endpoint_counts(ledger, spec.backend)  # requests and failures per server
             if on_round is not None:
                 on_round(rows)
             bar.update(rows)

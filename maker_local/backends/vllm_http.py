@@ -1,13 +1,27 @@
 """`vllm-http`: an async client of one or more vLLM OpenAI-compatible servers.
 
 Each `SampleRequest` is one HTTP request with n choices, sent with bounded concurrency to the
-least-loaded server, over the OpenAI SDK's async client (its transport is markedly faster
-under many concurrent requests than a plain httpx client here; we take the raw bytes and do
-our own parsing). One attempt per request: a failure comes back as n error samples that say
-what failed and whether asking again can help (connection refused or reset, a timeout, 408,
-429 and 5xx can; other 4xx and malformed replies cannot). The driver (`failures.Retrier`)
-asks failed requests again with the same seeds, with backoff and a status line, or stops the
-run. Request shaping and reply checking live in `shaping.py`.
+least-loaded server that is up, over the OpenAI SDK's async client (its transport is markedly
+faster under many concurrent requests than a plain httpx client here; we take the raw bytes
+and do our own parsing). Request shaping and reply checking live in `shaping.py`.
+
+Failover (`endpoints.py`): a request that fails at one server in a way that asking again can
+help (connection refused or reset, a timeout, 408, 425, 429, 5xx, an aborted request) goes at
+once to another server that is up, with the same body and so the same seeds: a killed replica
+costs its in-flight requests' time, not a vote. The failed server gets no requests until it
+is due for a probe (1, 2, 4 ... 30 s), and is used again once one succeeds. When no server is
+up, or a failure cannot be helped by asking again (other 4xx, malformed replies), the request
+comes back as n error samples that say what failed and whether asking again can help; the
+driver (`failures.Retrier`) asks again with the same seeds, with backoff and a status line, or
+stops the run. The failures this backend recovered from itself, and the lines saying a server
+went down or came back, are handed to the driver (`take_recovered`) to be counted and shown;
+requests and failures per server are counted for the ledger (`take_endpoint_counts`).
+
+Draft sampling (`http_draft.py`, `draft_sampling=True`): each step's votes are drawn against its
+draft answer from one prefill with prompt log-probabilities, exact as in process.
+
+`api_key`: sent as `Authorization: Bearer ...` to every server (vLLM's `--api-key`); it is
+never printed, never part of `describe()` (the run's identity) and never stored.
 
 Timeouts: connecting `CONNECT_TIMEOUT_S`; a whole reply `REQUEST_TIMEOUT_S` (--request-timeout)
 after it was sent; at start-up, no server listening is reported at once and waited for
@@ -17,11 +31,14 @@ answers but is not ready (503 while loading) up to `retry_for`.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from ..types import Sample, SampleRequest
+from .endpoints import Endpoints, public_url
 from .shaping import error_samples, excerpt, parse_body, request_body
 
 RETRYABLE_STATUS = {408, 425, 429}  # and every 5xx
@@ -29,6 +46,7 @@ CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 300.0  # n samples of up to max_tokens each, on a loaded server
 NO_SERVER_WAIT_S = 90.0
 STALL_SAY_S = 60.0  # no reply at all for this long: a status line (then every 60 s)
+API_KEY_ENV = "MAKER_LOCAL_API_KEY"
 
 
 def retryable_status(code: int) -> bool:
@@ -63,6 +81,30 @@ def describe_failure(e: BaseException, timeout: float) -> tuple[str, bool | None
     return f"failed ({type(e).__name__}: {e})", None
 
 
+@dataclass
+class Failure:
+    """A request no server answered: what the last try said (it names the server)."""
+    text: str
+    retryable: bool | None
+    latency: float = 0.0
+
+
+# what a reply's parser returns: its value, or the failure (text naming the server, retryable)
+Parser = Callable[[bytes, str, float], "tuple[Any, tuple[str, bool | None] | None]"]
+
+
+def json_reply(raw: bytes, url: str, latency: float) -> tuple[Any, tuple[str, bool] | None]:
+    """A reply that must be a JSON object (tokenize, completions used by draft sampling)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        return None, (f"{url} sent a malformed reply (not JSON: {e}): {excerpt(raw)}", False)
+    if not isinstance(data, dict):
+        return None, (f"{url} sent a malformed reply (a JSON {type(data).__name__}): "
+                      f"{excerpt(raw)}", False)
+    return data, None
+
+
 class VLLMHTTPBackend:
     name = "vllm-http"
     default_window = 4096
@@ -70,9 +112,10 @@ class VLLMHTTPBackend:
     def __init__(self, base_urls: list[str], model: str | None = None, api: str = "chat",
                  concurrency: int = 64, timeout: float = REQUEST_TIMEOUT_S,
                  retry_for: float = 600.0, reasoning_effort: str | None = None,
-                 api_key: str = "EMPTY", wait_for_server: float = NO_SERVER_WAIT_S,
+                 api_key: str | None = None, wait_for_server: float = NO_SERVER_WAIT_S,
                  reasoning_parser: str | None = None,
-                 chat_template_kwargs: dict[str, Any] | None = None):
+                 chat_template_kwargs: dict[str, Any] | None = None,
+                 draft_sampling: bool = False):
         try:
             import openai  # noqa: F401
         except ImportError:
@@ -84,26 +127,50 @@ class VLLMHTTPBackend:
                              "(e.g. http://127.0.0.1:8000/v1; start one with maker-local serve)")
         self.base_urls = [u.rstrip("/") for u in base_urls]
         self.api, self.concurrency, self.timeout = api, concurrency, timeout
-        self.retry_for, self.reasoning_effort, self.api_key = retry_for, reasoning_effort, api_key
+        self.retry_for, self.reasoning_effort = retry_for, reasoning_effort
+        self._api_key = api_key or "EMPTY"  # never printed, described or stored
         self.wait_for_server = wait_for_server
+        self.endpoints = Endpoints(self.base_urls)
+        self._probes: dict[int, asyncio.Event] = {}  # endpoint -> its probe's outcome
+        self._recovered: list[tuple[SampleRequest, Sample]] = []
+        self._saved: dict[str, dict[str, int]] = {}  # counts already handed to the ledger
         self.loop = asyncio.new_event_loop()
+        self._sem = asyncio.Semaphore(concurrency * len(self.base_urls))
         self._clients: list[Any] | None = None
+        self._last_reply = time.monotonic()
+        self.failures = 0  # failed requests so far (a health signal for reports)
         self.model = model or self.loop.run_until_complete(self._served_model())
         self.reasoning_parser = reasoning_parser
         self.template_kwargs = dict(chat_template_kwargs or {})
         # where a reasoning model's thinking ends, as the served tokenizer writes it
         self.end_ids = (self.loop.run_until_complete(self._end_ids(reasoning_parser))
                         if reasoning_parser else None)
-        self.inflight = [0] * len(self.base_urls)
-        self._last_reply = time.monotonic()
-        self.failures = 0  # failed requests so far (a health signal for reports)
+        self.draft: Any = None
+        if draft_sampling and not reasoning_parser:  # a thought is not in the draft answer
+            from .http_draft import HTTPDraft
+            draft = HTTPDraft(self)
+            why = self.loop.run_until_complete(draft.setup())
+            if why is None:
+                self.draft = draft
+                self.default_window = 16384  # a round is mostly prefills (as in process)
+            else:
+                print(f"maker-local: no draft sampling over HTTP: {why}; every sample is "
+                      "decoded", file=sys.stderr, flush=True)
+        self.uses_draft = self.draft is not None
 
     def describe(self) -> dict[str, Any]:
+        # not the servers: a run may go on over other replicas (or fewer) of the same model
         d = {"backend": self.name, "model": self.model, "api": self.api,
-             "servers": len(self.base_urls), "reasoning_effort": self.reasoning_effort}
+             "reasoning_effort": self.reasoning_effort}
+        if self.uses_draft:  # part of a run's identity: its samples come from other seeds
+            d["sampling"] = "draft"
         if self.reasoning_parser:
             d["reasoning_parser"] = self.reasoning_parser
         return d
+
+    @property
+    def draft_stats(self) -> dict[str, int]:
+        return self.draft.stats if self.draft is not None else {}
 
     def close(self) -> None:
         if self._clients is not None:
@@ -112,16 +179,94 @@ class VLLMHTTPBackend:
             self._clients = None
         self.loop.close()
 
+    # ---------------------------------------------------------------------- for the driver
+    def take_recovered(self) -> tuple[list[tuple[SampleRequest, Sample]], list[str]]:
+        """The failed attempts this backend answered elsewhere since the last call, as
+        (request, error sample) pairs, and the lines saying a server went down or came back."""
+        got, self._recovered = self._recovered, []
+        return got, self.endpoints.take_lines()
+
+    def take_endpoint_counts(self) -> dict[str, dict[str, int]]:
+        """Requests sent and failed per server (public URL) since the last call."""
+        now = self.endpoints.counts()
+        delta = {url: {k: v - self._saved.get(url, {}).get(k, 0) for k, v in c.items()}
+                 for url, c in now.items()}
+        self._saved = now
+        return {url: c for url, c in delta.items() if any(c.values())}
+
     # --------------------------------------------------------------------------- plumbing
     @property
     def clients(self) -> list[Any]:
-        """One OpenAI SDK client per server (retries off: the driver retries)."""
+        """One OpenAI SDK client per server (retries off: we fail over, the driver retries)."""
         if self._clients is None:
             from openai import AsyncOpenAI, Timeout
             t = Timeout(self.timeout, connect=CONNECT_TIMEOUT_S)
-            self._clients = [AsyncOpenAI(base_url=u, api_key=self.api_key, max_retries=0,
+            self._clients = [AsyncOpenAI(base_url=u, api_key=self._api_key, max_retries=0,
                                          timeout=t) for u in self.base_urls]
         return self._clients
+
+    def _target(self, i: int, path: str) -> str:
+        """A path on server i: '/v1/...' under its base URL, anything else under its root
+        (vLLM's /tokenize, /detokenize)."""
+        base = self.base_urls[i]
+        if path.startswith("/v1/"):
+            return base + path[3:]
+        return base.removesuffix("/v1") + path
+
+    async def _send(self, path: str, body: dict[str, Any], parse: Parser,
+                    req: SampleRequest | None = None) -> Any:
+        """POST `body` to `path` on a server that is up, failing over to the others on a
+        failure that asking again can help: parse's value, or a `Failure` (the last try's).
+        Failed tries followed by another are recorded against `req` (for the driver)."""
+        tried: set[int] = set()
+        last: Failure | None = None  # what to answer if no server is left to try
+        mine: Failure | None = None  # this request's own last failed try, not yet recorded
+        async with self._sem:
+            while True:
+                c = self.endpoints.choose(tried)
+                if c.action == "wait":  # a down server's probe is in flight: its outcome
+                    event = self._probes.get(c.index)
+                    if event is not None:
+                        await event.wait()
+                    if not self.endpoints.up(c.index):
+                        tried.add(c.index)
+                        e = self.endpoints.eps[c.index]
+                        last = last or Failure(_named(e.url, e.why), True)
+                    continue
+                if c.action == "none":
+                    return last or Failure("no server is up", True)
+                if mine is not None and req is not None:  # its last failure, asked elsewhere
+                    self._recovered.append((req, error_samples(req, mine.text, mine.latency,
+                                                               mine.retryable)[0]))
+                mine = None
+                i = c.index
+                url = self.endpoints.eps[i].url
+                self.endpoints.sent(i, c.probe)
+                if c.probe:
+                    self._probes[i] = asyncio.Event()
+                t0 = time.monotonic()
+                fail: tuple[str, bool | None] | None
+                try:
+                    raw = await self.clients[i].post(self._target(i, path), body=body,
+                                                     cast_to=bytes)
+                    value, fail = parse(raw, url, time.monotonic() - t0)
+                except Exception as e:  # noqa: BLE001  (a failed request is data)
+                    why, retry = describe_failure(e, self.timeout)
+                    fail = (f"{url} {why}", retry)
+                self._last_reply = time.monotonic()
+                if fail is None:
+                    self.endpoints.answered(i)
+                else:
+                    self.failures += 1
+                    self.endpoints.failed(i, _named(url, fail[0]), fail[1] is True, c.probe)
+                if c.probe:
+                    self._probes.pop(i).set()
+                if fail is None:
+                    return value
+                last = mine = Failure(_named(url, fail[0]), fail[1], time.monotonic() - t0)
+                if fail[1] is not True:
+                    return last  # asking elsewhere cannot help: the driver decides
+                tried.add(i)
 
     async def _served_model(self) -> str:
         """The model name of the first server that answers /v1/models. Says at once when
@@ -129,14 +274,19 @@ class VLLMHTTPBackend:
         listens but is not ready."""
         start = time.monotonic()
         next_say = 0.0
+        urls = [e.url for e in self.endpoints.eps]
         while True:
             listening = False
-            for url, client in zip(self.base_urls, self.clients):
+            for url, client in zip(urls, self.clients):
                 try:
                     got = await client.get("/models", cast_to=object,
                                            options={"timeout": 10.0})
                 except Exception as e:  # noqa: BLE001  (any failure: say it, try again)
                     why, _ = describe_failure(e, 10.0)
+                    if why.startswith(("answered HTTP 401", "answered HTTP 403")):
+                        raise ValueError(f"{url} {why}: the server wants an API key: give "
+                                         f"the one it was started with (vLLM's --api-key) "
+                                         f"as ${API_KEY_ENV} or --api-key") from None
                     listening |= not why.startswith("connection")
                     last = f"{url} {why}"
                     continue
@@ -149,7 +299,7 @@ class VLLMHTTPBackend:
             waited = time.monotonic() - start
             limit = self.retry_for if listening else self.wait_for_server
             if waited > limit:
-                raise ValueError(f"no vLLM server answered at {', '.join(self.base_urls)} "
+                raise ValueError(f"no vLLM server answered at {', '.join(urls)} "
                                  f"within {limit:.0f} s ({last}); start one with "
                                  "maker-local serve, or check --base-url (it ends in /v1)")
             if waited >= next_say:
@@ -158,62 +308,58 @@ class VLLMHTTPBackend:
                       f" giving up after {limit:.0f} s", file=sys.stderr, flush=True)
             await asyncio.sleep(2.0)
 
+    async def tokenize(self, body: dict[str, Any], req: SampleRequest | None = None
+                       ) -> list[int] | Failure:
+        """vLLM's /tokenize: the token ids of a prompt or of chat messages, or a Failure."""
+        def parse(raw: bytes, url: str, latency: float):
+            data, fail = json_reply(raw, url, latency)
+            if fail is None:
+                ids = data.get("tokens")
+                if not isinstance(ids, list) or not all(type(t) is int for t in ids):
+                    return None, (f"{url}/tokenize answered {excerpt(raw)}, not token ids",
+                                  False)
+                return ids, None
+            return None, fail
+
+        return await self._send("/tokenize", {"model": self.model, **body}, parse, req)
+
     async def _end_ids(self, parser: str) -> list[int]:
-        """The end-of-thinking marker of `parser` as the first server's tokenizer writes it
+        """The end-of-thinking marker of `parser` as the servers' tokenizer writes it
         (vLLM's /tokenize), or [] (with a warning) when no server can say: then thought
         tokens come from usage and a reply with no content counts as unended."""
-        import httpx
-
         from ..reasoning import markers
         end = markers(parser).end
-        url = self.base_urls[0].removesuffix("/v1") + "/tokenize"
-        try:
-            async with httpx.AsyncClient(timeout=10.0) as http:
-                r = await http.post(url, json={"model": self.model, "prompt": end,
-                                               "add_special_tokens": False})
-            ids = r.json()["tokens"]
-            if isinstance(ids, list) and ids and all(type(t) is int for t in ids):
-                return ids
-        except Exception:  # noqa: BLE001  (best effort: the fallback below still works)
-            pass
-        print(f"maker-local: {url} did not tokenize {end!r}; thought tokens are taken from "
-              "usage", file=sys.stderr, flush=True)
+        ids = await self.tokenize({"prompt": end, "add_special_tokens": False})
+        if isinstance(ids, list) and ids:
+            return ids
+        print(f"maker-local: the server did not tokenize {end!r}; thought tokens are taken "
+              "from usage", file=sys.stderr, flush=True)
         return []
 
-    def _pick(self) -> int:
-        return min(range(len(self.base_urls)), key=lambda i: self.inflight[i])
-
-    async def _one(self, req: SampleRequest, sem: asyncio.Semaphore) -> list[Sample]:
-        """One attempt at one request: its samples, or n error samples saying why."""
+    async def _one(self, req: SampleRequest) -> list[Sample]:
+        """One request: its samples, or n error samples saying why."""
         path = "/chat/completions" if self.api == "chat" else "/completions"
         body = request_body(req, self.model, self.api, self.reasoning_effort,
                             self.template_kwargs)
-        async with sem:
-            i = self._pick()
-            url = self.base_urls[i]
-            self.inflight[i] += 1
-            t0 = time.monotonic()
-            try:
-                raw = await self.clients[i].post(path, body=body, cast_to=bytes)
-            except Exception as e:  # noqa: BLE001  (a failed request is data)
-                why, retry = describe_failure(e, self.timeout)
-                self.failures += 1
-                self._last_reply = time.monotonic()
-                return error_samples(req, f"{url} {why}", time.monotonic() - t0, retry)
-            finally:
-                self.inflight[i] -= 1
-        self._last_reply = time.monotonic()
-        got = parse_body(raw, req, time.monotonic() - t0, url, self.end_ids)
-        if got and got[0].finish_reason == "error":
-            self.failures += 1
+
+        def parse(raw: bytes, url: str, latency: float):
+            got = parse_body(raw, req, latency, url, self.end_ids)
+            if got and got[0].finish_reason == "error":
+                return None, (got[0].error or "failed", got[0].retryable)
+            return got, None
+
+        got = await self._send("/v1" + path, body, parse, req)
+        if isinstance(got, Failure):
+            return error_samples(req, got.text, got.latency, got.retryable)
         return got
 
     async def _batch(self, requests: list[SampleRequest]) -> list[list[Sample]]:
-        sem = asyncio.Semaphore(self.concurrency * len(self.base_urls))
         self._last_reply = time.monotonic()
         watch = asyncio.ensure_future(self._say_stalls(len(requests)))
         try:
-            return await asyncio.gather(*(self._one(r, sem) for r in requests))
+            if self.draft is not None:
+                return await self.draft.sample(requests)
+            return await asyncio.gather(*(self._one(r) for r in requests))
         finally:
             watch.cancel()
 
@@ -221,6 +367,7 @@ class VLLMHTTPBackend:
         """A status line when no reply came for STALL_SAY_S (a hung server is said, not
         waited out in silence), and every STALL_SAY_S after."""
         said = 0.0
+        urls = ", ".join(e.url for e in self.endpoints.eps)
         while True:
             await asyncio.sleep(1.0)
             quiet = time.monotonic() - self._last_reply
@@ -228,7 +375,7 @@ class VLLMHTTPBackend:
                 said = 0.0  # replies came again
             if quiet >= said + STALL_SAY_S:
                 said = quiet
-                print(f"maker-local: no reply from {', '.join(self.base_urls)} for "
+                print(f"maker-local: no reply from {urls} for "
                       f"{quiet:.0f} s (of {count} requests; each is asked again after "
                       f"{self.timeout:.0f} s without a reply)", file=sys.stderr, flush=True)
 
@@ -243,9 +390,10 @@ class VLLMHTTPBackend:
         import httpx
 
         out: dict[str, float] = {}
+        headers = {"Authorization": f"Bearer {self._api_key}"}
         for url in self.base_urls:
             try:
-                async with httpx.AsyncClient(timeout=10.0) as http:
+                async with httpx.AsyncClient(timeout=10.0, headers=headers) as http:
                     r = await http.get(url.removesuffix("/v1") + "/metrics")
             except Exception:  # noqa: BLE001  (metrics are best effort)
                 continue
@@ -260,6 +408,17 @@ class VLLMHTTPBackend:
         return out
 
 
+def _named(url: str, text: str) -> str:
+    """A failure's text, starting with the server it came from."""
+    return text if text.startswith(url) else f"{url} {text}"
+
+
+def api_key(options: dict[str, Any]) -> str | None:
+    """--api-key, else $MAKER_LOCAL_API_KEY, else none."""
+    import os
+    return options.get("api_key") or os.environ.get(API_KEY_ENV) or None
+
+
 def from_options(task: Any, options: dict[str, Any]) -> VLLMHTTPBackend:
     return VLLMHTTPBackend(
         base_urls=options.get("base_url") or [], model=options.get("model"),
@@ -268,4 +427,8 @@ def from_options(task: Any, options: dict[str, Any]) -> VLLMHTTPBackend:
         reasoning_parser=options.get("reasoning_parser"),
         chat_template_kwargs=options.get("chat_template_kwargs"),
         timeout=options.get("request_timeout") or REQUEST_TIMEOUT_S,
-        retry_for=options.get("retry_for") or 600.0)
+        retry_for=options.get("retry_for") or 600.0, api_key=api_key(options),
+        draft_sampling=bool(options.get("draft_sampling")))
+
+
+__all__ = ["VLLMHTTPBackend", "from_options", "describe_failure", "public_url"]

@@ -269,7 +269,7 @@ def write_out(args: argparse.Namespace, result: dict[str, Any], env: dict[str, A
     """The result with metadata: what ran, where, when, from which commit, with which flags."""
     from .. import __version__
 
-    params = {k: v for k, v in vars(args).items() if k != "command"}
+    params = {k: v for k, v in vars(args).items() if k not in ("command", "api_key")}
     meta = {"model": result["model"], "backend": result["backend"], **env,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_commit": git_commit(),
             "maker_local": __version__, "python": platform.python_version(),

@@ -42,6 +42,9 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("--model", type=checks.text, default=None, help="model path or id (vllm, hf)")
     e.add_argument("--base-url", type=checks.url, action="append", default=None,
                    help="a vLLM server, e.g. http://127.0.0.1:8000/v1 (repeat for several)")
+    e.add_argument("--api-key", type=checks.text, default=None, help="vllm-http: the servers' "
+                   "key (vLLM's --api-key; default $MAKER_LOCAL_API_KEY, which ps does not "
+                   "show); never printed or stored")
     e.add_argument("--api", choices=("chat", "completions"), default=None,
                    help="chat completions (default) or completions for models without a chat "
                    "template")
