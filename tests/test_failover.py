@@ -76,6 +76,31 @@ def test_with_every_server_down_one_request_probes_and_the_others_wait():
     assert ep.up(1) and ep.choose(set()).index == 1
 
 
+def test_requests_per_server_add_up_in_the_ledger_across_sessions(tmp_path):
+    """What report shows: each session's counts added to the ledger's (a resume goes on)."""
+    from maker_local.backends.vllm_http import VLLMHTTPBackend
+    from maker_local.failures import save_endpoint_counts
+    from maker_local.report import endpoint_counts
+    from maker_local.store import Ledger
+    led = Ledger.create(tmp_path, {"run": {}})
+    try:
+        for session in range(2):
+            be = VLLMHTTPBackend(["http://a/v1", "http://u:pw@b/v1"], model="m")
+            for i, (sent, failed) in enumerate([(5, 1), (3, 0)]):
+                be.endpoints.eps[i].requests += sent
+                be.endpoints.eps[i].failures += failed
+            save_endpoint_counts(led, be)
+            be.endpoints.eps[0].requests += 2
+            save_endpoint_counts(led, be)
+            save_endpoint_counts(led, be)  # nothing new: nothing added
+            be.close()
+        assert endpoint_counts(led) == {"http://a/v1": {"requests": 14, "failures": 2},
+                                        "http://b/v1": {"requests": 6, "failures": 0}}
+        save_endpoint_counts(led, object())  # a backend without servers: nothing
+    finally:
+        led.close()
+
+
 def test_urls_shown_and_stored_carry_no_credentials():
     assert public_url("https://user:pw@host:8000/v1") == "https://host:8000/v1"
     assert public_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
