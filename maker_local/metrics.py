@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .engine.chain import Tally
 from .tasks.base import REASONS
 
 PREFIX = "maker"
@@ -48,24 +49,20 @@ class Metrics:
 
     def on_round(self, rows: Any) -> None:
         """Add one round's rows (a `maker_local.engine.schedule.RoundRows`)."""
+        t = Tally.of(rows)
         self.rounds.inc()
         self.round.set(rows.round)
-        self.samples.inc(rows.n_samples)
-        self.valid.inc(rows.valid)
-        for reason, n in rows.flags.items():
+        self.samples.inc(t.samples)
+        self.valid.inc(t.valid)
+        for reason, n in t.flags.items():
             self.flags.labels(reason=reason).inc(n)
-        tin = tout = tre = 0
-        for r in rows.samples:
-            tin += r.tokens_in
-            tout += r.tokens_out
-            tre += r.tokens_reasoning
-        self.tokens.labels(kind="in").inc(tin)
-        self.tokens.labels(kind="out").inc(tout)
-        self.tokens.labels(kind="reasoning").inc(tre)
-        self.steps.inc(len(rows.decided))
-        self.votes.inc(sum(d.votes for d in rows.decided))
-        self.divergences.inc(sum(d.divergent for d in rows.decided))
-        self.errors.inc(rows.errors)
+        self.tokens.labels(kind="in").inc(t.tokens_in)
+        self.tokens.labels(kind="out").inc(t.tokens_out)
+        self.tokens.labels(kind="reasoning").inc(t.tokens_reasoning)
+        self.steps.inc(t.decided)
+        self.votes.inc(t.votes)
+        self.divergences.inc(t.divergences)
+        self.errors.inc(t.errors)
 
     def text(self) -> str:
         """The exposition text that GET /metrics returns."""

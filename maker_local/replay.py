@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .engine.pool import plan_of, replay_pool
+from .engine.chain import replay as replay_step
+from .engine.pool import plan_of
 from .engine.voting import RULES, get_rule, rule_of
 from .store import Ledger, reads
 
@@ -55,10 +56,9 @@ def replay(run_dir: Path, rules: list[tuple[str, int]]) -> dict[str, Any]:
         for sv in reads.final_votes(led):
             steps += 1
             for (rule, k), a in zip(voters, acc):
-                if plan is None:
-                    won, used = _first_decision(rule(k), sv.votes)
-                else:
-                    won, used = replay_pool(rule, k, plan, list(zip(sv.votes, sv.sources)))
+                # answer ids stand in for the keys: one id per key
+                won, used = replay_step(rule, k, sv.votes,
+                                        None if plan is None else sv.sources, plan)
                 if won is None:
                     a["out_of_votes"] += 1
                     continue
@@ -76,14 +76,6 @@ def replay(run_dir: Path, rules: list[tuple[str, int]]) -> dict[str, Any]:
         a["votes_mean"] = a.pop("votes") / a["decided"] if a["decided"] else 0.0
     return {"run_dir": str(run_dir), "rule": rule_run, "k": k_run, "steps": steps,
             "rules": acc}
-
-
-def _first_decision(voter: Any, votes: list[int]) -> tuple[int | None, int]:
-    """(winning answer id, votes used) when `votes` decide the step, else (None, all)."""
-    for i, aid in enumerate(votes, 1):
-        if voter.add(aid):  # answer ids stand in for the keys: one id per key
-            return voter.winner, i
-    return None, len(votes)
 
 
 def format_replay(r: dict[str, Any]) -> str:

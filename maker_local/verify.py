@@ -3,12 +3,12 @@
 `verify(run_dir)` reads the ledger only and checks, in one pass over each table:
 1. the digest chain (`store/integrity.py`): no row changed, deleted or inserted since written;
 2. every decision, replayed from the recorded votes in recorded order under the run's voting
-   rule (`engine/voting.py`, the classes that voted live; ahead-by-k for ledgers that do not
-   name one): the same winner after the same number of votes, and the first undecided
+   rule (`engine/chain.py` replay: the classes of `engine/voting.py` that voted live;
+   ahead-by-k for ledgers that do not name one): the same winner after the same number of votes, and the first undecided
    step's recorded votes do not already decide it;
 3. every input, re-derived from the decisions (the first step's from the task, step i+1's
-   from step i's voted answer), and every error and divergence against the task's reference
-   answer for that input.
+   from step i's voted answer: `engine/chain.py`, as the schedule follows them), and every
+   error and divergence against the task's reference answer for that input.
 Problems name the first step they affect. Memory: one step's votes at a time.
 """
 from __future__ import annotations
@@ -16,8 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .engine.pool import plan_of, replay_pool
-from .engine.voting import get_rule, label, replay_votes, rule_of
+from .engine.chain import follow, replay, start_input
+from .engine.pool import plan_of
+from .engine.voting import get_rule, label, rule_of
 from .store import Ledger, reads
 
 MAX_LISTED = 10  # problems listed per check (all are counted)
@@ -45,9 +46,8 @@ def _verify(led: Ledger) -> dict[str, Any]:
 
     def decide(votes: list[Any]) -> tuple[str | None, int]:
         valid = [v for v in votes if v.answer is not None]
-        if plan is None:
-            return replay_votes(rule, [v.key for v in valid], k)
-        return replay_pool(rule_cls, k, plan, [(v.key, v.source) for v in valid])
+        return replay(rule_cls, k, [v.key for v in valid],
+                      None if plan is None else [v.source for v in valid], plan)
     chain = led.verify()
     problems: dict[str, list[dict[str, Any]]] = {"decisions": [], "inputs": []}
     counts = {"decisions": 0, "inputs": 0, "problems_decisions": 0, "problems_inputs": 0}
@@ -61,7 +61,7 @@ def _verify(led: Ledger) -> dict[str, Any]:
     current = next(votes, None)
     epoch_now = 0  # the epoch of undecided steps: one per divergence so far
     start = int(run["slice"][0]) if run.get("slice") else 0  # a slice run starts there
-    x = task.initial() if start == 0 else task.input_at(start)
+    x = start_input(task, start)
     errors = recorded_errors = 0
     expected_step = start
     for d, key in reads.decisions_with_keys(led):
@@ -113,9 +113,10 @@ def _verify(led: Ledger) -> dict[str, Any]:
             x = None
         else:
             try:
-                answer = ref.answer if ref is not None and key == ref.key else \
+                if x is None:  # no input to follow, but the key must still be an answer
                     task.answer_from_key(key)
-                x = task.next_input(x, answer) if x is not None else None
+                else:
+                    x = follow(task, x, key, ref)
             except (ValueError, KeyError, IndexError, TypeError):
                 problem("inputs", step, f"its winning key {key!r} is not an answer")
                 x = None

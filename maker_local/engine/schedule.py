@@ -24,6 +24,7 @@ from ..gcpause import gc_paused
 from ..records import AnswerRow, DecisionRow, SampleRow
 from ..tasks.base import Flag, Parsed, Task
 from ..types import Sample, SampleRequest
+from .chain import follow
 from .redflags import classify
 from .seeds import MAX_SAMPLES_PER_STEP, sample_seed, Temperatures
 from .pool import Contested, Pool, PoolVotes
@@ -362,12 +363,11 @@ class Schedule:
             if divergent and self.cfg.follow == "draft":
                 divergent = 0  # counted as an error above; the chain keeps to the draft
                 win = st.ref.key
-            on_draft = st.ref is not None and win == st.ref.key
-            answer = st.ref.answer if on_draft else task.answer_from_key(win)
             nxt = self.pending.get(self.done)
-            # on the draft, the next step's input (already in the window) is this one
-            self.chain_x = nxt.x if on_draft and nxt is not None else task.next_input(st.x,
-                                                                                      answer)
+            if nxt is not None and st.ref is not None and win == st.ref.key:
+                self.chain_x = nxt.x  # on the draft: the next step's input, in the window
+            else:
+                self.chain_x = follow(task, st.x, win, st.ref)
             if divergent or self.mode == "sequential" or self.frontier == self.done:
                 # the chain leaves the draft (or has no draft): later inputs start from here
                 if divergent:
