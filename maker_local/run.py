@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .engine.chain import Tally, chain_input
 from .engine.pool import Contested
 from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
 from .engine.voting import rule_of
 from .failures import Retrier, RunStopped, flagged_out, save_endpoint_counts
+from .gcpause import gc_paused
 from .store import LEDGER_NAME, Ledger, LedgerError, reads
 from .types import Sample, SampleRequest
 
@@ -190,27 +192,27 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
         start, stop = spec.steps or (0, None)
         sched = Schedule(spec.task, spec.vote, spec.schedule, start, stop)
         if resumed:
-            sched.restore(**ledger.resume_state(spec.task, start))
+            with gc_paused():  # a chain that left the reference is replayed key by key
+                state = ledger.resume_state(start)
+                state["chain_x"] = chain_input(spec.task, start, state["done"],
+                                               state.pop("keys"))
+            sched.restore(**state)
             if not sched.finished:  # how often the run was interrupted and taken up again
                 ledger.set_meta("resumes", str(int(ledger.meta("resumes", "0")) + 1))
         bar = _Bar(sched, ledger, progress, spec.extra.get("price") or {})
         retrier = Retrier(spec.backend, status=bar.write,
                           on_failure=lambda failed: ledger.write_failures(sched.round, failed))
-        seen = valid = 0  # this session's samples, for the flagged-out stop
-        flags: dict[str, int] = {}
+        session = Tally()  # this session's rounds, for the flagged-out stop
 
         def round_done(rows: RoundRows, started: float, finished: float, requests: int
                        ) -> Exception | None:
-            nonlocal seen, valid
             ledger.write_round(rows, started, finished, requests)
             save_endpoint_counts(ledger, spec.backend)  # requests and failures per server
             if on_round is not None:
                 on_round(rows)
             bar.update(rows)
-            seen, valid = seen + rows.n_samples, valid + rows.valid
-            for reason, n in rows.flags.items():
-                flags[reason] = flags.get(reason, 0) + n
-            return flagged_out(seen, valid, flags)
+            session.add(rows, tokens=False)
+            return flagged_out(session.samples, session.valid, session.flags)
 
         try:
             # failures are asked again by the retrier: the schedule sees answers only
@@ -251,47 +253,41 @@ class _Bar:
         from tqdm import tqdm
 
         t = reads.running_totals(ledger)  # what the run had done before (a resume)
-        self.samples, self.flagged = t["samples"], t["flagged"]
-        self.tokens_in, self.tokens_out, self.seconds = t["tokens_in"], t["tokens_out"], \
-            t["seconds"]
-        self.votes, self.errors = t["votes"], t["errors"]
+        self.total = Tally(samples=t["samples"], valid=t["samples"] - t["flagged"],
+                           decided=sched.done - sched.start, votes=t["votes"],
+                           errors=t["errors"], tokens_in=t["tokens_in"],
+                           tokens_out=t["tokens_out"])
+        self.seconds = t["seconds"]
         self.price = price
         self.last = time.time()
-        self.decided = sched.done - sched.start
         self.bar = tqdm(total=sched.total - sched.start, initial=sched.done - sched.start,
                         unit="step", disable=not enabled,
                         file=sys.stderr, dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
 
     def update(self, rows: Any) -> None:
-        self.samples += rows.n_samples
-        self.flagged += rows.n_samples - rows.valid
-        self.errors += rows.errors
-        self.decided += len(rows.decided)
-        self.votes += sum(d.votes for d in rows.decided)
+        t = self.total
+        # token sums only when a price needs them (this runs every round)
+        t.add(rows, tokens=bool(self.price))
         now = time.time()
         self.seconds += now - self.last
         self.last = now
-        if self.price:  # token sums only when a price needs them (this runs every round)
-            for r in rows.samples:
-                self.tokens_in += r.tokens_in
-                self.tokens_out += r.tokens_out
         self.bar.set_postfix_str(
-            f"votes/step={self.votes / max(1, self.decided):.3f} "
-            f"flagged={self.flagged / max(1, self.samples):.1%} errors={self.errors} "
+            f"votes/step={t.votes / max(1, t.decided):.3f} "
+            f"flagged={t.flagged / max(1, t.samples):.1%} errors={t.errors} "
             f"round={rows.round}{self.cost()}", refresh=False)
         self.bar.update(len(rows.decided))
 
     def cost(self) -> str:
         """' $spent/~$projected' from machine time or API tokens; '' without a price."""
-        p = self.price
+        p, t = self.price, self.total
         if p.get("usd_per_hour"):
             spent = self.seconds / 3600 * p["usd_per_hour"]
         elif p.get("usd_per_m_in") or p.get("usd_per_m_out"):
-            spent = (self.tokens_in * p.get("usd_per_m_in", 0)
-                     + self.tokens_out * p.get("usd_per_m_out", 0)) / 1e6
+            spent = (t.tokens_in * p.get("usd_per_m_in", 0)
+                     + t.tokens_out * p.get("usd_per_m_out", 0)) / 1e6
         else:
             return ""
-        total = spent * self.bar.total / max(1, self.decided)
+        total = spent * self.bar.total / max(1, t.decided)
         return f" cost=${spent:,.2f}/~${total:,.2f}"
 
     def write(self, line: str) -> None:

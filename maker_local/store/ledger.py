@@ -17,7 +17,7 @@ import sqlite3
 import time
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..gcpause import gc_paused
 from ..records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
@@ -306,9 +306,12 @@ class Ledger:
                 for r, e in failed])
 
     @gc_paused()
-    def resume_state(self, task: Any, start: int = 0) -> dict[str, Any]:
+    def resume_state(self, start: int = 0) -> dict[str, Any]:
         """What `Schedule.restore` needs, read from the ledger alone (`start`: the first
-        step of a slice run)."""
+        step of a slice run), but the chain: "keys" is None when every decision agreed with
+        the reference (the chain is the reference's), else the decided vote keys in step
+        order (an iterator over the ledger: read it before the next write). The caller
+        derives the input of step "done" from them (`engine.chain.chain_input`)."""
         q = self.con.execute
         done, epoch, off_ref = q("SELECT COUNT(*), COALESCE(SUM(divergent), 0), "
                                  "COALESCE(SUM(correct IS NOT 1), 0) FROM decided").fetchone()
@@ -317,13 +320,6 @@ class Ledger:
         if last != done - 1:
             raise _damaged(self.path, "decided steps are not a prefix of the run")
         rounds = q("SELECT COALESCE(MAX(round) + 1, 0) FROM rounds").fetchone()[0]
-        if off_ref == 0:
-            chain_x = task.input_at(done) if done < task.num_steps() else None
-        else:  # the chain left the reference: replay it from the voted answers
-            chain_x = task.initial() if start == 0 else task.input_at(start)
-            for (key,) in q("SELECT a.key FROM decided d JOIN answers a ON a.step = d.step "
-                            "AND a.epoch = d.epoch AND a.id = d.answer ORDER BY d.step"):
-                chain_x = task.next_input(chain_x, task.answer_from_key(key))
         used = dict(q("SELECT step, MAX(idx) + 1 FROM samples WHERE step >= ? GROUP BY step",
                       (done,)))
         replay: dict[int, list[tuple[int, int, str | None, int]]] = {}
@@ -333,8 +329,17 @@ class Ledger:
                 "ON a.step = s.step AND a.epoch = s.epoch AND a.id = s.answer "
                 "WHERE s.step >= ? AND s.epoch = ? ORDER BY s.step, s.idx", (done, epoch)):
             replay.setdefault(step, []).append((idx, rnd, key, source))
-        return {"done": done, "epoch": epoch, "rounds": rounds, "chain_x": chain_x,
+        return {"done": done, "epoch": epoch, "rounds": rounds,
+                "keys": None if off_ref == 0 else self._decided_keys(),
                 "used": used, "replay": replay}
+
+    def _decided_keys(self) -> Iterator[str]:
+        """The winning vote key of every decided step, in step order (one row at a time: a
+        million-step chain is not held in memory)."""
+        for (key,) in self.con.execute(
+                "SELECT a.key FROM decided d JOIN answers a ON a.step = d.step "
+                "AND a.epoch = d.epoch AND a.id = d.answer ORDER BY d.step"):
+            yield key
 
 
 class _Tx:
