@@ -23,12 +23,12 @@ MAIN = ["--profile", "hanoi-step-v2.2", "--k", "3"]
 LEVERS = {
     "none (v2.2 alone)": [],
     "prompt pool (v2.2, compact + paper)": ["--prompt-pool", "paper"],
-    "escalation only (-> hanoi-think)": ["--escalate", "hanoi-think"],
+    "escalation only (-> hanoi-step)": ["--escalate", "hanoi-step"],
     "second opinion only (+ hanoi-step)": ["--second-opinion", "hanoi-step"],
     "second opinion + escalation": ["--second-opinion", "hanoi-step",
-                                    "--escalate", "hanoi-think"],
+                                    "--escalate", "hanoi-step"],
 }
-PORTS = {"hanoi-step-v2.2": 8101, "hanoi-step": 8102, "hanoi-think": 8103}
+PORTS = {"hanoi-step-v2.2": 8101, "hanoi-step": 8102}
 
 
 def over_http(flags: list[str]) -> list[str]:
