@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ def over_http(flags: list[str]) -> list[str]:
 def run(slice_: str, lever: str, flags: list[str], work: Path, http: bool) -> dict:
     slug = "".join(c if c.isalnum() else "-" for c in lever.split(" (")[0]).strip("-")
     run_dir = work / f"{slice_.replace(':', '-')}-{slug}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time
     cmd = [ML, "solve", "--disks", "20", "--steps", slice_, *MAIN,
            *(over_http(flags) if http else flags), "--run-dir", str(run_dir), "--quiet",
            "--json"]
