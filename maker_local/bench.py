@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .engine.chain import Tally
 from .engine.scaling import plan, token_costs
 from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
 from .records import AnswerRow, DecisionRow, SampleRow
@@ -72,21 +73,11 @@ class _Slice:
 
 
 @dataclass
-class SliceStats:
-    """Counts over the rounds of one slice, summed from the schedule's RoundRows."""
+class SliceStats(Tally):
+    """Counts over the rounds of one slice (`engine.chain.Tally`), with the rows kept."""
 
-    start: int
-    steps: int
-    rounds: int = 0
-    samples: int = 0
-    valid: int = 0
-    decided: int = 0
-    votes: int = 0
-    errors: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    tokens_reasoning: int = 0
-    flags: dict[str, int] = field(default_factory=dict)
+    start: int = 0
+    steps: int = 0
     wall_s: float = 0.0
     stopped: str | None = None
     k: int = 0
@@ -95,19 +86,8 @@ class SliceStats:
     answer_rows: list[AnswerRow] = field(default_factory=list)
     decision_rows: list[DecisionRow] = field(default_factory=list)
 
-    def add(self, rows: RoundRows) -> None:
-        self.rounds += 1
-        self.samples += rows.n_samples
-        self.valid += rows.valid
-        self.decided += len(rows.decided)
-        self.votes += sum(d.votes for d in rows.decided)
-        self.errors += rows.errors
-        for reason, n in rows.flags.items():
-            self.flags[reason] = self.flags.get(reason, 0) + n
-        for r in rows.samples:
-            self.tokens_in += r.tokens_in
-            self.tokens_out += r.tokens_out
-            self.tokens_reasoning += r.tokens_reasoning
+    def add(self, rows: RoundRows, tokens: bool = True) -> None:
+        super().add(rows, tokens)
         self.sample_rows += rows.samples
         self.answer_rows += rows.answers
         self.decision_rows += rows.decided
@@ -142,7 +122,7 @@ def run_slice(task: Any, backend: Any, vote: VoteConfig, start: int, count: int,
     sched = Schedule(_Slice(task, start + count), vote, "rounds")
     sched.restore(done=start, epoch=0, rounds=0, chain_x=task.input_at(start), used={},
                   replay={})
-    stats = SliceStats(start, count, k=vote.k)
+    stats = SliceStats(start=start, steps=count, k=vote.k)
     failing = 0
     t0 = clock()
 
