@@ -299,7 +299,7 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
     )
 
 
-def _applies(profile: Profile, task: Any) -> bool:
+def applies_to(profile: Profile, task: Any) -> bool:
     """Whether the profile's sizes and card are about this task (a profile without `task`
     is taken to be about Hanoi, the task of every profile before there were others)."""
     return (profile.task or "hanoi") == task.name
@@ -315,7 +315,7 @@ def check_sizes(profile: Profile | None, tasks: list[Any]) -> None:
         if profile.task is not None and profile.task != task.name:
             raise UsageError(f"model profile {profile.name} is for task {profile.task}, not "
                              f"{task.name}: choose --task {profile.task} or another --profile")
-    if profile.sizes is None or not tasks or not _applies(profile, tasks[0]):
+    if profile.sizes is None or not tasks or not applies_to(profile, tasks[0]):
         return
     lo, hi = profile.sizes
     outside = [t for t in tasks if not lo <= t.size <= hi]
@@ -326,68 +326,3 @@ def check_sizes(profile: Profile | None, tasks: list[Any]) -> None:
         raise UsageError(f"{flag} {', '.join(str(o.size) for o in outside)}: model profile "
                          f"{profile.name} supports {lo}..{hi} {t.size_label}{why}; choose "
                          f"{flag} in {lo}..{hi}, or another --profile")
-
-
-def card_accuracy(profile: Profile, task: Any, temperature: float
-                  ) -> tuple[float, str] | None:
-    """Per-sample accuracy p from a model card (`card.json` beside the model folder) for this
-    task's size at this temperature, with where it came from; None without a card.
-
-    Takes the lower end of the card's 95% interval: k is chosen for the model the card
-    cannot rule out, not for its luckiest reading.
-    """
-    import json
-
-    if not profile.is_local_path or not _applies(profile, task):
-        return None
-    size = task.size
-    folder = Path(profile.model)
-    path = next((p for p in (folder / "card.json", folder.parent / "card.json") if p.exists()),
-                None)
-    if path is None:
-        return None
-    card = json.loads(path.read_text())
-    row = next((r for r in card.get("rows", [])
-                if r.get("size") in (size, "all")), None)
-    if row is None:
-        return None
-    if abs(float(card.get("temperature", -1)) - temperature) < 1e-9 and "ci95" in row:
-        p, how = float(row["ci95"][0]), f"95% CI low of p={row['p']:.4f}"
-    else:
-        exact = row.get("p_exact_by_temperature", {})
-        key = next((k for k in exact if abs(float(k) - temperature) < 1e-9), None)
-        if key is None:
-            return None
-        p, how = float(exact[key]), "teacher-forced p"
-    return p, f"{path.parent.name}/{path.name}: {task.label()} at T={temperature:g}, {how}"
-
-
-def card_classes(profile: Profile, task: Any, temperature: float
-                 ) -> tuple[dict[str, tuple[int, list[float]]], str] | None:
-    """The model card's class table (`card_classes.json` beside the model folder: exact p_i
-    of checked steps per class of steps) for this task size at this temperature, as
-    {class name: (steps in the class, p_i of its checked steps)}, with where it came from;
-    None without such a table."""
-    import json
-
-    if not profile.is_local_path or not _applies(profile, task):
-        return None
-    size = task.size
-    path = Path(profile.model).parent / "card_classes.json"
-    if not path.exists():
-        return None
-    card = json.loads(path.read_text())
-    if abs(float(card.get("temperature", -1)) - temperature) > 1e-9:
-        return None
-    rows = [r for r in card.get("classes", [])
-            if r.get("size") in (size, "all") and r.get("p")]
-    if not rows:
-        return None
-    # a row counts its own steps (per size), or the task counts its steps by
-    # class for this run (multiply: how often each input occurs)
-    counts = task.class_counts() if any("class_steps" not in r for r in rows) else {}
-    table = {task.class_name(r): (int(r["class_steps"]) if "class_steps" in r
-                                  else counts.get(r["class"], 0), [float(v) for v in r["p"]])
-             for r in rows}
-    table = {c: v for c, v in table.items() if v[0] > 0}  # classes this run never meets
-    return table, f"{path.parent.name}/{path.name}: {task.label()} at T={temperature:g}"

@@ -21,8 +21,7 @@ from typing import Any
 from ..engine.voting import DEFAULT_RULE
 from ..errors import UsageError
 from . import checks
-from .common import add_backend_args, make_task, resolve
-from .solve import RULE_HELP
+from .common import RULE_HELP, add_backend_args, make_task, resolve
 
 TASK_PURPOSE = "bench"  # cli adds --task and the task's own flags
 
@@ -81,53 +80,14 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 
 
 def plugged_accuracy(args: argparse.Namespace, run_steps: int) -> Any:
-    """The Accuracy the projection plugs in (flags win over a file or profile), or None;
-    checked now, so a bad value is a usage error before minutes of engine start-up."""
-    from ..bench import Accuracy
-    from ..engine.scaling import plan
+    """The Accuracy the projection plugs in, or None (`maker_local.accuracy.plugged`: a
+    calibration's p is its interval's low end, the p its --k auto reads)."""
+    from ..accuracy import plugged
 
-    if args.calibration is not None and args.paper_figures is not None:
-        raise UsageError("give --calibration or --paper-figures, not both")
-    base: dict[str, Any] = {}
-    if args.paper_figures is not None:
-        from ..profiles import load_profile
-        fig = load_profile(args.paper_figures).paper
-        if fig is None:
-            raise UsageError(f"profile {args.paper_figures} has no [paper] table; give --p "
-                             "and --tokens-out instead")
-        base = {"p": 1 - fig.error, "tokens_out": fig.tokens_out,
-                "source": f"[paper] of {args.paper_figures}"}
-    elif args.calibration is not None:
-        from ..calibrate import load_calibration
-        try:
-            cal = load_calibration(args.calibration)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        base = {"p": cal["p"], "tokens_out": cal["tokens_out_mean"], "valid": cal["valid"],
-                "tokens_in": cal["tokens_in_mean"], "source": str(args.calibration)}
-    given = {k: getattr(args, k) for k in ("p", "tokens_out", "tokens_in", "valid")
-             if getattr(args, k) is not None}
-    if not base and not given:
-        if args.tokens_per_second is not None:
-            raise UsageError("--tokens-per-second feeds the projection from a plugged-in "
-                             "accuracy: add --p and --tokens-out, --calibration or "
-                             "--paper-figures")
-        return None
-    if not base and "p" not in given:
-        raise UsageError("--tokens-out/--tokens-in/--valid need --p (or --calibration, "
-                         "--paper-figures)")
-    acc = {"source": "--p", **base, **given}
-    if "tokens_out" not in acc:
-        raise UsageError("--p needs --tokens-out (mean output tokens per sample)")
-    if acc["tokens_out"] <= 0 or not 0 < acc.get("valid", 1.0) <= 1:
-        raise UsageError("--tokens-out must be > 0 and --valid in (0, 1]")
-    if args.tokens_per_second is not None and args.tokens_per_second <= 0:
-        raise UsageError("--tokens-per-second must be > 0")
-    try:
-        plan(acc["p"], run_steps, args.target, acc.get("valid", 1.0))
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    return Accuracy(**acc)
+    return plugged(calibration=args.calibration, paper_figures=args.paper_figures, p=args.p,
+                   tokens_out=args.tokens_out, tokens_in=args.tokens_in, valid=args.valid,
+                   tokens_per_second=args.tokens_per_second, run_steps=run_steps,
+                   target=args.target)
 
 
 def _check(args: argparse.Namespace, total: int) -> tuple[int, int]:
@@ -217,7 +177,6 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
     from ..failures import Retrying
     from ..engine.schedule import VoteConfig
     from ..engine.seeds import Temperatures
-    from .solve import choose_k
 
     try:
         # failed requests are asked again with the same seeds, as in solve (waits count)
@@ -226,7 +185,7 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:
-        k, _ = choose_k(args, backend, profile, task, run_steps)  # the full run's k, as solve
+        k = full_run_k(args, backend, profile, task, run_steps)
         try:
             vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
                               temperatures=Temperatures(args.temperature_first,
@@ -263,6 +222,21 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
             "task": task.describe(), "task_label": task.label(), "start": start, "warmup": args.warmup, "steps": args.steps,
             **summarize(timed, machines, price, run_steps),
             "prefix_cache_hit_rate": hit, "machines": machines, "machine_unit": unit}, env
+
+
+def full_run_k(args: argparse.Namespace, backend: Any, profile: Any, task: Any,
+               run_steps: int) -> int:
+    """The full run's k, as solve picks it (`maker_local.accuracy`: the same p as the
+    plugged projection's for the same calibration)."""
+    from ..accuracy import choose_k, model_accuracy
+
+    known = model_accuracy(calibration=args.calibration, profile=profile, task=task,
+                           temperature=args.temperature, backend=args.backend,
+                           told=getattr(backend, "accuracy", lambda: None)())
+    got = choose_k(args.k, known, run_steps, args.target, args.rule, args.backend)
+    if got.message:
+        print(got.message, file=sys.stderr)
+    return got.k
 
 
 def write_out(args: argparse.Namespace, result: dict[str, Any], env: dict[str, Any]) -> None:

@@ -14,6 +14,9 @@ from . import checks
 
 PAPER_DEFAULTS = {"max_tokens": 750, "temperature": 0.1,
                   "temperature_first": 0.0}
+RULE_HELP = ("voting rule: ahead-by-k (MAKER's: sample until one answer leads every other by "
+             "k votes) or first-to-k (until one answer has k votes); part of the run's "
+             "identity, so --resume keeps it")  # solve's and bench's --rule
 
 
 def add_backend_args(p: argparse.ArgumentParser) -> None:

@@ -44,16 +44,6 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
-def conservative_p(cal: dict, path: object) -> tuple[float, str]:
-    """The accuracy a calibration vouches for, and how to say where it came from: the low end
-    of its 95% interval (the card's rule too), not the point estimate; k is chosen for the
-    model the measurement cannot rule out."""
-    p = float(cal["p"])
-    low = float(cal.get("p_low", p))
-    return low, (f"{path}: the low end of the 95% interval around the measured p={p:.4f}"
-                 if low < p else f"{path}: measured")
-
-
 def main(args: argparse.Namespace) -> int:
     import sys
 
@@ -61,12 +51,13 @@ def main(args: argparse.Namespace) -> int:
 
     dist = None  # (StepErrors, where it came from) when predicting under correlation
     if args.calibration is not None:
-        from ..calibrate import load_calibration
+        from ..accuracy import read_calibration
         try:
-            cal = load_calibration(args.calibration)
+            cal, est = read_calibration(args.calibration)
         except ValueError as e:
             raise UsageError(str(e)) from None
-        p, source = conservative_p(cal, args.calibration)
+        # the interval's low end, as solve's and bench's --k auto (maker_local.accuracy)
+        p, source = est.conservative, est.source
         if args.error is None:
             print(f"plan: p={p:.4f} ({source})", file=sys.stderr)
         given = {"error": 1 - p, "valid": cal["valid"],

@@ -10,12 +10,8 @@ from typing import Any
 from ..engine.voting import DEFAULT_RULE
 from ..errors import UsageError
 from . import checks
-from .common import add_backend_args, make_task, resolve
+from .common import RULE_HELP, add_backend_args, make_task, resolve
 from .levers import add_lever_args, build_pool, lever_settings, make_pool
-
-RULE_HELP = ("voting rule: ahead-by-k (MAKER's: sample until one answer leads every other by "
-             "k votes) or first-to-k (until one answer has k votes); part of the run's "
-             "identity, so --resume keeps it")
 
 
 TASK_PURPOSE = "solve"  # cli adds --task and the task's own flags
@@ -106,93 +102,20 @@ def _choose(kind: str, name: str, known: list[str]) -> str:
     return name
 
 
-def measured_accuracy(args: argparse.Namespace, profile: Any, task: Any
-                      ) -> tuple[float, str] | None:
-    """Per-sample accuracy p measured for this model, and where it came from."""
-    if args.calibration is not None:
-        from ..calibrate import load_calibration
-        from .plan import conservative_p
-        try:
-            return conservative_p(load_calibration(args.calibration), args.calibration)
-        except (OSError, ValueError, KeyError) as e:
-            raise UsageError(f"cannot read --calibration {args.calibration}: {e}") from None
-    if profile is not None and args.backend in ("vllm", "hf", "vllm-http"):
-        from ..profiles import card_accuracy
-        return card_accuracy(profile, task, args.temperature)
-    return None
-
-
 def choose_k(args: argparse.Namespace, backend: Any, profile: Any, task: Any, steps: int
              ) -> tuple[int, dict[str, Any]]:
-    """k for a run of `steps` steps of `task` (a slice or a projection may differ from the
-    task's own step count)."""
-    from ..engine.scaling import k_min
+    """k for a run of `steps` steps of `task` (`maker_local.accuracy`: where p comes from and
+    which p picks k); says on stderr how k auto chose."""
+    from ..accuracy import choose_k as choose, model_accuracy
 
-    rule = getattr(args, "rule", DEFAULT_RULE)
-    if rule != DEFAULT_RULE:  # the scaling laws behind k auto are ahead-by-k's
-        if args.k == "auto":
-            raise UsageError(f"--k auto picks k by the scaling law of ahead-by-k voting; with "
-                             f"--rule {rule} give --k N")
-        if args.k is None:
-            return 3, {}
-    measured = measured_accuracy(args, profile, task)
-    told = getattr(backend, "accuracy", lambda: None)()
-    if args.k is None:
-        if measured is None:
-            return 3, {}
-        args.k = "auto"
-    if args.k != "auto":
-        try:
-            k = int(args.k)
-        except ValueError:
-            raise UsageError(f"--k must be a positive integer or 'auto' (got {args.k!r})") \
-                from None
-        if k < 1:
-            raise UsageError(f"--k must be at least 1 (got {k})")
-        return k, {}
-    classes = None
-    if args.calibration is None and profile is not None and args.backend != "sim":
-        from ..profiles import card_classes
-        classes = card_classes(profile, task, args.temperature)
-    if classes is not None:
-        return _k_by_class(classes, steps, args.target)
-    if measured is not None:
-        p, source = measured
-    elif told is not None:
-        p, source = told, f"the {backend.name} backend's --sim-error"
-    else:
-        raise UsageError(f"--k auto needs a measured accuracy for {args.backend}: give "
-                         "--calibration FILE (maker-local calibrate), or --k N")
-    try:
-        k = k_min(p, steps, args.target)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    print(f"k auto: k={k} is the smallest k with P(all {steps:,} steps right) >= "
-          f"{args.target} at per-sample accuracy p={p:.4f} (from {source})", file=sys.stderr)
-    return k, {"k_auto": {"p": p, "source": source, "steps": steps, "target": args.target,
-                          "k": k}}
-
-
-def _k_by_class(classes: tuple[dict[str, tuple[int, list[float]]], str], steps: int,
-                target: float) -> tuple[int, dict[str, Any]]:
-    """k auto from the card's class table: P(run) is the product over classes."""
-    from ..engine.scaling import class_k_min
-
-    table, source = classes
-    got = class_k_min(table, target)
-    if got.k is None:
-        what = (f"{', '.join(got.hopeless)} has steps that the model gets right at most half "
-                "the time, which no k fixes" if got.hopeless else
-                f"no k up to 64 reaches it (the weakest class: {got.setter})")
-        raise UsageError(f"--k auto: P(all {steps:,} steps right) >= {target} cannot be "
-                         f"reached with this model ({source}): {what}. Give --k N to run "
-                         "anyway, or use a model whose card clears every class")
-    print(f"k auto: k={got.k} is the smallest k with P(all {steps:,} steps right) >= {target} "
-          f"(P = {got.p_run:.4f}, the product over the {len(table)} step classes of the "
-          f"card, {source}); the class that sets k: {got.setter}", file=sys.stderr)
-    return got.k, {"k_auto": {"by_class": True, "source": source, "steps": steps,
-                              "target": target, "k": got.k, "p_run": got.p_run,
-                              "setter": got.setter}}
+    known = model_accuracy(calibration=args.calibration, profile=profile, task=task,
+                           temperature=args.temperature, backend=args.backend,
+                           told=getattr(backend, "accuracy", lambda: None)())
+    got = choose(args.k, known, steps, args.target, getattr(args, "rule", DEFAULT_RULE),
+                 args.backend)
+    if got.message:
+        print(got.message, file=sys.stderr)
+    return got.k, dict(got.record)
 
 
 def run_price(args: argparse.Namespace, profile: Any) -> dict[str, float]:
