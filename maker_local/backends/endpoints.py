@@ -104,6 +104,13 @@ class Endpoints:
                               "gets requests again")
         e.fails = 0
 
+    def again(self, i: int) -> None:
+        """Endpoint i failed a request that is sent to it once more at once (a connection
+        it had closed): counted, nothing else decided yet."""
+        e = self.eps[i]
+        e.failures += 1
+        e.inflight -= 1
+
     def failed(self, i: int, why: str, down: bool, probe: bool = False) -> None:
         """Endpoint i failed a request (`probe`: one sent while it was down); `down`: in a
         way that asking elsewhere can help."""

@@ -8,8 +8,11 @@ and do our own parsing). Request shaping and reply checking live in `shaping.py`
 Failover (`endpoints.py`): a request that fails at one server in a way that asking again can
 help (connection refused or reset, a timeout, 408, 425, 429, 5xx, an aborted request) goes at
 once to another server that is up, with the same body and so the same seeds: a killed replica
-costs its in-flight requests' time, not a vote. The failed server gets no requests until it
-is due for a probe (1, 2, 4 ... 30 s), and is used again once one succeeds. When no server is
+costs its in-flight requests' time, not a vote. (A connection the server closed, reset or
+gone before the reply, is first asked again once at the same server: a kept-alive connection
+that the server dropped as it was reused says nothing about the server, while a dead server
+refuses the new one at once.) The failed server gets no requests until it is due for a probe
+(1, 2, 4 ... 30 s), and is used again once one succeeds. When no server is
 up, or a failure cannot be helped by asking again (other 4xx, malformed replies), the request
 comes back as n error samples that say what failed and whether asking again can help; the
 driver (`failures.Retrier`) asks again with the same seeds, with backoff and a status line, or
@@ -46,6 +49,9 @@ CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 300.0  # n samples of up to max_tokens each, on a loaded server
 NO_SERVER_WAIT_S = 90.0
 STALL_SAY_S = 60.0  # no reply at all for this long: a status line (then every 60 s)
+# a kept-alive connection idle this long is not used again: vLLM's server closes them after
+# 5 s (VLLM_HTTP_TIMEOUT_KEEP_ALIVE), and one it closes as we reuse it is a reset
+KEEPALIVE_S = 2.0
 API_KEY_ENV = "MAKER_LOCAL_API_KEY"
 
 
@@ -202,7 +208,8 @@ class VLLMHTTPBackend:
             from openai import AsyncOpenAI, Timeout
             t = Timeout(self.timeout, connect=CONNECT_TIMEOUT_S)
             self._clients = [AsyncOpenAI(base_url=u, api_key=self._api_key, max_retries=0,
-                                         timeout=t) for u in self.base_urls]
+                                         timeout=t, http_client=_http_client())
+                             for u in self.base_urls]
         return self._clients
 
     def _target(self, i: int, path: str) -> str:
@@ -221,9 +228,10 @@ class VLLMHTTPBackend:
         tried: set[int] = set()
         last: Failure | None = None  # what to answer if no server is left to try
         mine: Failure | None = None  # this request's own last failed try, not yet recorded
+        again: Any = None  # the same server once more (a connection it had just closed)
         async with self._sem:
             while True:
-                c = self.endpoints.choose(tried)
+                c, again = again or self.endpoints.choose(tried), None
                 if c.action == "wait":  # a down server's probe is in flight: its outcome
                     event = self._probes.get(c.index)
                     if event is not None:
@@ -242,7 +250,7 @@ class VLLMHTTPBackend:
                 i = c.index
                 url = self.endpoints.eps[i].url
                 self.endpoints.sent(i, c.probe)
-                if c.probe:
+                if c.probe and i not in self._probes:
                     self._probes[i] = asyncio.Event()
                 t0 = time.monotonic()
                 fail: tuple[str, bool | None] | None
@@ -254,6 +262,17 @@ class VLLMHTTPBackend:
                     why, retry = describe_failure(e, self.timeout)
                     fail = (f"{url} {why}", retry)
                 self._last_reply = time.monotonic()
+                text = None if fail is None else _named(url, fail[0])
+                if fail is not None and i not in tried and _closed(text):
+                    # a kept-alive connection the server closed as it was reused, or a server
+                    # that died: asked once more at once, on a new connection, before the
+                    # server counts as down (a dead one refuses at once)
+                    self.failures += 1
+                    self.endpoints.again(i)
+                    mine = Failure(text, True, time.monotonic() - t0)
+                    tried.add(i)
+                    again = c
+                    continue
                 if fail is None:
                     self.endpoints.answered(i)
                 else:
@@ -406,6 +425,24 @@ class VLLMHTTPBackend:
                     except ValueError:
                         pass
         return out
+
+
+def _http_client() -> Any:
+    """The SDK's default HTTP client with kept-alive connections retired after KEEPALIVE_S.
+    (The SDK builds on httpx or, in newer releases, a fork of it: its own Limits class.)"""
+    import importlib
+
+    from openai import DefaultAsyncHttpxClient
+    base = next(c for c in DefaultAsyncHttpxClient.__mro__ if c.__name__ == "AsyncClient")
+    http = importlib.import_module(base.__module__.partition(".")[0])
+    return DefaultAsyncHttpxClient(limits=http.Limits(
+        max_connections=1000, max_keepalive_connections=100, keepalive_expiry=KEEPALIVE_S))
+
+
+def _closed(text: str) -> bool:
+    """Whether a failure is a connection the server closed (reset, or gone before it
+    answered), not one it refused or a timeout."""
+    return "(connection reset)" in text or "disconnected without" in text
 
 
 def _named(url: str, text: str) -> str:
