@@ -46,7 +46,7 @@ CASES = [pytest.param(b, *t, id=f"{b}-{t[0].split(':')[0]}") for b in BACKENDS f
 
 
 def cli(env: dict, *args) -> subprocess.CompletedProcess:
-    return run_sub(*args, env=env)
+    return run_sub(*args, env=env, timeout=900)  # an engine start on a busy 2-core machine
 
 
 def solve(backend: str, task: str, flags: list, run: Path, tiny: Path, plugin_dir: Path, request,
