@@ -95,11 +95,13 @@ class HTTPDraft:
 
     async def sample(self, reqs: list[SampleRequest]) -> list[list[Sample]]:
         out: list[list[Sample] | None] = [None] * len(reqs)
-        groups: dict[tuple[int, str], list[int]] = {}
+        groups: dict[tuple, list[int]] = {}  # one prefill per step, prompt and draft
         plain: list[int] = []
         for i, r in enumerate(reqs):
             if draftable(r):
-                groups.setdefault((r.step, r.draft), []).append(i)
+                # a step's requests share their prompt, unless a pool renders it otherwise
+                prompt = tuple(tuple(sorted(m.items())) for m in r.messages)
+                groups.setdefault((r.step, r.draft, prompt), []).append(i)
             else:
                 plain.append(i)
 
@@ -114,7 +116,7 @@ class HTTPDraft:
         return out  # type: ignore[return-value]
 
     async def _group(self, reqs: list[SampleRequest]) -> list[list[Sample]]:
-        """The requests of one step that share a draft."""
+        """The requests of one step that share a prompt and a draft."""
         from .vllm_http import Failure
         r0 = reqs[0]
         t0 = time.monotonic()
