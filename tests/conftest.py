@@ -1,5 +1,6 @@
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,19 @@ def run_sub(*args: str, timeout: float = 300, env: dict | None = None
     env = env or dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "maker_local.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def rounds_written(run: Path) -> int:
+    """Rounds in a run's ledger so far: 0 while the ledger is still being created (the file
+    can exist before its tables do)."""
+    try:
+        con = sqlite3.connect(f"file:{run / 'ledger.sqlite'}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
 
 
 def sim_solve(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

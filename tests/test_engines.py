@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_sub
+from conftest import ROOT, rounds_written, run_sub
 from maker_local.engine.seeds import sample_seed
 from maker_local.tasks.hanoi import Hanoi
 from maker_local.types import SampleRequest
@@ -173,9 +173,7 @@ def test_http_server_killed_mid_run_loses_nothing(tiny, server, tmp_path):
                                f"http://127.0.0.1:{port}/v1", "--run-dir", str(run)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        db = run / "ledger.sqlite"
-        while not db.exists() or sqlite3.connect(db).execute(
-                "SELECT COUNT(*) FROM rounds").fetchone()[0] < 3:
+        while rounds_written(run) < 3:
             assert client.poll() is None, client.communicate()
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)  # the server dies mid-run

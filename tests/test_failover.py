@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_sub
+from conftest import ROOT, rounds_written, run_sub
 from maker_local.backends.endpoints import Endpoints, public_url
 
 KEY = "sk-failover-test-4d1c9e"  # what must never show up
@@ -262,17 +262,6 @@ def votes(run_dir: Path) -> dict:
     return out
 
 
-def rounds_done(run_dir: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{run_dir / 'ledger.sqlite'}?mode=ro", uri=True)
-        try:
-            return con.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def secret_free(*places) -> None:
     for p in places:
         if isinstance(p, Path):
@@ -311,7 +300,7 @@ def test_a_server_killed_mid_run_costs_nothing_and_is_used_again_when_back(serve
                            stdout=subprocess.PIPE, stderr=err, text=True)
     children.append(run)
     deadline = time.monotonic() + 300
-    while rounds_done(hit) < 2:
+    while rounds_written(hit) < 2:
         assert run.poll() is None and time.monotonic() < deadline, "the run ended too soon"
         time.sleep(0.2)
     time.sleep(1.0)  # requests of the next round are in flight at both servers
