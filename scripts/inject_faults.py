@@ -124,6 +124,9 @@ def wait_for_round(proc: subprocess.Popen, run: Path, target: int) -> int:
 
 
 # ----------------------------------------------------------------- the fake vLLM server
+OUTAGE_S = 2.0
+
+
 class FakeServer:
     """A vLLM OpenAI server stand-in: answers each chat request right (the reference answer of
     the step its seed names; one vote in five, by seed, a tempting wrong one) unless a fault
@@ -132,6 +135,8 @@ class FakeServer:
     def __init__(self, disks: int):
         from maker_local.tasks.hanoi import Hanoi
         self.task, self.faults, self.always = Hanoi(disks), [], None
+        self.outage: str | None = None  # a fault for every request in a time window
+        self.outage_since: float | None = None
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -144,6 +149,11 @@ class FakeServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fault = fake.always or (fake.faults.pop(0) if fake.faults else None)
+                if fake.outage is not None:  # every request for OUTAGE_S from the first
+                    now = time.monotonic()
+                    fake.outage_since = fake.outage_since or now
+                    if now - fake.outage_since < OUTAGE_S:
+                        fault = fake.outage
                 good = json.dumps(fake.answer(body))
                 if fault is None:
                     return self.reply(200, good)
@@ -338,10 +348,15 @@ class Faults:
             rows = []
             soft = [("HTTP 500 x2, then well", ["500", "500"]),
                     ("hangs past the timeout, then well", ["hang"]),
-                    ("resets the connection x2, then well", ["reset", "reset"])]
+                    # every connection for 2 s: a client asks a closed connection's
+                    # request again once at once, so a reset or two alone is no outage
+                    ("resets every connection for 2 s, then well", "reset")]
             for i, (what, faults) in enumerate(soft):
                 run = self.work / f"soft{i}"
-                fake.faults = list(faults)
+                if isinstance(faults, str):
+                    fake.outage, fake.outage_since = faults, None
+                else:
+                    fake.faults, fake.outage = list(faults), None
                 r = cli(*opts, "--run-dir", run)
                 h = head(run)
                 said = "next try in" in r.stderr and "Traceback" not in r.stderr
@@ -351,6 +366,7 @@ class Faults:
                                 str(r.returncode), h is not None, h == want,
                                 r.returncode == 0 and said and h == want,
                                 "retried with a status line; the uninterrupted result"))
+            fake.outage = None
             for what, fault in (("answers HTTP 400 until fixed", "400"),
                                 ("answers truncated JSON until fixed", "truncated")):
                 run = self.work / f"hard-{fault}"
