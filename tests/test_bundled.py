@@ -109,8 +109,8 @@ def test_think_card_measures_every_size_its_profile_claims():
 def test_think_refuses_a_size_it_does_not_claim():
     """Asked for a disk count outside its claim, solve stops before starting an engine, with
     the range, the card's reason and what to do."""
-    r = run_sub("solve", "--profile", "hanoi-think", "--disks", "4", "--dry-run")
+    r = run_sub("solve", "--profile", "hanoi-think", "--disks", "21", "--dry-run")
     assert r.returncode == 2
     err = r.stderr.strip().splitlines()[-1]
-    assert "--disks 4: model profile hanoi-think supports" in err
+    assert "--disks 21: model profile hanoi-think supports 3..20 disks" in err
     assert "hanoi-think/README.md" in err and "or another --profile" in err
