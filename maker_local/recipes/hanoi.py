@@ -1,23 +1,19 @@
-"""Shared pieces of the hanoi-step model: tokenizer, chat template, model config, data.
+"""Shared pieces of the hanoi-step model (and its think variant, models/hanoi-think): tokenizer,
+chat template, model config, data, the teacher-forced scorer and the export to a Hugging Face
+folder.
 
-Used by train.py, export.py and evaluate.py (run them from this folder or with it on sys.path,
-and with the repository root on PYTHONPATH so `maker_local` imports).
+Used by the scripts under models/hanoi-step/ and models/hanoi-think/, and by
+maker_local.recipes.mul (mul-step reuses this tokenizer). torch, transformers and tokenizers are
+imported inside the functions that need them, so importing this module stays light.
 """
 from __future__ import annotations
 
+import json
 import random
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from maker_local.tasks.hanoi import (HanoiAnswer, HanoiInput, apply_move, move_at,  # noqa: E402
-                                     state_at, strategy_move)
-from maker_local.tasks.hanoi_compact import (LABELS, answer_compact,  # noqa: E402
-                                             render_compact)
+from ..tasks.hanoi import HanoiAnswer, HanoiInput, apply_move, move_at, state_at, strategy_move
+from ..tasks.hanoi_compact import LABELS, answer_compact, render_compact
 
 MIN_DISKS, MAX_DISKS = 3, 20
 
@@ -218,3 +214,89 @@ def example(n: int, i: int, variant: str = "step") -> tuple[list[int], list[int]
     if variant == "think":
         return prompt_ids(x), think_answer_ids(x)
     return prompt_ids(x), answer_ids(step_answer(x))
+
+
+def disk_list(spec: str) -> list[int]:
+    """'3-20' or '10,20' or '3-5,20' -> the disk counts."""
+    out: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+# ------------------------------------------------------------------------------ scoring
+def measure(model, torch, n: int, steps: list[int], temperature: float, batch: int = 256,
+            variant: str = "step"):
+    """(p_i list, greedy-right list) for these steps of an n-disk run: p_i is the
+    teacher-forced probability that one sample at `temperature` is exactly right (for the think
+    variant: thought and answer), greedy-right that the argmax is right at every target
+    token."""
+    ps, greedy = [], []
+    for b in range(0, len(steps), batch):
+        ex = [example(n, i, variant) for i in steps[b:b + batch]]
+        seqs = [p + q for p, q in ex]
+        w = max(map(len, seqs))
+        ids = torch.full((len(seqs), w), PAD)
+        for r, s in enumerate(seqs):
+            ids[r, :len(s)] = torch.tensor(s)
+        with torch.no_grad():
+            lg = model(input_ids=ids).logits.float()
+        for r, (p, q) in enumerate(ex):
+            lo = lg[r, len(p) - 1:len(p) + len(q) - 1]
+            t = torch.tensor(q)
+            lp = torch.log_softmax(lo / temperature, -1)
+            ps.append(float(lp.gather(1, t[:, None]).sum().exp()))
+            greedy.append(bool((lo.argmax(-1) == t).all()))
+    return ps, greedy
+
+
+# ------------------------------------------------------------------------------ export
+def export(ckpt: str | Path, out: str | Path, variant: str = "") -> dict:
+    """A training checkpoint (train.py's last.pt) to a Hugging Face folder `out`: config.json
+    (with the keys older transformers / vLLM read), float32 model.safetensors,
+    generation_config.json, the char tokenizer with the chat template, special_tokens_map.json
+    and chat_template.jinja; writes train_info.json next to the folder and returns it. variant
+    "" means the one the checkpoint was trained as."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    st = torch.load(ckpt, map_location="cpu", weights_only=False)
+    variant = variant or st["args"].get("variant", "step")
+    cfg = LlamaConfig.from_dict(st["config"])
+    cfg.architectures = ["LlamaForCausalLM"]
+    model = LlamaForCausalLM(cfg)
+    model.load_state_dict(st["model"])
+    model = model.float().eval()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.generation_config = GenerationConfig(
+        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, do_sample=True,
+        temperature=1.0, top_k=0, top_p=1.0,
+        max_new_tokens=128 if variant == "think" else 64)
+    model.save_pretrained(out, safe_serialization=True)
+
+    # Keys that older transformers / vLLM releases read (newer ones write rope_parameters).
+    cj_path = out / "config.json"
+    cj = json.loads(cj_path.read_text())
+    cj.setdefault("rope_theta", float(cfg.to_dict().get("rope_theta", 10000.0)
+                                      if "rope_theta" in cfg.to_dict() else 10000.0))
+    cj.setdefault("torch_dtype", "float32")
+    cj_path.write_text(json.dumps(cj, indent=2) + "\n")
+
+    tok = build_tokenizer(variant)
+    tok.save_pretrained(out)
+    # Older transformers (and vLLM) read the chat template from tokenizer_config.json and
+    # may not know newer tokenizer class names: make both explicit.
+    tc_path = out / "tokenizer_config.json"
+    tc = json.loads(tc_path.read_text())
+    tc["chat_template"] = CHAT_TEMPLATE
+    tc["tokenizer_class"] = "PreTrainedTokenizerFast"
+    tc_path.write_text(json.dumps(tc, indent=2, ensure_ascii=False) + "\n")
+    (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    stm = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    (out / "special_tokens_map.json").write_text(json.dumps(stm, indent=2) + "\n")
+    info = {"step": st["step"], "train_minutes": round(st["elapsed"] / 60, 1),
+            "params": sum(p.numel() for p in model.parameters()), "args": st["args"]}
+    (out.parent / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

@@ -1,7 +1,8 @@
 """Shared pieces of the mul-step model: the step format, data, model config.
 
-The tokenizer and chat template are the hanoi-step ones, imported from models/hanoi-step/common.py
-(its char vocabulary holds the digits, '=', ';' and the letters this format uses).
+Used by the scripts under models/mul-step/. The tokenizer, chat template and export are the
+hanoi-step ones, imported from maker_local.recipes.hanoi (its char vocabulary holds the digits,
+'=', ';' and the letters this format uses). torch is passed in by the callers that need it.
 
 Step (one multiply-accumulate of long multiplication): digits a, b (of A and B), c (the
 accumulator digit at that position), k (the carry in); t = a*b + c + k (0..99);
@@ -13,15 +14,8 @@ answer d = t mod 10 and the carry out t div 10.
 from __future__ import annotations
 
 import itertools
-import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-HANOI = HERE.parent / "hanoi-step"
-if str(HANOI) not in sys.path:
-    sys.path.insert(0, str(HANOI))
-
-import common as H  # noqa: E402  (models/hanoi-step/common.py)
+from . import hanoi as H
 
 BOS, EOS, PAD, SEP = H.BOS, H.EOS, H.PAD, H.SEP
 VOCAB_SIZE = H.VOCAB_SIZE

@@ -23,18 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common as C  # noqa: E402
+from maker_local.recipes.hanoi import disk_list, measure
+
+HERE = Path(__file__).resolve().parent
 
 BAR_MEAN, BAR_MIN = 0.99, 0.9  # the bar every class must clear (issue 8)
-
-
-def disk_list(spec: str) -> list[int]:
-    out: list[int] = []
-    for part in spec.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def class_steps(n: int, d: int, count: int, seed: int) -> list[int]:
@@ -43,27 +36,6 @@ def class_steps(n: int, d: int, count: int, seed: int) -> list[int]:
     rng = random.Random(seed * 1_000_003 + n * 101 + d)
     ms = range(total) if total <= count else rng.sample(range(total), count)
     return [(2 * m + 1) * 2 ** (d - 1) - 1 for m in ms]
-
-
-def measure(model, torch, n: int, steps: list[int], temperature: float, batch: int = 256):
-    """(p_i list, greedy-right list) for these steps of an n-disk run."""
-    ps, greedy = [], []
-    for b in range(0, len(steps), batch):
-        ex = [C.example(n, i) for i in steps[b:b + batch]]
-        seqs = [p + q for p, q in ex]
-        w = max(map(len, seqs))
-        ids = torch.full((len(seqs), w), C.PAD)
-        for r, s in enumerate(seqs):
-            ids[r, :len(s)] = torch.tensor(s)
-        with torch.no_grad():
-            lg = model(input_ids=ids).logits.float()
-        for r, (p, q) in enumerate(ex):
-            lo = lg[r, len(p) - 1:len(p) + len(q) - 1]
-            t = torch.tensor(q)
-            lp = torch.log_softmax(lo / temperature, -1)
-            ps.append(float(lp.gather(1, t[:, None]).sum().exp()))
-            greedy.append(bool((lo.argmax(-1) == t).all()))
-    return ps, greedy
 
 
 def markdown(card: dict, kind: str = "move") -> str:
@@ -88,7 +60,7 @@ def markdown(card: dict, kind: str = "move") -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="exact p_i by (disk count, moving disk)")
-    ap.add_argument("--model", default=str(C.HERE / "model"))
+    ap.add_argument("--model", default=str(HERE / "model"))
     ap.add_argument("--disks", default="3-20", help="e.g. 3-20 or 10,20")
     ap.add_argument("--count", type=int, default=50)
     ap.add_argument("--temperature", type=float, default=1.0)

@@ -27,11 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common as C  # noqa: E402
-from maker_local.stats import length_bins  # noqa: E402
-from maker_local.tasks.hanoi import Hanoi  # noqa: E402
-from maker_local.tasks.hanoi_compact import parse_compact, render_compact  # noqa: E402
+from maker_local.recipes import hanoi as H
+from maker_local.stats import length_bins
+from maker_local.tasks.hanoi import Hanoi
+from maker_local.tasks.hanoi_compact import parse_compact, render_compact
+
+HERE = Path(__file__).resolve().parent
 
 
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -78,7 +79,7 @@ def markdown_table(card: dict) -> str:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="per-sample accuracy of the hanoi-step model")
-    ap.add_argument("--model", default=str(C.HERE / "model"))
+    ap.add_argument("--model", default=str(HERE / "model"))
     ap.add_argument("--steps", type=int, default=1000, help="random steps per disk count")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--temperature", type=float, default=1.0)
@@ -90,8 +91,8 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--target", type=float, default=0.95, help="t for k_min")
-    ap.add_argument("--out", default=str(C.HERE / "card.json"))
-    ap.add_argument("--variant", choices=C.VARIANTS, default="step",
+    ap.add_argument("--out", default=str(HERE / "card.json"))
+    ap.add_argument("--variant", choices=H.VARIANTS, default="step",
                     help="think: the reasoning stand-in (answer parsed only after </think>; "
                          "thought and answer tokens and error by output length reported)")
     return ap.parse_args(argv)
@@ -196,12 +197,12 @@ def main(argv=None) -> int:
         task = Hanoi(n)
         rng = random.Random(a.seed * 1000 + n)
         steps = [rng.randint(0, 2**n - 2) for _ in range(a.steps)]
-        xs = [C.step_input(n, i) for i in steps]
+        xs = [H.step_input(n, i) for i in steps]
         refs = [task.reference(x) for x in xs]
         prompts = prompts_for(xs)
-        assert prompts[0] == C.prompt_ids(xs[0]), "chat template differs from training format"
-        answers = ([C.think_answer_ids(x) for x in xs] if think
-                   else [C.answer_ids(r.answer) for r in refs])
+        assert prompts[0] == H.prompt_ids(xs[0]), "chat template differs from training format"
+        answers = ([H.think_answer_ids(x) for x in xs] if think
+                   else [H.answer_ids(r.answer) for r in refs])
         row = {"disks": n, "size": n, "steps": a.steps}
 
         def score(texts):

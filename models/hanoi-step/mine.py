@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common as C  # noqa: E402
-from by_mover import disk_list, measure  # noqa: E402
+from maker_local.recipes.hanoi import disk_list, measure
+
+HERE = Path(__file__).resolve().parent
 
 
 def rare_steps(n: int, min_disk: int, neighbours: bool) -> list[int]:
@@ -35,7 +35,7 @@ def rare_steps(n: int, min_disk: int, neighbours: bool) -> list[int]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="all rare steps checked; the weak ones listed")
-    ap.add_argument("--model", default=str(C.HERE / "model"))
+    ap.add_argument("--model", default=str(HERE / "model"))
     ap.add_argument("--disks", default="20", help="e.g. 20 or 17-20")
     ap.add_argument("--min-disk", type=int, default=8)
     ap.add_argument("--no-neighbours", action="store_true")

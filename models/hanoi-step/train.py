@@ -22,8 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common as C  # noqa: E402
+from maker_local.recipes import hanoi as H
 
 
 def parse_args(argv=None):
@@ -65,7 +64,7 @@ def parse_args(argv=None):
                     help="JSON of weak steps written by mine.py: a share of every batch "
                          "(--mined-frac) is drawn from them, with replacement")
     ap.add_argument("--mined-frac", type=float, default=0.25)
-    ap.add_argument("--variant", choices=C.VARIANTS, default="step",
+    ap.add_argument("--variant", choices=H.VARIANTS, default="step",
                     help="think: the reasoning stand-in (models/hanoi-think): <think> "
                          "derivation </think> before the answer")
     ap.add_argument("--positions", type=int, default=160,
@@ -94,7 +93,7 @@ def make_batch(examples, torch, device):
     """Right-padded inputs and labels (-100 outside the answer)."""
     seqs = [p + a for p, a in examples]
     width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), C.PAD, dtype=torch.long)
+    ids = torch.full((len(seqs), width), H.PAD, dtype=torch.long)
     labels = torch.full((len(seqs), width), -100, dtype=torch.long)
     for r, ((p, a), s) in enumerate(zip(examples, seqs)):
         ids[r, :len(s)] = torch.tensor(s)
@@ -116,7 +115,7 @@ def main(argv=None) -> int:
 
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
-    cfg = C.model_config(a.hidden, a.layers, positions=a.positions)
+    cfg = H.model_config(a.hidden, a.layers, positions=a.positions)
     model = LlamaForCausalLM(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98),
                             weight_decay=a.weight_decay)
@@ -168,13 +167,13 @@ def main(argv=None) -> int:
                 fresh.append(rng.choice(mined))
                 continue
             if a.focus and rng.random() < a.focus:
-                fresh.append(C.sample_class_step(rng, a.focus_min_n, a.focus_min_d,
+                fresh.append(H.sample_class_step(rng, a.focus_min_n, a.focus_min_d,
                                                  a.focus_neighbours))
                 continue
-            n = C.sample_disks(rng)
-            fresh.append((n, C.sample_step(rng, n)))
+            n = H.sample_disks(rng)
+            fresh.append((n, H.sample_step(rng, n)))
         items = hard + fresh
-        ids, labels = make_batch([C.example(n, i, a.variant) for n, i in items], torch, device)
+        ids, labels = make_batch([H.example(n, i, a.variant) for n, i in items], torch, device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, elapsed, a)
         logits = model(input_ids=ids).logits[:, :-1]

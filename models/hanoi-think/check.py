@@ -26,19 +26,11 @@ import sys
 import time
 from pathlib import Path
 
+from maker_local.recipes import hanoi as H
+from maker_local.tasks.hanoi import Hanoi
+from maker_local.tasks.hanoi_compact import parse_compact
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "hanoi-step"))
-import common as C  # noqa: E402
-from maker_local.tasks.hanoi import Hanoi  # noqa: E402
-from maker_local.tasks.hanoi_compact import parse_compact  # noqa: E402
-
-
-def disk_list(spec: str) -> list[int]:
-    out: list[int] = []
-    for part in spec.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def extra_steps(spec: str) -> dict[int, set[int]]:
@@ -95,23 +87,6 @@ def main(argv=None) -> int:
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
 
     @torch.no_grad()
-    def exact(n: int, steps: list[int]) -> tuple[list[float], list[bool]]:
-        ps, greedy = [], []
-        for b in range(0, len(steps), a.batch):
-            ex = [C.example(n, i, "think") for i in steps[b:b + a.batch]]
-            seqs = [p + q for p, q in ex]
-            ids = torch.full((len(seqs), max(map(len, seqs))), C.PAD)
-            for r, s in enumerate(seqs):
-                ids[r, :len(s)] = torch.tensor(s)
-            lg = model(input_ids=ids).logits.float()
-            for r, (p, q) in enumerate(ex):
-                lo = lg[r, len(p) - 1:len(p) + len(q) - 1]
-                t = torch.tensor(q)
-                ps.append(float(torch.log_softmax(lo, -1).gather(1, t[:, None]).sum().exp()))
-                greedy.append(bool((lo.argmax(-1) == t).all()))
-        return ps, greedy
-
-    @torch.no_grad()
     def sampled(n: int, steps: list[int]) -> list[int]:
         """Right samples of --samples per step (vote key after </think>)."""
         right = []
@@ -119,21 +94,21 @@ def main(argv=None) -> int:
         per = max(1, a.batch // a.samples)
         for b in range(0, len(steps), per):
             chunk = steps[b:b + per]
-            xs = [C.step_input(n, i) for i in chunk]
-            prompts = [C.prompt_ids(x) for x in xs]  # step 0's is shorter: left-pad
+            xs = [H.step_input(n, i) for i in chunk]
+            prompts = [H.prompt_ids(x) for x in xs]  # step 0's is shorter: left-pad
             w = max(map(len, prompts))
-            ids = torch.tensor([[C.PAD] * (w - len(p)) + p for p in prompts])
+            ids = torch.tensor([[H.PAD] * (w - len(p)) + p for p in prompts])
             mask = torch.tensor([[0] * (w - len(p)) + [1] * len(p) for p in prompts])
             out = model.generate(input_ids=ids, attention_mask=mask,
                                  do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
                                  num_return_sequences=a.samples, max_new_tokens=4 * n + 30,
-                                 eos_token_id=C.EOS, pad_token_id=C.PAD)
+                                 eos_token_id=H.EOS, pad_token_id=H.PAD)
             gen = out[:, ids.shape[1]:].tolist()
             for j, x in enumerate(xs):
                 want = task.reference(x).key
                 ok = 0
                 for row in gen[j * a.samples:(j + 1) * a.samples]:
-                    _, sep, answer = C.decode(row).partition("</think>")
+                    _, sep, answer = H.decode(row).partition("</think>")
                     got = parse_compact(answer, n) if sep else None
                     ok += bool(got is not None and getattr(got, "key", None) == want)
                 right.append(ok)
@@ -143,9 +118,9 @@ def main(argv=None) -> int:
     extra = extra_steps(a.extra)
     t0 = time.time()
     rows, weak = [], []
-    for n in disk_list(a.disks):
+    for n in H.disk_list(a.disks):
         steps, how = steps_for(n, a, extra.get(n, set()))
-        ps, greedy = exact(n, steps)
+        ps, greedy = H.measure(model, torch, n, steps, 1.0, a.batch, "think")
         low = [j for j, p in enumerate(ps) if p < a.resample_below]
         right = dict(zip(low, sampled(n, [steps[j] for j in low])))
         vote = [right[j] / a.samples if j in right else ps[j] for j in range(len(steps))]

@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from maker_local.recipes import mul as M
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import mulstep as M  # noqa: E402
 
 
 def main(argv=None) -> int:

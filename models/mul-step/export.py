@@ -2,29 +2,22 @@
 
     python models/mul-step/export.py --ckpt runs/mul-step-ckpt/last.pt --out models/mul-step/model
 
-The work is hanoi-step's export (models/hanoi-step/export.py: config.json with the keys older
-transformers / vLLM read, float32 model.safetensors, generation_config.json, the char tokenizer
-with the chat template, chat_template.jinja), run on this checkpoint; then train_info.json
-(written next to the folder) gets this model's convergence record added.
+The work is hanoi-step's export (maker_local.recipes.hanoi.export: config.json with the keys
+older transformers / vLLM read, float32 model.safetensors, generation_config.json, the char
+tokenizer with the chat template, chat_template.jinja), run on this checkpoint; then
+train_info.json (written next to the folder) gets this model's convergence record added.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
+from maker_local.recipes import hanoi as H
+from maker_local.recipes import mul as M
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import mulstep as M  # noqa: E402
-
-
-def hanoi_export():
-    spec = importlib.util.spec_from_file_location("hanoi_step_export", M.HANOI / "export.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def main(argv=None) -> int:
@@ -32,9 +25,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ckpt", default="runs/mul-step-ckpt/last.pt")
     ap.add_argument("--out", default=str(HERE / "model"))
     a = ap.parse_args(argv)
-    rc = hanoi_export().main(["--ckpt", a.ckpt, "--out", a.out, "--variant", "step"])
-    if rc:
-        return rc
+    info = H.export(a.ckpt, a.out, "step")
+    print(f"exported step {info['step']} ({info['params']} params) to {a.out}")
     import torch
     st = torch.load(a.ckpt, map_location="cpu", weights_only=False)
     out = Path(a.out)

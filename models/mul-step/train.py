@@ -22,8 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import mulstep as M  # noqa: E402
+from maker_local.recipes import mul as M
 
 
 def parse_args(argv=None):

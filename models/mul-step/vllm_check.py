@@ -14,8 +14,9 @@ import random
 import sys
 from pathlib import Path
 
+from maker_local.recipes import mul as M
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 
 def main() -> int:
@@ -28,7 +29,6 @@ def main() -> int:
     ap.add_argument("--out", default="", help="write the result as JSON here")
     a = ap.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    import mulstep as M
     from vllm import LLM, SamplingParams
 
     rng = random.Random(a.seed)
