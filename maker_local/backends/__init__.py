@@ -6,6 +6,8 @@ import difflib
 import importlib
 from typing import Any
 
+from .options import BackendOptions
+
 BACKENDS: dict[str, str] = {
     "sim": "maker_local.backends.sim:from_options",
     "vllm": "maker_local.backends.vllm:from_options",
@@ -21,7 +23,9 @@ def unknown(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} {name!r}.{hint} Available: {', '.join(known)}"
 
 
-def make_backend(name: str, task: Any, options: dict[str, Any]) -> Any:
+def make_backend(name: str, task: Any, options: BackendOptions) -> Any:
+    """The backend `name` for `task`, built from `options`; a ValueError names a wrong name
+    (with the fix) or a setting the backend cannot run with."""
     if name not in BACKENDS:
         raise ValueError(unknown("backend", name, list(BACKENDS)))
     module, func = BACKENDS[name].split(":")

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..reasoning import UNENDED
 from ..types import Sample, SampleRequest
+from .options import BackendOptions
 from .shaping import error_samples, template_kwargs
 
 
@@ -184,9 +185,9 @@ class HFBackend:
         return samples
 
 
-def from_options(task: Any, options: dict[str, Any]) -> HFBackend:
-    if not options.get("model"):
+def from_options(task: Any, options: BackendOptions) -> HFBackend:
+    if not options.model:
         raise ValueError("the hf backend needs --model (a local path) or --profile")
-    return HFBackend(options["model"], device=options.get("device") or "cpu",
-                     reasoning_parser=options.get("reasoning_parser"),
+    return HFBackend(options.model, device=options.device,
+                     reasoning_parser=options.reasoning_parser,
                      chat_template_kwargs=template_kwargs(options))

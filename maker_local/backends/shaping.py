@@ -14,6 +14,7 @@ from typing import Any
 
 from ..reasoning import UNENDED, answer_start
 from ..types import Sample, SampleRequest
+from .options import BackendOptions
 
 
 def structured_outputs(req: SampleRequest) -> dict[str, Any] | None:
@@ -44,13 +45,13 @@ def structured_config(backend: str = "xgrammar", reasoning_parser: str | None = 
     return cfg
 
 
-def template_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+def template_kwargs(options: BackendOptions) -> dict[str, Any]:
     """The chat template's kwargs for engines that render it here (in-process vLLM, hf): the
     profile's, plus reasoning_effort (gpt-oss's template reads it; a server takes it as a
     request field instead)."""
-    kw = dict(options.get("chat_template_kwargs") or {})
-    if options.get("reasoning_effort"):
-        kw.setdefault("reasoning_effort", options["reasoning_effort"])
+    kw = dict(options.chat_template_kwargs)
+    if options.reasoning_effort:
+        kw.setdefault("reasoning_effort", options.reasoning_effort)
     return kw
 
 

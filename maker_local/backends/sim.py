@@ -25,6 +25,7 @@ import numpy as np
 
 from ..gcpause import gc_paused
 from ..types import Sample, SampleRequest
+from .options import BackendOptions
 
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -183,6 +184,5 @@ class SimBackend:
         return out
 
 
-def from_options(task: Any, options: dict[str, Any]) -> SimBackend:
-    fields = {k[4:]: v for k, v in options.items() if k.startswith("sim_") and v is not None}
-    return SimBackend(task, SimModel(seed=options.get("seed", 0), **fields))
+def from_options(task: Any, options: BackendOptions) -> SimBackend:
+    return SimBackend(task, SimModel(seed=options.seed, **options.sim.given()))

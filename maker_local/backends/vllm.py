@@ -20,6 +20,7 @@ from typing import Any
 
 from ..reasoning import UNENDED, answer_start, marker_ids
 from ..types import Sample, SampleRequest
+from .options import BackendOptions
 from .shaping import chat_prompt_text, error_samples, structured_config, template_kwargs
 
 
@@ -375,25 +376,23 @@ def _position_logprobs(flat: Any, plen: int, length: int, whole: bool) -> Any:
     return table
 
 
-def _settings(options: dict[str, Any]) -> dict[str, Any]:
-    return {"max_model_len": options.get("max_model_len"),
-            "dummy_weights": bool(options.get("dummy_weights")), "dtype": options.get("dtype"),
-            "draft_sampling": bool(options.get("draft_sampling")),
-            "grammar_backend": options.get("grammar_backend") or "xgrammar",
-            "reasoning_parser": options.get("reasoning_parser")}
+def _settings(options: BackendOptions) -> dict[str, Any]:
+    return {"max_model_len": options.max_model_len, "dummy_weights": options.dummy_weights,
+            "dtype": options.dtype, "draft_sampling": options.draft_sampling,
+            "grammar_backend": options.grammar_backend,
+            "reasoning_parser": options.reasoning_parser}
 
 
-def from_options(task: Any, options: dict[str, Any]) -> VLLMBackend:
-    if not options.get("model"):
+def from_options(task: Any, options: BackendOptions) -> VLLMBackend:
+    if not options.model:
         raise ValueError("the vllm backend needs --model (a path or a model id) or --profile")
-    return VLLMBackend(options["model"], api=options.get("api") or "chat",
+    return VLLMBackend(options.model, api=options.api,
                        chat_template_kwargs=template_kwargs(options), **_settings(options))
 
 
-def dry_run(options: dict[str, Any]) -> dict[str, Any]:
+def dry_run(options: BackendOptions) -> dict[str, Any]:
     """What the engine would be built with and each request rendered with; loads nothing."""
     st = _settings(options)
     st["draft_sampling"] = st["draft_sampling"] and not st["reasoning_parser"]
-    return {"engine": engine_config(options.get("model") or "", cpu=on_cpu(), **st),
-            "api": options.get("api") or "chat",
-            "chat_template_kwargs": template_kwargs(options)}
+    return {"engine": engine_config(options.model or "", cpu=on_cpu(), **st),
+            "api": options.api, "chat_template_kwargs": template_kwargs(options)}

@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 from ..types import Sample, SampleRequest
 from .endpoints import Endpoints, public_url
+from .options import BackendOptions
 from .shaping import error_samples, excerpt, parse_body, request_body
 
 RETRYABLE_STATUS = {408, 425, 429}  # and every 5xx
@@ -450,22 +451,20 @@ def _named(url: str, text: str) -> str:
     return text if text.startswith(url) else f"{url} {text}"
 
 
-def api_key(options: dict[str, Any]) -> str | None:
+def api_key(options: BackendOptions) -> str | None:
     """--api-key, else $MAKER_LOCAL_API_KEY, else none."""
     import os
-    return options.get("api_key") or os.environ.get(API_KEY_ENV) or None
+    return options.api_key or os.environ.get(API_KEY_ENV) or None
 
 
-def from_options(task: Any, options: dict[str, Any]) -> VLLMHTTPBackend:
+def from_options(task: Any, options: BackendOptions) -> VLLMHTTPBackend:
     return VLLMHTTPBackend(
-        base_urls=options.get("base_url") or [], model=options.get("model"),
-        api=options.get("api") or "chat", concurrency=options.get("concurrency") or 64,
-        reasoning_effort=options.get("reasoning_effort"),
-        reasoning_parser=options.get("reasoning_parser"),
-        chat_template_kwargs=options.get("chat_template_kwargs"),
-        timeout=options.get("request_timeout") or REQUEST_TIMEOUT_S,
-        retry_for=options.get("retry_for") or 600.0, api_key=api_key(options),
-        draft_sampling=bool(options.get("draft_sampling")))
+        base_urls=list(options.base_url), model=options.model, api=options.api,
+        concurrency=options.concurrency, reasoning_effort=options.reasoning_effort,
+        reasoning_parser=options.reasoning_parser,
+        chat_template_kwargs=options.chat_template_kwargs, timeout=options.request_timeout,
+        retry_for=options.retry_for, api_key=api_key(options),
+        draft_sampling=options.draft_sampling)
 
 
 __all__ = ["VLLMHTTPBackend", "from_options", "describe_failure", "public_url"]

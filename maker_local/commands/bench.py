@@ -172,7 +172,7 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
             price: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """Start the backend, run the warm-up and the timed slice, stop it; the measured result
     and what computed it (engine, version, device: asked while the backend is up)."""
-    from ..backends import make_backend
+    from ..backends import BackendOptions, make_backend
     from ..bench import cache_hit_rate, run_slice, summarize
     from ..failures import Retrying
     from ..engine.schedule import VoteConfig
@@ -180,7 +180,7 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
 
     try:
         # failed requests are asked again with the same seeds, as in solve (waits count)
-        backend = Retrying(make_backend(args.backend, task, vars(args)),
+        backend = Retrying(make_backend(args.backend, task, BackendOptions.from_args(args)),
                            then="Nothing was written: run the bench again once this is fixed")
     except ValueError as e:
         raise UsageError(str(e)) from None

@@ -39,7 +39,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..backends import make_backend
+    from ..backends import BackendOptions, make_backend
     from ..calibrate import CalibrationConfig, calibrate, write
     from ..failures import BackendFailed, Retrying
 
@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
                                 args.target, args.run_steps)
         cfg.check()
         # one backend for every size: it reads each request's own input and prompt
-        backend = make_backend(args.backend, tasks[-1], vars(args))
+        backend = make_backend(args.backend, tasks[-1], BackendOptions.from_args(args))
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:

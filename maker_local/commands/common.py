@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..backends import BACKENDS, unknown
+from ..backends import BACKENDS, BackendOptions, unknown
 from ..errors import UsageError
 from . import checks
 
@@ -263,7 +263,7 @@ def _check_context(args: argparse.Namespace, profile: Any, given: dict[str, bool
     if context is None:
         return
     from ..backends.shaping import template_kwargs
-    kwargs = template_kwargs(vars(args))
+    kwargs = template_kwargs(BackendOptions.from_args(args))
     grid = getattr(args, "command", None) == "calibrate"  # its task flags name many sizes
 
     def longest(style: str) -> int | None:

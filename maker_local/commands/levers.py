@@ -83,7 +83,7 @@ def build_pool(args: argparse.Namespace, profile: Any, task: Any, backend: Any,
     Source 0 is the run's model; then its other renderings (prompt pool), the second
     opinions and the escalation sources. Returns (sources, PoolBackend) and sets
     args.pool_layout = (rotation, escalate) for `plan`."""
-    from ..backends import make_backend
+    from ..backends import BackendOptions, make_backend
     from ..backends.pool import PoolBackend
     from ..engine.pool import Source
     from ..engine.seeds import Temperatures
@@ -119,7 +119,7 @@ def build_pool(args: argparse.Namespace, profile: Any, task: Any, backend: Any,
         key = f"{a.profile}@{a.base_url or ''}"
         if key not in engines:
             try:
-                backends.append(make_backend(a.backend, t, vars(a)))
+                backends.append(make_backend(a.backend, t, BackendOptions.from_args(a)))
             except ValueError as e:
                 raise UsageError(f"{spec}: {e}") from None
             engines[key] = len(backends) - 1

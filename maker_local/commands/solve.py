@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..backends import BackendOptions
 from ..engine.voting import DEFAULT_RULE
 from ..errors import UsageError
 from . import checks
@@ -140,7 +141,8 @@ class DryRun(Exception):
         self.config = config
 
 
-def dry_run_config(args: argparse.Namespace, task: Any, profile: Any) -> dict[str, Any]:
+def dry_run_config(args: argparse.Namespace, task: Any, profile: Any,
+                   options: BackendOptions) -> dict[str, Any]:
     keys = ("backend", "model", "api", "style", "max_tokens", "temperature_first",
             "temperature", "unconstrained", "reasoning_parser", "reasoning_effort",
             "grammar_backend", "draft_sampling", "base_url", "k", "rule", "schedule")
@@ -149,7 +151,7 @@ def dry_run_config(args: argparse.Namespace, task: Any, profile: Any) -> dict[st
                            **{k: getattr(args, k, None) for k in keys}}
     if args.backend == "vllm":
         from ..backends.vllm import dry_run
-        out["vllm"] = dry_run(vars(args))
+        out["vllm"] = dry_run(options)
     return out
 
 
@@ -175,12 +177,13 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
         check_sizes(profile, [task])
     steps = slice_of(args, task.num_steps())  # refused before an engine starts
     levers = lever_settings(args, profile)
+    options = BackendOptions.from_args(args)
     if getattr(args, "dry_run", False):
-        raise DryRun({**dry_run_config(args, task, profile), "levers": levers})
+        raise DryRun({**dry_run_config(args, task, profile, options), "levers": levers})
     if logs is not None:
         logs.start()  # every option is checked: the engine's output goes to its log
     try:
-        backend = make_backend(args.backend, task, vars(args))
+        backend = make_backend(args.backend, task, options)
     except ValueError as e:
         raise UsageError(str(e)) from None
     sources: list[Any] = []
