@@ -1,0 +1,84 @@
+"""BackendOptions: the typed settings a backend is built from (no engine, no server)."""
+import argparse
+import dataclasses
+
+import pytest
+
+from maker_local.backends import BackendOptions, make_backend
+from maker_local.backends.options import SimOptions
+from maker_local.backends.shaping import template_kwargs
+from maker_local.cli import make_parser
+from maker_local.tasks.hanoi import Hanoi
+
+KEY = "sk-never-printed-1234"
+
+
+def test_from_args_takes_only_the_typed_fields_with_their_defaults():
+    ns = argparse.Namespace(command="solve", k=5, run_dir="/tmp/x", disks=6, resume=True,
+                            metrics_port=9000, unrelated="flag")
+    opts = BackendOptions.from_args(ns)
+    assert opts == BackendOptions()
+    assert (opts.api, opts.concurrency, opts.grammar_backend) == ("chat", 64, "xgrammar")
+    assert (opts.request_timeout, opts.retry_for, opts.device, opts.seed) == (300.0, 600.0,
+                                                                              "cpu", 0)
+    assert opts.base_url == () and opts.chat_template_kwargs == {}
+    assert opts.draft_sampling is False and opts.dummy_weights is False
+    assert opts.sim == SimOptions() and opts.sim.given() == {}
+    names = {f.name for f in dataclasses.fields(opts)}
+    assert not names & {"command", "k", "run_dir", "disks", "resume", "metrics_port",
+                        "unrelated"}
+
+
+def test_request_timeout_default_is_the_http_backends():
+    from maker_local.backends import vllm_http
+    assert BackendOptions().request_timeout == vllm_http.REQUEST_TIMEOUT_S
+
+
+def test_from_args_of_a_parsed_solve_line():
+    argv = ["solve", "--backend", "vllm-http", "--base-url", "http://a:8000/v1",
+            "--base-url", "http://b:8000/v1", "--api-key", KEY, "--concurrency", "8",
+            "--sim-error", "0.1", "--sim-wrong", "2", "--seed", "7"]
+    opts = BackendOptions.from_args(make_parser("solve").parse_args(argv))
+    assert opts.base_url == ("http://a:8000/v1", "http://b:8000/v1")
+    assert opts.api_key == KEY and opts.concurrency == 8 and opts.seed == 7
+    assert opts.sim.given() == {"error": 0.1, "wrong": 2}
+
+
+def test_repr_never_shows_the_api_key():
+    opts = BackendOptions(api_key=KEY, base_url=("http://a/v1",))
+    assert KEY not in repr(opts) and KEY not in str(opts)
+    assert "http://a/v1" in repr(opts)
+
+
+def test_make_backend_sim_from_options():
+    task = Hanoi(4)
+    sim = make_backend("sim", task, BackendOptions(seed=3, sim=SimOptions(error=0.1, wrong=2)))
+    d = sim.describe()
+    assert (d["backend"], d["seed"], d["error"], d["wrong"]) == ("sim", 3, 0.1, 2)
+    assert d["valid"] == 0.97  # SimModel's own default for a setting left out
+    assert "correlation" not in d  # identity of runs from before the correlation model
+
+
+def test_make_backend_errors_are_unchanged():
+    with pytest.raises(ValueError, match="Did you mean 'sim'"):
+        make_backend("simm", Hanoi(3), BackendOptions())
+    with pytest.raises(ValueError, match="the vllm backend needs --model"):
+        make_backend("vllm", Hanoi(3), BackendOptions())
+    with pytest.raises(ValueError, match="the hf backend needs --model"):
+        make_backend("hf", Hanoi(3), BackendOptions())
+
+
+def test_template_kwargs_adds_the_reasoning_effort():
+    opts = BackendOptions(chat_template_kwargs={"enable_thinking": True},
+                          reasoning_effort="low")
+    assert template_kwargs(opts) == {"enable_thinking": True, "reasoning_effort": "low"}
+    assert template_kwargs(BackendOptions()) == {}
+
+
+def test_api_key_from_the_flag_else_the_environment(monkeypatch):
+    from maker_local.backends.vllm_http import API_KEY_ENV, api_key
+    monkeypatch.setenv(API_KEY_ENV, "from-env")
+    assert api_key(BackendOptions(api_key=KEY)) == KEY
+    assert api_key(BackendOptions()) == "from-env"
+    monkeypatch.delenv(API_KEY_ENV)
+    assert api_key(BackendOptions()) is None
