@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from maker_local.errors import UsageError
+from maker_local.core.errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):

@@ -33,12 +33,12 @@ def one(profile_name: str, grammar: str, disks: list[int], steps: int, n: int,
     import numpy as np
 
     from maker_local.backends.vllm import VLLMBackend
+    from maker_local.core.types import SampleRequest
     from maker_local.engine.redflags import classify
     from maker_local.engine.seeds import sample_seed
-    from maker_local.profiles import load_profile
+    from maker_local.models.profiles import load_profile
     from maker_local.tasks.base import Parsed
     from maker_local.tasks.hanoi import Hanoi
-    from maker_local.types import SampleRequest
 
     prof = load_profile(profile_name)
     dtype = (prof.serve_args[prof.serve_args.index("--dtype") + 1]

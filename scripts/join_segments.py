@@ -1,7 +1,7 @@
 """The report of a run done in segments (`solve --steps A:B` one after another, e.g.
 scripts/million_hard.sh): every segment's report.json in a folder, joined into one report of
 the whole run, with its plots, after checking that the segments make one run (they tile all
-steps, are finished and verified, and decided every step right: maker_local/segments.py).
+steps, are finished and verified, and decided every step right: maker_local/analysis/segments.py).
 
     .venv/bin/python scripts/join_segments.py results/hanoi-20-hard-cpu/segments \
         --out results/hanoi-20-hard-cpu/report.json
@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from maker_local.report import format_report, plot  # noqa: E402
-from maker_local.segments import SegmentError, join  # noqa: E402
+from maker_local.analysis.report import format_report, plot  # noqa: E402
+from maker_local.analysis.segments import SegmentError, join  # noqa: E402
 
 
 def main() -> int:

@@ -1,5 +1,5 @@
-"""maker_local.accuracy: one rule for the p that plans a run (the 95% interval's low end),
-read the same way by solve's --k auto, bench's --k auto and projection, and plan."""
+"""maker_local.analysis.accuracy: one rule for the p that plans a run (the 95% interval's low
+end), read the same way by solve's --k auto, bench's --k auto and projection, and plan."""
 import argparse
 import ast
 import json
@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from maker_local import accuracy
-from maker_local.accuracy import Estimate, ModelAccuracy, choose_k, model_accuracy
+from maker_local.analysis import accuracy
+from maker_local.analysis.accuracy import Estimate, ModelAccuracy, choose_k, model_accuracy
 from maker_local.commands import bench as bench_command
 from maker_local.commands import solve as solve_command
+from maker_local.core.errors import UsageError
 from maker_local.engine.scaling import k_min
-from maker_local.errors import UsageError
 from maker_local.tasks.hanoi import Hanoi
 
 P, LOW = 0.975, 0.9428  # a measured p whose interval's low end plans for a larger k

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from maker_local.bench import SliceStats, cache_hit_rate, run_slice
+from maker_local.analysis.bench import SliceStats, cache_hit_rate, run_slice
 from maker_local.engine.schedule import VoteConfig
 from maker_local.tasks.hanoi import Hanoi
 

@@ -63,9 +63,9 @@ def test_the_card_checks_every_class():
 
 def test_transformers_and_outlines_load_it_unchanged():
     from maker_local.backends.hf import HFBackend
+    from maker_local.core.types import SampleRequest
     from maker_local.engine.seeds import sample_seed
     from maker_local.tasks.hanoi import Hanoi
-    from maker_local.types import SampleRequest
 
     b = HFBackend(str(MODEL))
     task = Hanoi(6, style="compact")
@@ -89,7 +89,7 @@ def test_think_card_measures_every_size_its_profile_claims():
     bar (models/hanoi-think/README.md): p's 95% CI starts at 0.95 or above, and no checked
     step is hopeless (vote p_i <= 0.5: no k fixes it); every step checked where there are at
     most 4,095. Its first card claimed 3..20 from six sizes and failed at 4 disks."""
-    from maker_local.profiles import load_profile
+    from maker_local.models.profiles import load_profile
 
     lo, hi = load_profile("hanoi-think").sizes
     card = {r["size"]: r for r in json.loads((THINK / "card.json").read_text())["rows"]}

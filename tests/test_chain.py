@@ -2,12 +2,12 @@
 import pytest
 
 from maker_local.backends.sim import SimBackend, SimModel
+from maker_local.core.records import DecisionRow, SampleRow
 from maker_local.engine.chain import (Tally, chain_input, follow, inputs_from, replay,
                                       start_input)
 from maker_local.engine.pool import Plan, replay_pool
 from maker_local.engine.schedule import RoundRows, Schedule, VoteConfig
 from maker_local.engine.voting import RULES, AheadByK, replay_votes
-from maker_local.records import DecisionRow, SampleRow
 from maker_local.tasks.hanoi import Hanoi
 
 

@@ -230,7 +230,7 @@ def test_a_run_dir_where_nothing_can_be_made_says_why_not_a_full_disk(tmp_path):
 ])
 def test_run_dir_faults_name_the_file_systems_reason(tmp_path, monkeypatch, code, needle):
     from maker_local.commands import checks
-    from maker_local.errors import UsageError
+    from maker_local.core.errors import UsageError
 
     def refuse(**kw):
         raise OSError(code, os.strerror(code))
@@ -246,7 +246,7 @@ def test_run_dir_faults_name_the_file_systems_reason(tmp_path, monkeypatch, code
 
 def test_the_free_space_check_leaves_file_systems_without_a_size_alone(tmp_path, monkeypatch):
     from maker_local.commands import checks
-    from maker_local.errors import UsageError
+    from maker_local.core.errors import UsageError
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(checks.shutil, "disk_usage", lambda p: usage._replace(free=0))
     with pytest.raises(UsageError, match="is full"):

@@ -91,9 +91,9 @@ def test_draft_sampling_matches_plain_decoding_in_vllm(disks, temp):
     if os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1":
         pytest.importorskip("vllm")
     from maker_local.backends.vllm import VLLMBackend
+    from maker_local.core.types import SampleRequest
     from maker_local.engine.seeds import sample_seed
     from maker_local.tasks.hanoi import Hanoi
-    from maker_local.types import SampleRequest
 
     model = str(ROOT / "models" / "hanoi-step" / "model")
     task = Hanoi(disks, style="compact")

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, rounds_written, run_sub
+from maker_local.core.types import SampleRequest
 from maker_local.engine.seeds import sample_seed
 from maker_local.tasks.hanoi import Hanoi
-from maker_local.types import SampleRequest
 
 if os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1":
     pytest.importorskip("vllm", reason="vLLM not installed (bash scripts/setup.sh installs it)")

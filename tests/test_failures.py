@@ -22,11 +22,11 @@ import pytest
 
 from conftest import ROOT
 from maker_local.backends.shaping import parse_body, parse_response
+from maker_local.core.types import Sample, SampleRequest
+from maker_local.driver.failures import BackendFailed, Retrier
 from maker_local.engine.schedule import Schedule, VoteConfig
 from maker_local.engine.seeds import split_seed
-from maker_local.failures import BackendFailed, Retrier
 from maker_local.tasks.hanoi import Hanoi
-from maker_local.types import Sample, SampleRequest
 
 pytest.importorskip("openai", reason="the vllm-http backend needs openai")
 
@@ -292,8 +292,8 @@ def dump(run_dir: Path, tokens_in: str = "tokens_in") -> dict:
 
 
 def test_a_run_that_met_failures_has_the_ledger_of_one_that_did_not(tmp_path, monkeypatch):
-    from maker_local import failures
-    from maker_local.run import RunSpec, solve
+    from maker_local.driver import failures
+    from maker_local.driver.run import RunSpec, solve
     monkeypatch.setattr(failures, "backoff", lambda attempt, retryable: 0.0)
     task = Hanoi(6)
     vote = VoteConfig(k=3, window=16, run_seed=2)

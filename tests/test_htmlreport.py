@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from maker_local.htmlreport import write_html
+from maker_local.analysis.htmlreport import write_html
 
 SECTIONS = ("summary", "undecided", "votes", "flags", "length", "tokens", "hardest", "replay")
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists()

@@ -201,7 +201,7 @@ def test_verify_names_the_first_step_an_edit_affects(runs, tmp_path, edit):
 def test_verify_rederives_decisions_even_when_the_chain_was_forged(runs, tmp_path):
     """Someone who edits a winning key and recomputes every digest passes the chain; the
     replayed votes and the re-derived inputs still name the step."""
-    from maker_local.records import AnswerRow, DecisionRow, SampleRow
+    from maker_local.core.records import AnswerRow, DecisionRow, SampleRow
     from maker_local.store import integrity
     run = copy(runs, "done", tmp_path)
     step, epoch, aid, key = one_answer(run, True)

@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("prometheus_client")
 
 from maker_local.backends.sim import SimBackend, SimModel  # noqa: E402
+from maker_local.driver.metrics import Metrics  # noqa: E402
 from maker_local.engine.schedule import Schedule, VoteConfig  # noqa: E402
-from maker_local.metrics import Metrics  # noqa: E402
 from maker_local.tasks.hanoi import Hanoi  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def test_counters_match_the_rounds_fed_to_them():
 
 
 def test_solve_feeds_on_round(tmp_path):
-    from maker_local.run import RunSpec, solve
+    from maker_local.driver.run import RunSpec, solve
 
     task = Hanoi(6)
     m = Metrics()

@@ -179,7 +179,7 @@ def test_prompt_pool_sources_share_an_engine_and_render_their_own_style():
 
 # -------------------------------------------------------------- ledger, resume, verify
 def spec(task, **kw):
-    from maker_local.run import RunSpec
+    from maker_local.driver.run import RunSpec
     pool, backend = make_pool(task, **kw)
     vote = VoteConfig(k=3, pool=pool, prompts=False, window=64,
                       temperatures=Temperatures(0.0, 1.0))
@@ -201,8 +201,8 @@ class Stop(Exception):
 
 
 def test_a_pooled_run_resumes_to_the_uninterrupted_result_and_verifies(tmp_path):
-    from maker_local.run import solve
-    from maker_local.verify import verify
+    from maker_local.analysis.verify import verify
+    from maker_local.driver.run import solve
 
     task = Hanoi(9)
     whole = solve(spec(task), tmp_path / "whole", progress=False)

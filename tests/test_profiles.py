@@ -1,8 +1,8 @@
 import pytest
 
-from maker_local.errors import UsageError
-from maker_local.profiles import (APIS, KINDS, PROMPT_STYLES, PaperFigures, check_sizes,
-                                  list_profiles, load_profile)
+from maker_local.core.errors import UsageError
+from maker_local.models.profiles import (APIS, KINDS, PROMPT_STYLES, PaperFigures,
+                                         check_sizes, list_profiles, load_profile)
 
 SHIPPED = ["gpt-4.1-mini", "gpt-oss-20b", "hanoi-step", "qwen3-4b-instruct"]
 

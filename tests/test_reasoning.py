@@ -14,12 +14,12 @@ import pytest
 
 from conftest import ROOT, run_sub
 from maker_local.backends.shaping import parse_response, request_body, structured_config
+from maker_local.core.types import SampleRequest
 from maker_local.engine.redflags import classify
-from maker_local.profiles import load_profile
-from maker_local.reasoning import answer_start, markers
-from maker_local.serving import server_commands
+from maker_local.models.profiles import load_profile
+from maker_local.models.reasoning import answer_start, markers
+from maker_local.models.serving import server_commands
 from maker_local.tasks.hanoi import Hanoi
-from maker_local.types import SampleRequest
 
 THINK = ROOT / "models" / "hanoi-think" / "model"
 
@@ -154,8 +154,8 @@ def test_profiles_check_reasoning_keys(tmp_path, monkeypatch):
 
 
 def test_costs_price_thought_and_answer_apart():
+    from maker_local.analysis.report import run_cost
     from maker_local.engine.scaling import plan, token_costs
-    from maker_local.report import run_cost
     c = token_costs(1_000_000, 3_000_000, 2_000_000, price_in=0.1, price_out=1.0)
     assert (c["input"], c["thought"], c["answer"]) == pytest.approx((0.1, 2.0, 1.0))
     m = token_costs(0, 400, 300, machine_usd=8.0)  # machine time shared by output tokens
@@ -234,7 +234,7 @@ def test_in_process_cap_inside_the_thought_is_a_length_flag(tmp_path):
 def test_served_reasoning_solve_ten_disks(tmp_path):
     import socket
 
-    from maker_local.serving import launch
+    from maker_local.models.serving import launch
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -289,7 +289,7 @@ def test_each_grammar_engine_constrains_after_the_thought(grammar):
 import json, re
 from maker_local.backends.vllm import VLLMBackend
 from maker_local.tasks.hanoi import Hanoi
-from maker_local.types import SampleRequest
+from maker_local.core.types import SampleRequest
 task = Hanoi(8, style="compact")
 be = VLLMBackend({str(THINK)!r}, dtype="float32", grammar_backend={grammar!r},
                  reasoning_parser="deepseek_r1")

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from maker_local.records import AnswerRow, DecisionRow, SampleRow
-from maker_local.replay import format_replay, parse_rule, replay
+from maker_local.analysis.replay import format_replay, parse_rule, replay
+from maker_local.core.records import AnswerRow, DecisionRow, SampleRow
 from maker_local.store import Ledger
 
 

@@ -3,15 +3,15 @@ import json
 
 import pytest
 
+from maker_local.analysis.replay import replay
+from maker_local.analysis.verify import verify
 from maker_local.backends.sim import SimBackend, SimModel
+from maker_local.driver.run import RunSpec, open_run
 from maker_local.engine.schedule import Schedule, VoteConfig
 from maker_local.engine.voting import (RULES, AheadByK, FirstToK, Voter, get_rule, label,
                                        replay_votes, rule_of)
-from maker_local.replay import replay
-from maker_local.run import RunSpec, open_run
 from maker_local.store import Ledger, LedgerError
 from maker_local.tasks.hanoi import Hanoi
-from maker_local.verify import verify
 
 
 def test_first_to_k_counts_to_k():

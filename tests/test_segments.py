@@ -1,6 +1,6 @@
 """A run done in segments (`solve --steps A:B` one after another) joined into one report
-(maker_local/segments.py, scripts/join_segments.py): sums and histograms of the segments, and
-a clear refusal when the segments do not make one run."""
+(maker_local/analysis/segments.py, scripts/join_segments.py): sums and histograms of the
+segments, and a clear refusal when the segments do not make one run."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT, load_json, sim_solve
-from maker_local.segments import SegmentError, join
+from maker_local.analysis.segments import SegmentError, join
 
 SIM = ["--disks", "8", "--k", "3", "--sim-error", "0.01", "--seed", "5", "--quiet"]
 

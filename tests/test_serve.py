@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from maker_local import serving
-from maker_local.profiles import load_profile
-from maker_local.serving import ServerCommand, ServerError, Servers, launch, wait_healthy
+from maker_local.models import serving
+from maker_local.models.profiles import load_profile
+from maker_local.models.serving import ServerCommand, ServerError, Servers, launch, wait_healthy
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parents[1]

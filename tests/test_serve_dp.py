@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from maker_local import serving
-from maker_local.profiles import load_profile
-from maker_local.serving import DataParallel, ServerCommand, Servers
+from maker_local.models import serving
+from maker_local.models.profiles import load_profile
+from maker_local.models.serving import DataParallel, ServerCommand, Servers
 
 if os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1":
     pytest.importorskip("vllm", reason="vLLM not installed (bash scripts/setup.sh installs it)")

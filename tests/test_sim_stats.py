@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from maker_local.backends.sim import SimBackend, SimModel
+from maker_local.core.types import SampleRequest
 from maker_local.engine.scaling import expected_votes, p_step
 from maker_local.engine.schedule import Schedule, VoteConfig
 from maker_local.engine.seeds import Temperatures
 from maker_local.tasks.hanoi import Hanoi
-from maker_local.types import SampleRequest
 
 
 def run(task, model, k, window=64, temps=Temperatures(0.7, 0.7), mode="rounds"):

@@ -1,10 +1,10 @@
 import pytest
 
+from maker_local.core.types import Sample
 from maker_local.engine.redflags import classify
 from maker_local.engine.voting import Voter, ahead_by_k, first_to_k
 from maker_local.tasks.base import Flag, Parsed
 from maker_local.tasks.hanoi import Hanoi
-from maker_local.types import Sample
 
 
 def test_first_to_ahead_by_k():

@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..reasoning import UNENDED
-from ..types import Sample, SampleRequest
+from ..core.types import Sample, SampleRequest
+from ..models.reasoning import UNENDED
 from .options import BackendOptions
 from .shaping import error_samples, template_kwargs
 
@@ -50,7 +50,7 @@ class HFBackend:
         self.template_kwargs = dict(chat_template_kwargs or {})
         self.end: str | None = None
         if reasoning_parser:
-            from ..reasoning import marker_ids, markers
+            from ..models.reasoning import marker_ids, markers
             marker_ids(self.tok, reasoning_parser)  # the tokenizer can write the marker
             self.end = markers(reasoning_parser).end
         self._generators: dict[str | None, Any] = {}

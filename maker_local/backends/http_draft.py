@@ -36,8 +36,8 @@ import math
 import time
 from typing import Any
 
+from ..core.types import Sample, SampleRequest
 from ..engine.draft import rejection
-from ..types import Sample, SampleRequest
 from .shaping import error_samples, excerpt
 
 BANNED = -100.0  # the most negative logit bias vLLM takes: weight e^-100 left on the token

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..types import Sample, SampleRequest
+from ..core.types import Sample, SampleRequest
 
 
 class PoolBackend:

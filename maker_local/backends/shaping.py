@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..reasoning import UNENDED, answer_start
-from ..types import Sample, SampleRequest
+from ..core.types import Sample, SampleRequest
+from ..models.reasoning import UNENDED, answer_start
 from .options import BackendOptions
 
 

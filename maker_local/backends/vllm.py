@@ -18,8 +18,8 @@ import os
 import time
 from typing import Any
 
-from ..reasoning import UNENDED, answer_start, marker_ids
-from ..types import Sample, SampleRequest
+from ..core.types import Sample, SampleRequest
+from ..models.reasoning import UNENDED, answer_start, marker_ids
 from .options import BackendOptions
 from .shaping import chat_prompt_text, error_samples, structured_config, template_kwargs
 
@@ -112,7 +112,7 @@ class VLLMBackend:
                              grammar_backend=grammar_backend,
                              reasoning_parser=reasoning_parser, engine_args=engine_args)
         t0 = time.monotonic()
-        from ..procs import guard_children
+        from ..driver.procs import guard_children
         guard_children()  # EngineCore/Worker processes die with us, even on SIGKILL
         self.cpu_bind = None
         if cpu:

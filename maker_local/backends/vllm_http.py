@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..types import Sample, SampleRequest
+from ..core.types import Sample, SampleRequest
 from .endpoints import Endpoints, public_url
 from .options import BackendOptions
 from .shaping import error_samples, excerpt, parse_body, request_body
@@ -347,7 +347,7 @@ class VLLMHTTPBackend:
         """The end-of-thinking marker of `parser` as the servers' tokenizer writes it
         (vLLM's /tokenize), or [] (with a warning) when no server can say: then thought
         tokens come from usage and a reply with no content counts as unended."""
-        from ..reasoning import markers
+        from ..models.reasoning import markers
         end = markers(parser).end
         ids = await self.tokenize({"prompt": end, "add_special_tokens": False})
         if isinstance(ids, list) and ids:

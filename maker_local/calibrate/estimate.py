@@ -1,10 +1,11 @@
-"""The calibration from its observations: pure arithmetic (statistics from `maker_local.stats`).
+"""The calibration from its observations: pure arithmetic (statistics from
+`maker_local.core.stats`).
 
 Why more than the mean: the bundled step model (its card) was seen to repeat the *same*
 wrong answer on a few steps. Voting cannot fix a step whose wrong answer is as likely as the
 right one, and the paper's `p_full = p_step(p, k)^s` assumes every step has the same p. So
 the calibration holds the per-step p_i and tests whether errors concentrate on some steps
-beyond sampling noise (`maker_local.stats.heterogeneity` explains the estimate).
+beyond sampling noise (`maker_local.core.stats.heterogeneity` explains the estimate).
 
 JSON keys (file `calibration.json`, `version` 1):
   version, created, backend (its describe()), config {task, sizes, steps_per_size, samples,
@@ -40,7 +41,7 @@ JSON keys (file `calibration.json`, `version` 1):
                          p_full reaches the target (null if none up to k_max)
   k                      the recommendation: k_min_conservative, or k_min_heterogeneous when
                          errors concentrate and it is larger (null when p <= 0.5)
-  correlation            `maker_local.correlation.measure` over every step's valid samples:
+  correlation            `maker_local.analysis.correlation.measure` over every step's valid samples:
                          {basis, steps, votes, k, run_steps, error, rho, rho_low, rho_high,
                          estimator, collisions {steps, count, rate, low, high, independent,
                          ratio}, hopeless {count, steps, share, low, high, at_most}, fit
@@ -62,10 +63,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..correlation import measure as correlation
+from ..analysis.correlation import measure as correlation
+from ..core.stats import heterogeneity, length_bins, rate, summary, wilson
 from ..engine.scaling import k_min as scaling_k_min
 from ..engine.scaling import p_step as scaling_p_step
-from ..stats import heterogeneity, length_bins, rate, summary, wilson
 from ..tasks.base import REASONS
 from .files import VERSION
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.types import SampleRequest
 from ..engine.redflags import classify
 from ..engine.seeds import MAX_RUN_SEED, sample_seed
 from ..tasks.base import Parsed
-from ..types import SampleRequest
 from .estimate import estimate
 
 

@@ -1,10 +1,10 @@
 """`maker-local bench`: measure what one reliable step costs on this machine.
 
-A thin command over `maker_local.bench` (like `vllm bench serve`): it resolves the backend as
-`solve` does, runs an untimed warm-up slice and a timed slice of a solve of the chosen task
-(`--task`, its own size flags), prints an aligned table and then one JSON line (keys: see
-`maker_local.bench`), and with `--out` writes that JSON with metadata (model, engine and
-version, device, date, git commit, flags).
+A thin command over `maker_local.analysis.bench` (like `vllm bench serve`): it resolves the
+backend as `solve` does, runs an untimed warm-up slice and a timed slice of a solve of the chosen
+task (`--task`, its own size flags), prints an aligned table and then one JSON line (keys: see
+`maker_local.analysis.bench`), and with `--out` writes that JSON with metadata (model, engine
+and version, device, date, git commit, flags).
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import UsageError
 from ..engine.voting import DEFAULT_RULE
-from ..errors import UsageError
 from . import checks
 from .common import RULE_HELP, add_backend_args, make_task, resolve
 
@@ -80,9 +80,9 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 
 
 def plugged_accuracy(args: argparse.Namespace, run_steps: int) -> Any:
-    """The Accuracy the projection plugs in, or None (`maker_local.accuracy.plugged`: a
+    """The Accuracy the projection plugs in, or None (`maker_local.analysis.accuracy.plugged`: a
     calibration's p is its interval's low end, the p its --k auto reads)."""
-    from ..accuracy import plugged
+    from ..analysis.accuracy import plugged
 
     return plugged(calibration=args.calibration, paper_figures=args.paper_figures, p=args.p,
                    tokens_out=args.tokens_out, tokens_in=args.tokens_in, valid=args.valid,
@@ -130,7 +130,7 @@ def machine_count(args: argparse.Namespace, backend: Any) -> tuple[float, str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..bench import format_table, paper_projections, project_plugged
+    from ..analysis.bench import format_table, paper_projections, project_plugged
     from ..engine.voting import get_rule
 
     try:
@@ -140,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
     profile = resolve(args)
     task = make_task(args, args.style)
     if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
-        from ..profiles import check_sizes
+        from ..models.profiles import check_sizes
         check_sizes(profile, [task])
     start, run_steps = _check(args, task.num_steps())
     if args.out is not None:
@@ -148,7 +148,7 @@ def main(args: argparse.Namespace) -> int:
     acc = plugged_accuracy(args, run_steps)
     price = args.price_per_hour if args.price_per_hour is not None else \
         (profile is not None and profile.price.usd_per_gpu_hour) or 0.0
-    from ..failures import BackendFailed
+    from ..driver.failures import BackendFailed
     try:
         result, env = measure(args, task, profile, start, run_steps, price)
     except BackendFailed as e:
@@ -172,9 +172,9 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
             price: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """Start the backend, run the warm-up and the timed slice, stop it; the measured result
     and what computed it (engine, version, device: asked while the backend is up)."""
+    from ..analysis.bench import cache_hit_rate, run_slice, summarize
     from ..backends import BackendOptions, make_backend
-    from ..bench import cache_hit_rate, run_slice, summarize
-    from ..failures import Retrying
+    from ..driver.failures import Retrying
     from ..engine.schedule import VoteConfig
     from ..engine.seeds import Temperatures
 
@@ -226,9 +226,9 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
 
 def full_run_k(args: argparse.Namespace, backend: Any, profile: Any, task: Any,
                run_steps: int) -> int:
-    """The full run's k, as solve picks it (`maker_local.accuracy`: the same p as the
+    """The full run's k, as solve picks it (`maker_local.analysis.accuracy`: the same p as the
     plugged projection's for the same calibration)."""
-    from ..accuracy import choose_k, model_accuracy
+    from ..analysis.accuracy import choose_k, model_accuracy
 
     known = model_accuracy(calibration=args.calibration, profile=profile, task=task,
                            temperature=args.temperature, backend=args.backend,

@@ -1,7 +1,7 @@
 """`maker-local calibrate`: measure a model's per-step accuracy and recommend k.
 
 The measuring, the estimate and the file live in `maker_local.calibrate` (statistics in
-`maker_local.stats`); this module parses flags, draws the plots and prints the summary.
+`maker_local.core.stats`); this module parses flags, draws the plots and prints the summary.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import checks
 from .common import add_backend_args, make_task, resolve
 
@@ -41,7 +41,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from ..backends import BackendOptions, make_backend
     from ..calibrate import CalibrationConfig, calibrate, write
-    from ..failures import BackendFailed, Retrying
+    from ..driver.failures import BackendFailed, Retrying
 
     checks.check_out_file(args.out)
     generous = args.max_tokens is None
@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         tasks = make_task(args, args.style, grid=True)
         if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
-            from ..profiles import check_sizes
+            from ..models.profiles import check_sizes
             check_sizes(profile, tasks)
         cfg = CalibrationConfig(tasks, args.steps_per_size, args.samples, args.temperature,
                                 args.max_tokens, not args.unconstrained, args.seed,
@@ -188,6 +188,6 @@ def _correlation_lines(c: dict[str, Any] | None) -> list[str]:
     before the block existed have none)."""
     if not c:
         return []
-    from ..correlation import format_lines
+    from ..analysis.correlation import format_lines
     return [line for line in format_lines(c) if not line.startswith("collisions")] + \
         [c["verdict"]]

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 MIN_FREE_BYTES = 16 << 20  # a run dir on a disk with less free space is refused up front
 

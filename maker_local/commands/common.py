@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import BACKENDS, BackendOptions, unknown
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import checks
 
 PAPER_DEFAULTS = {"max_tokens": 750, "temperature": 0.1,
@@ -59,8 +59,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    "(default 300; connecting: 10)")
     e.add_argument("--reasoning-effort", choices=("low", "medium", "high"), default=None,
                    help="gpt-oss's reasoning effort (default: the profile's)")
-    from ..profiles import GRAMMAR_BACKENDS
-    from ..reasoning import PARSERS
+    from ..models.profiles import GRAMMAR_BACKENDS
+    from ..models.reasoning import PARSERS
     e.add_argument("--reasoning-parser", choices=tuple(PARSERS), default=None,
                    help="vLLM's reasoning parser for a model that thinks before it answers: "
                    "the grammar applies after the thought, the answer is read only after "
@@ -124,7 +124,7 @@ def resolve(args: argparse.Namespace) -> Any:
 
     Returns the profile used (or None). Flags the user gave always win.
     """
-    from ..profiles import load_profile
+    from ..models.profiles import load_profile
 
     if args.backend is not None and args.backend not in BACKENDS:
         raise UsageError(unknown("backend", args.backend, list(BACKENDS)))
@@ -198,7 +198,7 @@ def _profile_of_model(args: argparse.Namespace) -> str | None:
     context (the paper's prompt is ~700 tokens; hanoi-step holds 160). Its folder, the folder
     that holds it, or its Hugging Face id; says on stderr which profile it takes. None when no
     profile names the model; a UsageError when several do."""
-    from ..profiles import list_profiles, load_profile
+    from ..models.profiles import list_profiles, load_profile
     given = Path(args.model).expanduser()
     where = given.resolve() if given.is_dir() else None
     found, inside = [], None

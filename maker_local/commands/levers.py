@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import checks
 
 # the settings resolve() fills from a profile: cleared before another profile fills them
@@ -87,7 +87,7 @@ def build_pool(args: argparse.Namespace, profile: Any, task: Any, backend: Any,
     from ..backends.pool import PoolBackend
     from ..engine.pool import Source
     from ..engine.seeds import Temperatures
-    from ..profiles import check_sizes
+    from ..models.profiles import check_sizes
     from .common import make_task
 
     def source(a: argparse.Namespace, t: Any, engine: int, name: str) -> Source:
@@ -114,7 +114,7 @@ def build_pool(args: argparse.Namespace, profile: Any, task: Any, backend: Any,
         a = _source_args(args, spec)
         t = make_task(a, a.style)
         if a.backend != "sim":
-            from ..profiles import load_profile
+            from ..models.profiles import load_profile
             check_sizes(load_profile(a.profile), [t])
         key = f"{a.profile}@{a.base_url or ''}"
         if key not in engines:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import checks
 
 
@@ -51,12 +51,12 @@ def main(args: argparse.Namespace) -> int:
 
     dist = None  # (StepErrors, where it came from) when predicting under correlation
     if args.calibration is not None:
-        from ..accuracy import read_calibration
+        from ..analysis.accuracy import read_calibration
         try:
             cal, est = read_calibration(args.calibration)
         except ValueError as e:
             raise UsageError(str(e)) from None
-        # the interval's low end, as solve's and bench's --k auto (maker_local.accuracy)
+        # the interval's low end, as solve's and bench's --k auto (maker_local.analysis.accuracy)
         p, source = est.conservative, est.source
         if args.error is None:
             print(f"plan: p={p:.4f} ({source})", file=sys.stderr)
@@ -88,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     corr = None
     if dist is not None:
-        from ..correlation import StepErrors, plan_under
+        from ..analysis.correlation import StepErrors, plan_under
         f = dist[0]
         try:
             corr = plan_under(StepErrors(f["error"], f["rho"], f.get("hopeless", 0.0),

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import checks
 
 
@@ -27,7 +27,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..report import build_report, format_report, write_report
+    from ..analysis.report import build_report, format_report, write_report
     from ..store import LedgerError
 
     try:
@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
         files = write_report(args.run_dir, report)
         print("wrote " + ", ".join(f.name for f in files), file=sys.stderr)
         if args.html:
-            from ..htmlreport import write_html
+            from ..analysis.htmlreport import write_html
 
             path = write_html(args.run_dir)
             # stdout stays pure JSON with --json
@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from ..replay import format_replay, parse_rule, replay
+    from ..analysis.replay import format_replay, parse_rule, replay
     from ..store import Ledger
 
     led = Ledger.read(args.run_dir)

@@ -4,7 +4,7 @@
 URLs, and one that dies costs only its share); `--data-parallel N` starts vLLM's own data
 parallelism instead: one endpoint over N engines, on one node or, with `--nodes`, several.
 
-The work is in `maker_local.serving`; this module reads flags and prints.
+The work is in `maker_local.models.serving`; this module reads flags and prints.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import checks
 
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.formatter_class = checks.HelpFormatter
-    from ..serving import DEFAULT_PORT
+    from ..models.serving import DEFAULT_PORT
     p.add_argument("--profile", type=checks.text, required=True,
                    help="model profile: a models/<name>.toml (see models/README.md)")
     p.add_argument("--port", type=checks.port, default=DEFAULT_PORT,
@@ -39,7 +39,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="address to listen on (0.0.0.0 exposes the servers to the network)")
     p.add_argument("--max-model-len", type=checks.at_least(1), default=None,
                    help="context length, overriding the profile's")
-    from ..profiles import GRAMMAR_BACKENDS
+    from ..models.profiles import GRAMMAR_BACKENDS
     p.add_argument("--grammar-backend", choices=GRAMMAR_BACKENDS, default=None,
                    help="vLLM's structured-outputs engine (default: the profile's, else "
                    "xgrammar)")
@@ -55,7 +55,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print the command lines (env prefix included) and exit; with "
                    "--data-parallel, each node's under a '# node r of n: ...' line")
-    from ..serving import DP_BACKENDS, DP_RPC_PORT
+    from ..models.serving import DP_BACKENDS, DP_RPC_PORT
     dp = p.add_argument_group(
         "data parallel", "vLLM's own data parallelism (--data-parallel-size): one endpoint "
         "over N engines, balanced by vLLM. For MoE models such as gpt-oss vLLM keeps the "
@@ -97,7 +97,7 @@ def _on_sigterm(signum, frame) -> None:
 
 def _data_parallel(args: argparse.Namespace):
     """The DataParallel plan the flags ask for; None without --data-parallel."""
-    from ..serving import DP_RPC_PORT, DataParallel
+    from ..models.serving import DP_RPC_PORT, DataParallel
     if args.data_parallel is None:
         given = [flag for flag, value, default in [
             ("--nodes", args.nodes, 1), ("--node-rank", args.node_rank, None),
@@ -120,9 +120,9 @@ def _data_parallel(args: argparse.Namespace):
 def main(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ..profiles import load_profile
-    from ..serving import (ServerError, Servers, check_engine, check_model, has_cuda_gpu,
-                           plan_text, ray_start_lines, server_commands)
+    from ..models.profiles import load_profile
+    from ..models.serving import (ServerError, Servers, check_engine, check_model,
+                                  has_cuda_gpu, plan_text, ray_start_lines, server_commands)
 
     profile = load_profile(args.profile)
     dp = _data_parallel(args)

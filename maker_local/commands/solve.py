@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import BackendOptions
+from ..core.errors import UsageError
 from ..engine.voting import DEFAULT_RULE
-from ..errors import UsageError
 from . import checks
 from .common import RULE_HELP, add_backend_args, make_task, resolve
 from .levers import add_lever_args, build_pool, lever_settings, make_pool
@@ -105,9 +105,9 @@ def _choose(kind: str, name: str, known: list[str]) -> str:
 
 def choose_k(args: argparse.Namespace, backend: Any, profile: Any, task: Any, steps: int
              ) -> tuple[int, dict[str, Any]]:
-    """k for a run of `steps` steps of `task` (`maker_local.accuracy`: where p comes from and
-    which p picks k); says on stderr how k auto chose."""
-    from ..accuracy import choose_k as choose, model_accuracy
+    """k for a run of `steps` steps of `task` (`maker_local.analysis.accuracy`: where p comes
+    from and which p picks k); says on stderr how k auto chose."""
+    from ..analysis.accuracy import choose_k as choose, model_accuracy
 
     known = model_accuracy(calibration=args.calibration, profile=profile, task=task,
                            temperature=args.temperature, backend=args.backend,
@@ -157,10 +157,10 @@ def dry_run_config(args: argparse.Namespace, task: Any, profile: Any,
 
 def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     from ..backends import make_backend
+    from ..driver.run import RunSpec
     from ..engine.schedule import SCHEDULES, VoteConfig
     from ..engine.seeds import MAX_RUN_SEED, Temperatures
     from ..engine.voting import RULES
-    from ..run import RunSpec
 
     _choose("schedule", args.schedule, list(SCHEDULES))
     _choose("voting rule", args.rule, list(RULES))
@@ -173,7 +173,7 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
         raise UsageError("--max-tokens must be at least 1")
     task = make_task(args, args.style)
     if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
-        from ..profiles import check_sizes
+        from ..models.profiles import check_sizes
         check_sizes(profile, [task])
     steps = slice_of(args, task.num_steps())  # refused before an engine starts
     levers = lever_settings(args, profile)
@@ -240,13 +240,13 @@ def main(args: argparse.Namespace) -> int:
             return 0
     metrics = None
     if args.metrics_port is not None:
-        from ..metrics import Metrics
+        from ..driver.metrics import Metrics
         try:
             metrics = Metrics()
             metrics.start(args.metrics_port)
         except (ImportError, OSError) as e:
             raise UsageError(f"--metrics-port {args.metrics_port}: {e}") from None
-    from ..enginelog import EngineLog
+    from ..driver.enginelog import EngineLog
     # an engine in this process (None without --base-url: the embedded default, in-process)
     in_process = args.backend in ("vllm", "hf") or (args.backend is None and not args.base_url)
     logs = EngineLog(run_dir / "engine.log" if in_process and not args.verbose else None)
@@ -257,11 +257,11 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, run_dir: Path, metrics: Any, logs: Any = None) -> int:
+    from ..analysis.report import format_report
+    from ..driver.failures import RunStopped
+    from ..driver.run import solve
     from ..engine.pool import Contested
     from ..engine.schedule import StuckStep
-    from ..failures import RunStopped
-    from ..report import format_report
-    from ..run import solve
     from ..store import LedgerError
 
     spec = build_spec(args, logs)

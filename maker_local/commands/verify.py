@@ -1,4 +1,4 @@
-"""`maker-local verify`: check a run's ledger as a certificate (see `maker_local.verify`).
+"""`maker-local verify`: check a run's ledger as a certificate (see `maker_local.analysis.verify`).
 
 Exit code 0 when the ledger holds up, 1 when something was altered (the first affected step
 is named), 2 when it cannot be read.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import checks
 
 
@@ -19,8 +19,8 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..analysis.verify import format_verify, verify
     from ..store import LedgerError
-    from ..verify import format_verify, verify
 
     try:
         result = verify(args.run_dir)

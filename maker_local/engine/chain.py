@@ -1,6 +1,6 @@
 """A run's chain: the input each step sees, how recorded votes decide a step, and what a run's
-rounds add up to. One copy of each, for the schedule, resume (`run.py`), `verify`, `replay`,
-the progress bar, the metrics and `bench`.
+rounds add up to. One copy of each, for the schedule, resume (`driver/run.py`), `verify`,
+`replay`, the progress bar, the metrics and `bench`.
 
 - **Follow.** The first step's input comes from the task (`task.initial()`, or the reference
   input at `start` for a slice); each decided vote key gives the next input

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.types import Sample
 from ..tasks.base import Flag, Parsed, Task
-from ..types import Sample
 
 CAPPED = Flag("length", "hit the output token cap")
 UNENDED = Flag("parse", "no end of thinking: the thought never ended, so there is no answer")

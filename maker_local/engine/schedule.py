@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from ..gcpause import gc_paused
-from ..records import AnswerRow, DecisionRow, SampleRow
+from ..core.gcpause import gc_paused
+from ..core.records import AnswerRow, DecisionRow, SampleRow
+from ..core.types import Sample, SampleRequest
 from ..tasks.base import Flag, Parsed, Task
-from ..types import Sample, SampleRequest
 from .chain import follow
 from .redflags import classify
 from .seeds import MAX_SAMPLES_PER_STEP, sample_seed, Temperatures

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Iterable
 
-from ..gcpause import gc_paused
-from ..records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
-                       decision_values, sample_values)
+from ..core.gcpause import gc_paused
+from ..core.records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
+                            decision_values, sample_values)
 
 VERSION = "maker-local ledger digest v1"
 CHUNK = 20000  # rows hashed per update when writing (bounds memory)

@@ -19,9 +19,9 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..gcpause import gc_paused
-from ..records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
-                       decision_values, sample_values)
+from ..core.gcpause import gc_paused
+from ..core.records import (AnswerRow, DecisionRow, SampleRow, answer_values, columns,
+                            decision_values, sample_values)
 from . import integrity
 
 LEDGER_NAME = "ledger.sqlite"

@@ -2,7 +2,7 @@
 
 Every query against a run's tables outside `ledger.py` is here, so the schema is known in
 one folder. Each function takes an open `Ledger` (read-only is enough) and returns records
-(`maker_local.records`) or plain values; large reads are generators or numpy columns.
+(`maker_local.core.records`) or plain values; large reads are generators or numpy columns.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
-from ..records import DecisionRow
+from ..core.records import DecisionRow
 from .ledger import Ledger
 
 

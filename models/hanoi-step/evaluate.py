@@ -27,8 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from maker_local.core.stats import length_bins
 from maker_local.recipes import hanoi as H
-from maker_local.stats import length_bins
 from maker_local.tasks.hanoi import Hanoi
 from maker_local.tasks.hanoi_compact import parse_compact, render_compact
 

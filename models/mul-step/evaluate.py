@@ -89,8 +89,9 @@ def main(argv=None) -> int:
     if a.out:
         Path(a.out).write_text(json.dumps(card, indent=2) + "\n")
         print(f"wrote {a.out}")
-        # the class table k auto reads (maker_local.profiles.card_classes): every input is a
-        # class with its exact p_i; the task counts how many of a run's steps each class has
+        # the class table k auto reads (maker_local.analysis.accuracy.card_classes): every
+        # input is a class with its exact p_i; the task counts how many of a run's steps each
+        # class has
         classes = {"task": "multiply", "temperature": 1.0, "note": "one class per input "
                    "a,b,c,k: its exact p_i at T=1; class_steps come from the run's task",
                    "classes": [{"size": "all", "class": ",".join(map(str, x)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .tasks.base import Constraint
+from ..tasks.base import Constraint
 
 
 class SampleRequest:
@@ -48,7 +48,7 @@ class SampleRequest:
 class Sample:
     text: str
     # "stop" | "length" | "error" | "unended" (a reasoning model's thinking never ended:
-    # `text` is the thought, never parsed; see maker_local/reasoning.py)
+    # `text` is the thought, never parsed; see maker_local/models/reasoning.py)
     finish_reason: str
     tokens_in: int = 0
     tokens_out: int = 0

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine.voting import DEFAULT_RULE
-from .errors import UsageError
+from ..core.errors import UsageError
+from ..engine.voting import DEFAULT_RULE
 
 DEFAULT_K = 3  # without a measured accuracy (or with a rule whose laws we lack)
 
@@ -88,7 +88,7 @@ class KChoice:
 # ------------------------------------------------------------------------------- sources
 def read_calibration(path: Path | str) -> tuple[dict[str, Any], Estimate]:
     """A calibration file and the accuracy it vouches for; ValueError says what to fix."""
-    from .calibrate import load_calibration
+    from ..calibrate import load_calibration
 
     cal = load_calibration(path)
     return cal, from_calibration(cal, path)
@@ -104,7 +104,7 @@ def card_accuracy(profile: Any, task: Any, temperature: float) -> Estimate | Non
     """p from a model card (`card.json` in or beside the model folder) for this task's size
     at this temperature; None without a card or a row for it. At the card's temperature the
     row's 95% interval comes with it; at another, the exact teacher-forced p, if recorded."""
-    from .profiles import applies_to
+    from ..models.profiles import applies_to
 
     if not profile.is_local_path or not applies_to(profile, task):
         return None
@@ -130,7 +130,7 @@ def card_accuracy(profile: Any, task: Any, temperature: float) -> Estimate | Non
 def card_classes(profile: Any, task: Any, temperature: float) -> ClassTable | None:
     """The model card's class table (`card_classes.json` beside the model folder) for this
     task size at this temperature; None without one."""
-    from .profiles import applies_to
+    from ..models.profiles import applies_to
 
     if not profile.is_local_path or not applies_to(profile, task):
         return None
@@ -211,7 +211,7 @@ def choose_k(k: int | str | None, known: ModelAccuracy, steps: int, target: floa
 
 def k_auto(est: Estimate, steps: int, target: float) -> KChoice:
     """k_min at the estimate's conservative p."""
-    from .engine.scaling import k_min
+    from ..engine.scaling import k_min
 
     p = est.conservative
     try:
@@ -226,7 +226,7 @@ def k_auto(est: Estimate, steps: int, target: float) -> KChoice:
 
 def k_by_class(classes: ClassTable, steps: int, target: float) -> KChoice:
     """k auto from a class table: P(run) is the product over classes."""
-    from .engine.scaling import class_k_min
+    from ..engine.scaling import class_k_min
 
     got = class_k_min(classes.table, target)
     if got.k is None:
@@ -249,18 +249,18 @@ def k_by_class(classes: ClassTable, steps: int, target: float) -> KChoice:
 def plugged(*, calibration: Path | str | None, paper_figures: str | None, p: float | None,
             tokens_out: float | None, tokens_in: float | None, valid: float | None,
             tokens_per_second: float | None, run_steps: int, target: float) -> Any:
-    """The accuracy bench's projection plugs in (`maker_local.bench.Accuracy`), or None:
+    """The accuracy bench's projection plugs in (`maker_local.analysis.bench.Accuracy`), or None:
     a calibration (its conservative p, the module's rule), a profile's [paper] figures, or
     --p; the flags win over a file or profile. Checked now, so a bad value is a usage error
     before minutes of engine start-up."""
+    from ..engine.scaling import plan
     from .bench import Accuracy
-    from .engine.scaling import plan
 
     if calibration is not None and paper_figures is not None:
         raise UsageError("give --calibration or --paper-figures, not both")
     base: dict[str, Any] = {}
     if paper_figures is not None:
-        from .profiles import load_profile
+        from ..models.profiles import load_profile
         fig = load_profile(paper_figures).paper
         if fig is None:
             raise UsageError(f"profile {paper_figures} has no [paper] table; give --p "

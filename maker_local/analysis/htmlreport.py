@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .engine.voting import RULES
+from ..core.stats import length_bins, wilson
+from ..engine.voting import RULES
+from ..store import Ledger, reads
 from .report import build_report
-from .stats import length_bins, wilson
-from .store import Ledger, reads
 
 HTML_NAME = "report.html"
 _MAX_ROWS = 500_000  # sample rows read for the length plots; larger runs use a step subsample

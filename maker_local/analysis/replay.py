@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .engine.chain import replay as replay_step
-from .engine.pool import plan_of
-from .engine.voting import RULES, get_rule, rule_of
-from .store import Ledger, reads
+from ..engine.chain import replay as replay_step
+from ..engine.pool import plan_of
+from ..engine.voting import RULES, get_rule, rule_of
+from ..store import Ledger, reads
 
 _WRONG_LISTED = 20  # wrong decisions listed by step number per rule
 

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
-from .engine.chain import Tally, chain_input
-from .engine.pool import Contested
-from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
-from .engine.voting import rule_of
+from .. import __version__
+from ..core.gcpause import gc_paused
+from ..core.types import Sample, SampleRequest
+from ..engine.chain import Tally, chain_input
+from ..engine.pool import Contested
+from ..engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
+from ..engine.voting import rule_of
+from ..store import LEDGER_NAME, Ledger, LedgerError, reads
 from .failures import Retrier, RunStopped, flagged_out, save_endpoint_counts
-from .gcpause import gc_paused
-from .store import LEDGER_NAME, Ledger, LedgerError, reads
-from .types import Sample, SampleRequest
 
 
 @dataclass
@@ -56,7 +56,7 @@ def source_commit() -> str | None:
     uncommitted changes); None outside a git checkout."""
     import subprocess
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
                               capture_output=True, text=True, timeout=10)
@@ -173,7 +173,7 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
     nearly every sample is red-flagged) after writing the report of what was done; LedgerError for a ledger that cannot be used or written (the disk is full,
     read-only, ...), with the fix in the message.
     """
-    from .report import build_report, write_report
+    from ..analysis.report import build_report, write_report
 
     try:
         ledger, resumed = open_run(spec, run_dir, resume)

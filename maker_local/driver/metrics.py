@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .engine.chain import Tally
-from .tasks.base import REASONS
+from ..engine.chain import Tally
+from ..tasks.base import REASONS
 
 PREFIX = "maker"
 

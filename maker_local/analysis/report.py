@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from ..core.stats import summary
+from ..engine.voting import rule_of
+from ..store import Ledger, reads
+from ..tasks.base import REASONS
 from .correlation import format_lines as correlation_lines
 from .correlation import from_decisions as correlation_of
-from .engine.voting import rule_of
-from .stats import summary
-from .store import Ledger, reads
-from .tasks.base import REASONS
 
 REPORT_JSON = "report.json"
 
@@ -108,9 +108,9 @@ def pool_section(led: Ledger, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def endpoint_counts(led: Ledger) -> dict[str, dict[str, int]] | None:
-    """Requests sent to each server of a vllm-http run and how many failed (failures.py
-    keeps them in the ledger's meta table); None for a run on one engine."""
-    from .failures import ENDPOINTS_META
+    """Requests sent to each server of a vllm-http run and how many failed
+    (driver/failures.py keeps them in the ledger's meta table); None for a run on one engine."""
+    from ..driver.failures import ENDPOINTS_META
     raw = led.meta(ENDPOINTS_META)
     return json.loads(raw) if raw else None
 
@@ -168,7 +168,7 @@ def plot(run_dir: Path, report: dict[str, Any]) -> list[Path]:
 def task_label(d: dict[str, Any]) -> str:
     """E.g. 'multiply, 1000 x 100 digits (100,000 steps)': the task's own words for its size, from its plug-in; the raw
     parameters when the plug-in cannot be loaded here."""
-    from .tasks import from_describe
+    from ..tasks import from_describe
     try:
         return f"{d['task']}, {from_describe(d).label()}"
     except Exception:  # noqa: BLE001  (a report never fails for want of a label)
@@ -181,7 +181,7 @@ def run_cost(price: dict[str, float], sm: dict[str, Any], wall: float
     """What the run cost, by input, thought and answer tokens, at the run's price (None
     without one): tokens x per-token prices, or machine time x the hourly price shared by
     output tokens (engine.scaling.token_costs)."""
-    from .engine.scaling import token_costs
+    from ..engine.scaling import token_costs
     if not price:
         return None
     hourly = price.get("usd_per_hour", 0.0)
@@ -233,7 +233,7 @@ def format_report(r: dict[str, Any]) -> str:
         lines += [f"  source {x['source']} {x['name']} [{x['role']}]: {x['samples']:,} samples, "
                   f"{x['valid']:,} valid, {x['wrong']:,} wrong" for x in p["sources"]]
     if "ledger" in r:
-        from .store.integrity import Verdict
+        from ..store.integrity import Verdict
         v = r["ledger"]
         lines.append(f"ledger     {Verdict.from_dict(v).line()}")
     return "\n".join(lines)

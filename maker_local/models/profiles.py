@@ -78,7 +78,7 @@ try:
 except ImportError:  # Python 3.10: the same parser under its old name
     import tomli as tomllib  # type: ignore[no-redef]
 
-from .errors import UsageError
+from ..core.errors import UsageError
 
 KINDS = ("local", "api")
 APIS = ("chat", "completions")
@@ -153,7 +153,7 @@ class Profile:
 def models_dir() -> Path:
     """The profiles folder: $MAKER_LOCAL_MODELS, else the repo's `models/`."""
     env = os.environ.get("MAKER_LOCAL_MODELS")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "models"
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "models"
 
 
 def list_profiles() -> list[str]:

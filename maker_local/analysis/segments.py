@@ -8,10 +8,10 @@ last decision leads to exactly the input the next one started from, and the join
 the report of a run over all N steps (with other seeds). A segment with an error breaks the
 chain (the next segment did not start where this run would have gone), and `join` refuses it.
 
-The joined report has report.json's shape (`maker_local.report`): sums, the votes histogram and
-the undecided-after-round counts added up, means and quantiles recomputed from the histogram,
-the hardest steps of all segments, and `segments` (each slice's range, seconds, resumes, the
-commit that ran it and its ledger's head digest).
+The joined report has report.json's shape (`maker_local.analysis.report`): sums, the votes
+histogram and the undecided-after-round counts added up, means and quantiles recomputed from the
+histogram, the hardest steps of all segments, and `segments` (each slice's range, seconds,
+resumes, the commit that ran it and its ledger's head digest).
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ JSON keys (the last line `maker-local bench` prints; `--out` adds "metadata"):
       samples_per_step, s_per_sample, machine_s_per_step, usd_per_million_steps,
       wall_s, machine_s, usd, formula (the cost per million steps with numbers substituted)
   correlation                                      the slice's votes against independent
-      errors (`maker_local.correlation.from_run`: within-step rho from each step's first
+      errors (`maker_local.analysis.correlation.from_run`: within-step rho from each step's first
       k votes, collisions, steps decided wrong, expected wrong decisions of run_steps)
   paper [{model, error, k, usd_per_m_out, usd, source}]   the paper's API projections
   metadata (--out only): model, backend, engine, engine_version, device, date, git_commit,
@@ -42,11 +42,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .engine.chain import Tally
-from .engine.scaling import plan, token_costs
-from .engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
-from .records import AnswerRow, DecisionRow, SampleRow
-from .run import vote_rounds
+from ..core.records import AnswerRow, DecisionRow, SampleRow
+from ..driver.run import vote_rounds
+from ..engine.chain import Tally
+from ..engine.scaling import plan, token_costs
+from ..engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
 
 # The paper's projected API cost of its million-step (1,048,575-step) run, from its table of
 # per-model calibrations (Meyerson et al. 2025, arXiv 2511.09030: cost per million output
@@ -95,7 +95,7 @@ class SliceStats(Tally):
     def step_votes(self) -> list[Any]:
         """Each decided step's valid votes of its final epoch in order, as the ledger's
         `store.reads.final_votes` gives them."""
-        from .store.reads import StepVotes
+        from ..store.reads import StepVotes
         final = {d.step: d for d in self.decision_rows}
         correct = {(a.step, a.epoch, a.id): a.correct for a in self.answer_rows}
         votes: dict[int, list[tuple[int, int]]] = {}
@@ -245,8 +245,8 @@ def project_plugged(acc: Accuracy, tokens_per_s: float, machines: float,
 
 def paper_projections() -> list[dict[str, Any]]:
     """The paper's API projections: from the profiles' [paper] tables, else PAPER_API."""
-    from .errors import UsageError
-    from .profiles import list_profiles, load_profile
+    from ..core.errors import UsageError
+    from ..models.profiles import list_profiles, load_profile
 
     known = set(list_profiles())
     out = []

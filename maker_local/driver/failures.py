@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from .types import Sample, SampleRequest
+from ..core.types import Sample, SampleRequest
 
 RETRY_FOR_S = 600.0  # retryable failures in a row for this long stop the run
 FATAL_AFTER = 3      # attempts that end in a non-retryable failure before the run stops

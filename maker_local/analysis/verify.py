@@ -16,16 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .engine.chain import follow, replay, start_input
-from .engine.pool import plan_of
-from .engine.voting import get_rule, label, rule_of
-from .store import Ledger, reads
+from ..engine.chain import follow, replay, start_input
+from ..engine.pool import plan_of
+from ..engine.voting import get_rule, label, rule_of
+from ..store import Ledger, reads
 
 MAX_LISTED = 10  # problems listed per check (all are counted)
 
 
 def _task(run: dict[str, Any]) -> Any:
-    from .tasks import from_describe
+    from ..tasks import from_describe
     return from_describe(run["task"])
 
 
@@ -146,7 +146,7 @@ def _verify(led: Ledger) -> dict[str, Any]:
 
 
 def format_verify(r: dict[str, Any]) -> str:
-    from .store.integrity import Verdict
+    from ..store.integrity import Verdict
 
     c = r["chain"]
     chain = Verdict.from_dict(c).line()

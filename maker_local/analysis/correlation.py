@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .stats import wilson
+from ..core.stats import wilson
 
 _BOOT = 200
 _U_LO, _U_HI = -60.0, 40.0  # logit range of the quadrature (q from 9e-27 to 1 - 4e-18)
@@ -560,7 +560,7 @@ def plan_under(dist: StepErrors, k: int, steps: int, target: float, valid: float
     """What `plan` predicts when steps' error rates follow `dist`: at k, the expected wrong
     decisions, P(every step right), votes, samples and cost; the k that reaches the target
     under this distribution (None: no k does); steps undecided after votes 1..2k+1."""
-    from .engine.scaling import token_costs
+    from ..engine.scaling import token_costs
 
     votes = dist.votes(k)
     samples = votes / valid * steps

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .errors import UsageError
+from ..core.errors import UsageError
 
 UNENDED = "unended"  # a Sample's finish_reason when its thinking never ended (a red flag)
 
