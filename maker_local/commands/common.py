@@ -71,10 +71,11 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("--max-model-len", type=checks.at_least(1), default=None,
                    help="engine context length (default: the model's)")
     e.add_argument("--draft-sampling", dest="draft_sampling", action="store_true",
-                   default=None, help="vllm: draw each step's votes against its draft answer "
-                   "from one prefill (exact; default: the profile's setting)")
+                   default=None, help="vllm, vllm-http: draw each step's votes against its "
+                   "draft answer from one prefill (exact; over a server through prompt "
+                   "log-probabilities; default: the profile's setting)")
     e.add_argument("--no-draft-sampling", dest="draft_sampling", action="store_false",
-                   help="vllm: plain decoding for every sample")
+                   help="vllm, vllm-http: plain decoding for every sample")
     e.add_argument("--dummy-weights", action="store_true",
                    help="random weights of the real architecture (speed tests only)")
     g = p.add_argument_group("sim backend")
