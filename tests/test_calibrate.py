@@ -167,3 +167,22 @@ def test_load_calibration_says_what_to_fix(tmp_path):
     bad.write_text("{")
     with pytest.raises(ValueError, match="invalid JSON"):
         load_calibration(bad)
+
+
+def test_the_generous_cap_stays_inside_the_models_context():
+    """calibrate raises the profile's cap 4x to see the length tail, but not past what the
+    model's context leaves after the prompts: hanoi-step holds 160 positions, and a server
+    answers 64 x 4 = 256 tokens with HTTP 400 (the in-process engine stops at the context)."""
+    from maker_local.cli import make_parser
+    from maker_local.commands.calibrate import generous_cap
+    from maker_local.commands.common import answer_room, resolve
+
+    def cap(*flags):
+        args = make_parser().parse_args(["calibrate", "--profile", "hanoi-step", "--disks",
+                                         "4,20", "--out", "/tmp/unused.json", *flags])
+        return generous_cap(args, resolve(args)), args, resolve(args)
+    got, args, profile = cap("--backend", "vllm-http")
+    room = answer_room(args, profile, grid=True)
+    assert 64 <= got == room < 160
+    assert cap("--backend", "vllm")[0] == room
+    assert cap("--backend", "sim")[0] == 256  # the sim has no context

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..core.errors import UsageError
 from . import checks
-from .common import add_backend_args, make_task, resolve
+from .common import add_backend_args, answer_room, make_task, resolve
 
 DEFAULT_OUT = Path("runs/calibration/calibration.json")
 
@@ -38,6 +38,16 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def generous_cap(args: argparse.Namespace, profile: Any) -> int:
+    """calibrate's --max-tokens when none is given: 4 x the profile's, so the length tail is
+    measured, not cut, but no more than a local model's context leaves after the prompts (a
+    server refuses such a request with HTTP 400; an engine in process stops there anyway)
+    and never below the profile's own cap."""
+    cap = args.max_tokens * 4
+    room = None if args.backend == "sim" else answer_room(args, profile, grid=True)
+    return cap if room is None else max(args.max_tokens, min(cap, room))
+
+
 def main(args: argparse.Namespace) -> int:
     from ..backends import BackendOptions, make_backend
     from ..calibrate import CalibrationConfig, calibrate, write
@@ -46,8 +56,8 @@ def main(args: argparse.Namespace) -> int:
     checks.check_out_file(args.out)
     generous = args.max_tokens is None
     profile = resolve(args)
-    if generous:  # a generous cap, so the length tail is measured, not cut
-        args.max_tokens *= 4
+    if generous:
+        args.max_tokens = generous_cap(args, profile)
     try:
         tasks = make_task(args, args.style, grid=True)
         if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)

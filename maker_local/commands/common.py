@@ -235,6 +235,26 @@ def _profile_of_model(args: argparse.Namespace) -> str | None:
     return p.name
 
 
+def answer_room(args: argparse.Namespace, profile: Any, grid: bool = False) -> int | None:
+    """The positions a local model (a folder with a config.json: --model, else the profile's,
+    also when a server runs it) leaves for an answer after the task's longest prompt
+    (--max-model-len, else its config); None when that is not known here (a Hugging Face id,
+    a model on a server only)."""
+    model = args.model or getattr(profile, "model", None)
+    if model is None:
+        return None
+    folder = Path(model).expanduser()
+    context = args.max_model_len or checks.model_context(folder)
+    if context is None:
+        return None
+    from ..backends.shaping import template_kwargs
+    got = make_task(args, args.style or _task_styles(args)[0], grid=grid)
+    prompts = [m for t in (got if grid else [got]) for m in _sample_prompts(t)]
+    used = checks.longest_prompt(folder, prompts, args.api or "chat",
+                                 template_kwargs(BackendOptions.from_args(args)))
+    return None if used is None else context - used
+
+
 def _sample_prompts(task: Any) -> list[list[dict[str, str]]]:
     """Some of the task's prompts: its first steps and 16 spread over the run (a Hanoi
     prompt's length varies by a few tokens from step to step; the engine still has the last
