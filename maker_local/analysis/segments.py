@@ -168,8 +168,7 @@ def join(reports: list[dict[str, Any]]) -> dict[str, Any]:
             for s in r["pool"]["sources"]:
                 got = sources.get(s["source"])
                 counts = {key: s[key] for key in ("samples", "valid", "right", "wrong")}
-                sources[s["source"]] = dict(s) if got is None else {**got,
-                                                                    **_add(got, counts)}
+                sources[s["source"]] = dict(s) if got is None else _add(got, counts)
         contested = [st for r in segs for st in r["pool"]["contested"]["first"]]
         out["pool"] = {**{key: first["pool"][key] for key in
                           ("rotation", "escalate", "contest_after")},
