@@ -283,3 +283,60 @@ def test_decisions_come_from_votes_not_from_the_reference():
     assert all(d.correct == 1 for d in truth) and len(won) == task.num_steps()
     assert won_lied == won  # every step decided the same answer
     assert sum(d.divergent for d in lied) == 2 and sum(d.correct == 0 for d in lied) == 2
+
+
+# -------------------------------------------------------------- engines work at once
+class Meeting:
+    """An engine whose `sample` returns only once every engine of the call is inside its own
+    `sample` (a barrier): a pool that asked its engines one after another would time out."""
+
+    def __init__(self, inner, barrier, fail=False):
+        self.inner, self.barrier, self.fail, self.threads = inner, barrier, fail, []
+
+    def sample(self, requests):
+        import threading
+        self.threads.append(threading.current_thread().name)
+        self.barrier.wait()
+        if self.fail:
+            raise RuntimeError("engine b fell over")
+        return self.inner.sample(requests)
+
+    def describe(self):
+        return self.inner.describe()
+
+    def close(self):
+        pass
+
+
+def test_a_pools_engines_work_at_the_same_time_and_answer_in_order():
+    import threading
+    task = Hanoi(6)
+    barrier = threading.Barrier(2, timeout=20)
+    engines = [Meeting(SimBackend(task, SimModel(error=0.0, seed=s)), barrier) for s in (1, 2)]
+    temps = Temperatures(0.0, 1.0)
+    sources = tuple(Source(f"m{i}", task, temps, 750) for i in range(2))
+    pool = Pool(sources, Plan((0, 1), (), 9))
+    backend = PoolBackend(engines, [0, 1])
+    sched = Schedule(task, VoteConfig(k=3, pool=pool, prompts=False), "rounds")
+    reqs = sched.next_batch()
+    got = backend.sample(reqs)
+    assert len(got) == len(reqs)
+    alone = [engines[r.source].inner.sample([r])[0] for r in reqs]
+    assert [[s.text for s in g] for g in got] == [[s.text for s in g] for g in alone]
+    assert sorted(e.threads[0] == threading.main_thread().name for e in engines) == [False,
+                                                                                      True]
+
+
+def test_an_engine_that_fails_in_its_thread_fails_the_call():
+    import threading
+    task = Hanoi(6)
+    barrier = threading.Barrier(2, timeout=20)
+    engines = [Meeting(SimBackend(task, SimModel(error=0.0, seed=1)), barrier),
+               Meeting(SimBackend(task, SimModel(error=0.0, seed=2)), barrier, fail=True)]
+    temps = Temperatures(0.0, 1.0)
+    sources = tuple(Source(f"m{i}", task, temps, 750) for i in range(2))
+    backend = PoolBackend(engines, [0, 1])
+    sched = Schedule(task, VoteConfig(k=3, pool=Pool(sources, Plan((0, 1), (), 9)),
+                                      prompts=False), "rounds")
+    with pytest.raises(RuntimeError, match="engine b fell over"):
+        backend.sample(sched.next_batch())
