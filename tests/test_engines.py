@@ -138,6 +138,27 @@ def test_http_constrained_samples_caps_and_usage(server):
         b.close()
 
 
+def test_http_pool_asks_its_two_clients_at_once_and_answers_as_each_alone(server):
+    """A pooled run's engines over HTTP (backends/pool.py): two clients, each in its own
+    thread with its own event loop, on one real server; each request's samples are what its
+    own client gives it alone (seeded), in the order asked."""
+    from maker_local.backends.pool import PoolBackend
+    from maker_local.backends.vllm_http import VLLMHTTPBackend
+    task = Hanoi(4)
+    a, b = VLLMHTTPBackend([server]), VLLMHTTPBackend([server])
+    pool = PoolBackend([a, b], [0, 1])
+    try:
+        reqs = requests_for(task, range(8), n=2)
+        for i, r in enumerate(reqs):
+            r.source = i % 2
+        got = pool.sample(reqs)
+        check_format(task, reqs, got)
+        alone = [(a if r.source == 0 else b).sample([r])[0] for r in reqs]
+        assert [[x.text for x in g] for g in got] == [[x.text for x in g] for g in alone]
+    finally:
+        pool.close()
+
+
 def test_http_solve_four_disks(server, tmp_path):
     run = tmp_path / "run"
     r = run_sub("solve", "--backend", "vllm-http", "--base-url", server, "--disks", "4",
