@@ -26,12 +26,16 @@ def solve(run, *flags):
     return r, json.loads(r.stdout)
 
 
-def wrong_steps(run):
+def ledger(run, sql, *args):
     con = sqlite3.connect(run / "ledger.sqlite")
     try:
-        return [s for (s,) in con.execute("SELECT step FROM decided WHERE correct = 0")]
+        return con.execute(sql, args).fetchall()
     finally:
         con.close()
+
+
+def wrong_steps(run):
+    return [s for (s,) in ledger(run, "SELECT step FROM decided WHERE correct = 0")]
 
 
 def test_v22_alone_is_wrong_at_315391_and_the_second_opinion_with_escalation_is_not(tmp_path):
@@ -48,10 +52,8 @@ def test_v22_alone_is_wrong_at_315391_and_the_second_opinion_with_escalation_is_
     sources = {s["name"].split(" ")[0]: s for s in rep["pool"]["sources"]}
     assert sources["hanoi-step-v2.2"]["wrong"] >= 1  # v2.2 still votes wrong there ...
     assert rep["pool"]["contested"]["steps"] >= 1  # ... the two disagree, hanoi-step decides
-    con = sqlite3.connect(run / "ledger.sqlite")
-    by_source = dict(con.execute("SELECT source, COUNT(*) FROM samples WHERE step = ? "
-                                 "GROUP BY source", (WRONG,)).fetchall())
-    con.close()
+    by_source = dict(ledger(run, "SELECT source, COUNT(*) FROM samples WHERE step = ? "
+                                 "GROUP BY source", WRONG))
     assert by_source.get(0, 0) >= 1 and by_source.get(1, 0) >= 1  # both models voted there
     v = run_sub("verify", run, timeout=300)
     assert v.returncode == 0, v.stdout + v.stderr

@@ -2,6 +2,7 @@
 plan's sources in the ledger, resume, verify, and a model that is confidently wrong on a few
 steps outvoted without the reference."""
 import sqlite3
+import threading
 
 import pytest
 
@@ -294,7 +295,6 @@ class Meeting:
         self.inner, self.barrier, self.fail, self.threads = inner, barrier, fail, []
 
     def sample(self, requests):
-        import threading
         self.threads.append(threading.current_thread().name)
         self.barrier.wait()
         if self.fail:
@@ -308,17 +308,22 @@ class Meeting:
         pass
 
 
-def test_a_pools_engines_work_at_the_same_time_and_answer_in_order():
-    import threading
+def meeting_pool(fail_second=False):
+    """Two Meeting engines (sims of seeds 1, 2), a pool rotating over them, the first round's
+    requests: (engines, backend, requests)."""
     task = Hanoi(6)
     barrier = threading.Barrier(2, timeout=20)
-    engines = [Meeting(SimBackend(task, SimModel(error=0.0, seed=s)), barrier) for s in (1, 2)]
+    engines = [Meeting(SimBackend(task, SimModel(error=0.0, seed=s)), barrier,
+                       fail=fail_second and s == 2) for s in (1, 2)]
     temps = Temperatures(0.0, 1.0)
     sources = tuple(Source(f"m{i}", task, temps, 750) for i in range(2))
-    pool = Pool(sources, Plan((0, 1), (), 9))
-    backend = PoolBackend(engines, [0, 1])
-    sched = Schedule(task, VoteConfig(k=3, pool=pool, prompts=False), "rounds")
-    reqs = sched.next_batch()
+    sched = Schedule(task, VoteConfig(k=3, pool=Pool(sources, Plan((0, 1), (), 9)),
+                                      prompts=False), "rounds")
+    return engines, PoolBackend(engines, [0, 1]), sched.next_batch()
+
+
+def test_a_pools_engines_work_at_the_same_time_and_answer_in_order():
+    engines, backend, reqs = meeting_pool()
     got = backend.sample(reqs)
     assert len(got) == len(reqs)
     alone = [engines[r.source].inner.sample([r])[0] for r in reqs]
@@ -328,15 +333,6 @@ def test_a_pools_engines_work_at_the_same_time_and_answer_in_order():
 
 
 def test_an_engine_that_fails_in_its_thread_fails_the_call():
-    import threading
-    task = Hanoi(6)
-    barrier = threading.Barrier(2, timeout=20)
-    engines = [Meeting(SimBackend(task, SimModel(error=0.0, seed=1)), barrier),
-               Meeting(SimBackend(task, SimModel(error=0.0, seed=2)), barrier, fail=True)]
-    temps = Temperatures(0.0, 1.0)
-    sources = tuple(Source(f"m{i}", task, temps, 750) for i in range(2))
-    backend = PoolBackend(engines, [0, 1])
-    sched = Schedule(task, VoteConfig(k=3, pool=Pool(sources, Plan((0, 1), (), 9)),
-                                      prompts=False), "rounds")
+    _engines, backend, reqs = meeting_pool(fail_second=True)
     with pytest.raises(RuntimeError, match="engine b fell over"):
-        backend.sample(sched.next_batch())
+        backend.sample(reqs)
