@@ -44,6 +44,9 @@ def test_two_segments_join_into_the_report_of_the_whole_run(runs):
     assert joined["votes_per_step"]["max"] == max(int(v) for v in hist)
     assert [s["steps"] for s in joined["segments"]] == [[0, 100], [100, 255]]
     assert joined["tokens"]["out"] == rep["a"]["tokens"]["out"] + rep["b"]["tokens"]["out"]
+    # the correlation block reads counts only: the joined run's equals the whole run's
+    for key in ("steps", "votes", "error", "rho", "collisions", "hopeless", "expected_wrong"):
+        assert joined["correlation"][key] == whole["correlation"][key], key
 
 
 def test_the_script_writes_the_report_and_its_plots(runs, tmp_path):
@@ -80,3 +83,26 @@ def test_segments_that_are_not_one_run_are_refused(runs):
         join([a, {**b, "ledger": {**b["ledger"], "verified": False}}])
     with pytest.raises(SegmentError, match="no segment"):
         join([])
+
+
+def _pooled(rep, *names):
+    return {**rep, "pool": {"rotation": [0, 1], "escalate": [2], "contest_after": 9,
+                            "contested": {"steps": 0, "first": []},
+                            "sources": [{"source": i, "name": n, "role": None, "samples": 1,
+                                         "valid": 1, "right": 1, "wrong": 0}
+                                        for i, n in enumerate(names)]}}
+
+
+def test_a_segment_whose_escalation_never_ran_joins_the_one_where_it_did(runs):
+    """A pooled report lists only the sources that voted: the escalation's appears only in
+    the segments that had a contested step; the segments still make one run."""
+    _, rep = runs
+    a = _pooled(rep["a"], "main", "second", "escalation")
+    b = _pooled(rep["b"], "main", "second")
+    joined = join([a, b])
+    assert [s["name"] for s in joined["pool"]["sources"]] == ["main", "second", "escalation"]
+    assert [s["samples"] for s in joined["pool"]["sources"]] == [2, 2, 1]
+    with pytest.raises(SegmentError, match="source 1 is 'other'"):
+        join([a, _pooled(rep["b"], "main", "other")])
+    with pytest.raises(SegmentError, match="lever plan"):
+        join([a, {**b, "pool": {**b["pool"], "contest_after": 5}}])

@@ -74,6 +74,7 @@ def check(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     first = segs[0]
     total = first["task"]["steps"]
     at = 0
+    names: dict[int, str] = {}  # each source's name, from the segments it voted in
     for r in segs:
         where = f"segment {r.get('run_dir', '?')}"
         lo, hi = r.get("slice") or (0, total)
@@ -83,6 +84,10 @@ def check(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                    f"segment's {first.get(key)!r}: not the same run")
         if _plan(r) != _plan(first):
             raise SegmentError(f"{where}: another lever plan than the first segment's")
+        for source, name in _source_names(r).items():
+            if names.setdefault(source, name) != name:
+                raise SegmentError(f"{where}: its source {source} is {name!r}, an earlier "
+                                   f"segment's {names[source]!r}: not the same run")
         if lo != at:
             raise SegmentError(f"{where} covers steps {lo:,}..{hi - 1:,}, but the segments "
                                f"before it end at step {at - 1:,}: "
@@ -110,8 +115,28 @@ def _plan(r: dict[str, Any]) -> Any:
     p = r.get("pool")
     if p is None:
         return None
-    return (p["rotation"], p["escalate"], p["contest_after"],
-            [s["name"] for s in p["sources"]])
+    return (p["rotation"], p["escalate"], p["contest_after"])
+
+
+def _source_names(r: dict[str, Any]) -> dict[int, str]:
+    """The sources that voted in a segment, by index. A report lists only those, so a segment
+    whose escalation never ran lacks that source: the segments agree where they both name one."""
+    return {s["source"]: s["name"] for s in (r.get("pool") or {}).get("sources", [])}
+
+
+def _correlation(segs: list[dict[str, Any]], hist: dict[int, int], first: dict[str, Any],
+                 hardest: list[dict[str, Any]]) -> dict[str, Any]:
+    """The within-step correlation of the whole run (`correlation.from_decisions`): it reads
+    only counts (steps decided with exactly k votes, collisions, steps decided wrong), and
+    the segments' counts add up; every segment decided every step right (check)."""
+    import numpy as np
+
+    from .correlation import from_decisions
+    votes = np.repeat(np.array(sorted(hist), dtype=np.int64),
+                      [hist[v] for v in sorted(hist)])
+    return from_decisions(votes, np.zeros(votes.size, dtype=np.int64),
+                          sum(r["collisions"] for r in segs), first["k"],
+                          first["task"]["steps"], hardest[:1])
 
 
 def join(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -131,6 +156,8 @@ def join(reports: list[dict[str, Any]]) -> dict[str, Any]:
         sums = _add(sums, {key: r[key] for key in ("steps", "samples", "failures", "tokens")})
     samples = sums["samples"]["total"]
     decided = sums["steps"]["decided"]
+    hardest = sorted((h for r in segs for h in r.get("hardest_steps", [])),
+                     key=lambda h: (-h["samples"], h["step"]))
     out: dict[str, Any] = {
         "run_dir": "segments",
         **{key: first.get(key) for key in ("task", "task_label", "backend", "k", "rule",
@@ -147,13 +174,13 @@ def join(reports: list[dict[str, Any]]) -> dict[str, Any]:
                    "max_per_step": max(r["rounds"]["max_per_step"] for r in segs),
                    "undecided_after": undecided},
         "collisions": sum(r["collisions"] for r in segs),
+        "correlation": _correlation(segs, hist, first, hardest),
         "failures": sums["failures"],
         "endpoints": None,
         "tokens": sums["tokens"],
         "cost_usd": None,
         "wall_seconds": round(sum(r["wall_seconds"] for r in segs), 3),
-        "hardest_steps": sorted((h for r in segs for h in r.get("hardest_steps", [])),
-                                key=lambda h: (-h["samples"], h["step"]))[:5],
+        "hardest_steps": hardest[:5],
         # each segment's ledger verified when its report was written (check); the ledgers
         # stay on the machines that wrote them
         "segments": [{"steps": r.get("slice") or [0, first["task"]["steps"]],
