@@ -10,8 +10,9 @@ chain (the next segment did not start where this run would have gone), and `join
 
 The joined report has report.json's shape (`maker_local.analysis.report`): sums, the votes
 histogram and the undecided-after-round counts added up, means and quantiles recomputed from the
-histogram, the hardest steps of all segments, and `segments` (each slice's range, seconds,
-resumes, the commit that ran it and its ledger's head digest).
+histogram, the correlation block recomputed from the summed counts, the hardest steps of all
+segments, and `segments` (each slice's range, seconds, resumes, the commit that ran it and its
+ledger's head digest).
 """
 from __future__ import annotations
 
