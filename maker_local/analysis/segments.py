@@ -125,7 +125,7 @@ def _source_names(r: dict[str, Any]) -> dict[int, str]:
     return {s["source"]: s["name"] for s in (r.get("pool") or {}).get("sources", [])}
 
 
-def _correlation(segs: list[dict[str, Any]], hist: dict[int, int], first: dict[str, Any],
+def _correlation(hist: dict[int, int], collisions: int, first: dict[str, Any],
                  hardest: list[dict[str, Any]]) -> dict[str, Any]:
     """The within-step correlation of the whole run (`correlation.from_decisions`): it reads
     only counts (steps decided with exactly k votes, collisions, steps decided wrong), and
@@ -133,11 +133,9 @@ def _correlation(segs: list[dict[str, Any]], hist: dict[int, int], first: dict[s
     import numpy as np
 
     from .correlation import from_decisions
-    votes = np.repeat(np.array(sorted(hist), dtype=np.int64),
-                      [hist[v] for v in sorted(hist)])
-    return from_decisions(votes, np.zeros(votes.size, dtype=np.int64),
-                          sum(r["collisions"] for r in segs), first["k"],
-                          first["task"]["steps"], hardest[:1])
+    votes = np.repeat(np.array(list(hist), dtype=np.int64), list(hist.values()))
+    return from_decisions(votes, np.zeros(votes.size, dtype=np.int64), collisions,
+                          first["k"], first["task"]["steps"], hardest[:1])
 
 
 def join(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -159,6 +157,7 @@ def join(reports: list[dict[str, Any]]) -> dict[str, Any]:
     decided = sums["steps"]["decided"]
     hardest = sorted((h for r in segs for h in r.get("hardest_steps", [])),
                      key=lambda h: (-h["samples"], h["step"]))
+    collisions = sum(r["collisions"] for r in segs)
     out: dict[str, Any] = {
         "run_dir": "segments",
         **{key: first.get(key) for key in ("task", "task_label", "backend", "k", "rule",
@@ -174,8 +173,8 @@ def join(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "rounds": {"total": sum(r["rounds"]["total"] for r in segs),
                    "max_per_step": max(r["rounds"]["max_per_step"] for r in segs),
                    "undecided_after": undecided},
-        "collisions": sum(r["collisions"] for r in segs),
-        "correlation": _correlation(segs, hist, first, hardest),
+        "collisions": collisions,
+        "correlation": _correlation(hist, collisions, first, hardest),
         "failures": sums["failures"],
         "endpoints": None,
         "tokens": sums["tokens"],
