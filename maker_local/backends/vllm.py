@@ -11,6 +11,14 @@ names the parser, so vLLM applies the grammar only after the end of thinking; ea
 answer is decoded from its token ids after the end marker (`reasoning.answer_start`), its
 thought tokens are counted, and a sample whose thinking never ended is returned unparsed
 (finish_reason "unended": a red flag) or, when the cap cut it, as "length".
+
+gpt-oss (`openai_gptoss`) is read differently (backends/harmony.py): its prompts are rendered
+with openai_harmony exactly as vLLM's server renders them, a constrained request carries the
+structural tag the server would build (free analysis, then the constrained final message:
+vLLM's in-process engine does not build it, and would constrain from the first token), and
+the answer is the final channel's text. A batch in which no sample has a channel header, or
+none reaches the final channel, is an engine fault: its requests fail with one line that
+names the cause (the run stops after its first round), and so does every later batch.
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ from typing import Any
 
 from ..core.types import Sample, SampleRequest
 from ..models.reasoning import UNENDED, answer_start, marker_ids
+from . import harmony
 from .options import BackendOptions
 from .shaping import chat_prompt_text, error_samples, structured_config, template_kwargs
 
@@ -93,7 +102,10 @@ class VLLMBackend:
                  dtype: str | None = None, engine_args: dict[str, Any] | None = None,
                  draft_sampling: bool = False, grammar_backend: str = "xgrammar",
                  reasoning_parser: str | None = None,
-                 chat_template_kwargs: dict[str, Any] | None = None):
+                 chat_template_kwargs: dict[str, Any] | None = None,
+                 harmony_tag: bool = True):
+        """`harmony_tag=False` leaves a gpt-oss request's constraint as it is (vLLM's own
+        in-process behaviour: the grammar from the first token), to show that fault."""
         cpu = on_cpu()
         if cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -131,7 +143,12 @@ class VLLMBackend:
         self.engine_config = args  # what the engine was built with (--dry-run shows it)
         self.grammar, self.reasoning_parser = grammar_backend, reasoning_parser
         self.template_kwargs = dict(chat_template_kwargs or {})
-        self.end_ids = marker_ids(self.tokenizer, reasoning_parser) if reasoning_parser else None
+        self.harmony = harmony.is_harmony(reasoning_parser)
+        # /v1/completions gets no structural tag from vLLM's server: nor here
+        self.harmony_tag = harmony_tag and api == "chat"
+        self.fault: str | None = None  # an engine fault found in a batch (see module doc)
+        self.end_ids = (marker_ids(self.tokenizer, reasoning_parser)
+                        if reasoning_parser and not self.harmony else None)
         self.uses_draft = draft_sampling and not reasoning_parser
         if self.uses_draft:
             # a round is mostly prefills: larger rounds spread the per-round cost (the
@@ -160,7 +177,11 @@ class VLLMBackend:
         from vllm.sampling_params import StructuredOutputsParams
 
         so = None
-        if req.constraint is not None and req.constraint.regex:
+        if self.harmony and self.harmony_tag and req.constraint is not None:
+            c = req.constraint
+            so = StructuredOutputsParams(structural_tag=harmony.structural_tag(
+                c.regex, None if c.regex else c.json_schema))
+        elif req.constraint is not None and req.constraint.regex:
             so = StructuredOutputsParams(regex=req.constraint.regex)
         elif req.constraint is not None and req.constraint.json_schema:
             so = StructuredOutputsParams(json=req.constraint.json_schema)
@@ -181,6 +202,8 @@ class VLLMBackend:
     def _plain(self, reqs: list[SampleRequest]) -> list[list[Sample]]:
         if not reqs:
             return []
+        if self.harmony:
+            return self._harmony(reqs)
         params = [self._params(r) for r in reqs]
         t0 = time.monotonic()
         try:
@@ -204,6 +227,31 @@ class VLLMBackend:
             else:
                 result.append([self._reasoned(c, tin, latency) for c in comps])
         return result
+
+    def _harmony(self, reqs: list[SampleRequest]) -> list[list[Sample]]:
+        """gpt-oss: prompts rendered as the server renders them, answers read by channel."""
+        if self.fault is not None:
+            return [error_samples(r, self.fault, retryable=False) for r in reqs]
+        effort = self.template_kwargs.get("reasoning_effort")
+        prompts: list[Any] = ([{"prompt_token_ids": harmony.render(r.messages, effort)}
+                               for r in reqs] if self.api == "chat" else
+                              [chat_prompt_text(r.messages) for r in reqs])
+        t0 = time.monotonic()
+        try:
+            outs = self.llm.generate(prompts, [self._params(r) for r in reqs], use_tqdm=False)
+        except Exception as e:  # noqa: BLE001  (a failed batch is data, not a crash)
+            return [error_samples(r, f"{type(e).__name__}: {e}") for r in reqs]
+        latency = time.monotonic() - t0
+        comps = [sorted(o.outputs, key=lambda c: c.index) for o in outs]
+        reads = [[harmony.read(c.token_ids) for c in row] for row in comps]
+        self.fault = harmony.fault([r for row in reads for r in row],
+                                   [c.finish_reason or "" for row in comps for c in row],
+                                   max((r.max_tokens for r in reqs), default=None))
+        if self.fault is not None:
+            return [error_samples(r, self.fault, latency, retryable=False) for r in reqs]
+        return [[harmony.sample_of(rd, len(c.token_ids), c.finish_reason or "stop",
+                                   len(o.prompt_token_ids or []), latency)
+                 for c, rd in zip(row, rrow)] for o, row, rrow in zip(outs, comps, reads)]
 
     def _reasoned(self, c: Any, tin: int, latency: float) -> Sample:
         """A reasoning model's sample: the answer is the text after the end of thinking."""

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..core.types import Sample, SampleRequest
+from . import harmony
 from .endpoints import Endpoints, public_url
 from .options import BackendOptions
 from .shaping import error_samples, excerpt, parse_body, request_body
@@ -149,9 +150,13 @@ class VLLMHTTPBackend:
         self.model = model or self.loop.run_until_complete(self._served_model())
         self.reasoning_parser = reasoning_parser
         self.template_kwargs = dict(chat_template_kwargs or {})
-        # where a reasoning model's thinking ends, as the served tokenizer writes it
+        # gpt-oss: each choice read by channel from its token ids (backends/harmony.py);
+        # other reasoning models: where thinking ends, as the served tokenizer writes it
+        self.harmony = harmony.is_harmony(reasoning_parser)
+        self.fault: str | None = None  # an engine fault found in a batch (harmony.fault)
+        self._reads: list[Any] | None = None  # this batch's harmony reads
         self.end_ids = (self.loop.run_until_complete(self._end_ids(reasoning_parser))
-                        if reasoning_parser else None)
+                        if reasoning_parser and not self.harmony else None)
         self.draft: Any = None
         if draft_sampling and not reasoning_parser:  # a thought is not in the draft answer
             from .http_draft import HTTPDraft
@@ -363,7 +368,10 @@ class VLLMHTTPBackend:
                             self.template_kwargs)
 
         def parse(raw: bytes, url: str, latency: float):
-            got = parse_body(raw, req, latency, url, self.end_ids)
+            reads: list[Any] | None = [] if self.harmony else None
+            got = parse_body(raw, req, latency, url, self.end_ids, reads)
+            if reads and self._reads is not None:
+                self._reads += [(rd, s.finish_reason) for rd, s in zip(reads, got)]
             if got and got[0].finish_reason == "error":
                 return None, (got[0].error or "failed", got[0].retryable)
             return got, None
@@ -379,9 +387,25 @@ class VLLMHTTPBackend:
         try:
             if self.draft is not None:
                 return await self.draft.sample(requests)
-            return await asyncio.gather(*(self._one(r) for r in requests))
+            if not self.harmony:
+                return await asyncio.gather(*(self._one(r) for r in requests))
+            return await self._harmony_batch(requests)
         finally:
             watch.cancel()
+
+    async def _harmony_batch(self, requests: list[SampleRequest]) -> list[list[Sample]]:
+        """gpt-oss: a batch in which no sample has a channel header, or none reaches the
+        final channel, is an engine fault (harmony.fault): its requests fail with one line
+        naming the cause, and so does every later batch (the run stops, exit 3)."""
+        if self.fault is None:
+            self._reads = []
+            got = await asyncio.gather(*(self._one(r) for r in requests))
+            reads, self._reads = self._reads, None
+            self.fault = harmony.fault([rd for rd, _ in reads], [f for _, f in reads],
+                                       max((r.max_tokens for r in requests), default=None))
+            if self.fault is None:
+                return got
+        return [error_samples(r, self.fault, retryable=False) for r in requests]
 
     async def _say_stalls(self, count: int) -> None:
         """A status line when no reply came for STALL_SAY_S (a hung server is said, not

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,11 @@ def resolve(args: argparse.Namespace) -> Any:
         serve = list(profile.serve_args)
         if "--dtype" in serve[:-1] and getattr(args, "dtype", None) is None:
             args.dtype = serve[serve.index("--dtype") + 1]
+        if args.backend in ("vllm", "hf"):
+            # and the environment it serves with (gpt-oss: VLLM_SYSTEM_START_DATE, the date
+            # in the harmony system message, which backends/harmony.py renders in process)
+            for key, value in profile.env.items():
+                os.environ.setdefault(key, value)
     if args.unconstrained is None:
         args.unconstrained = False
     if getattr(args, "grammar_backend", None) is None:
