@@ -10,6 +10,11 @@ Throughput is samples per second; a ratio is MAKER's over the bare baseline's.
     python scripts/bench_engines.py --model models/hanoi-step/model --disks 8 --which inproc
     python scripts/bench_engines.py --model models/hanoi-step/model --which http \
         --base-url http://127.0.0.1:8000/v1
+    python scripts/bench_engines.py --profile hanoi-oss --disks 8 --which both \
+        --base-url http://127.0.0.1:8000/v1       # gpt-oss: thought first, harmony read
+With --profile, the model, prompt style, cap, reasoning parser and effort are the profile's
+(for gpt-oss the bare in-process baseline is `LLM.generate` of the same harmony-rendered
+prompts with the same structural tags, rendered before the clock starts).
 Prints a table, then one JSON line.
 """
 from __future__ import annotations
@@ -62,12 +67,21 @@ def maker_loop(backend, task, args) -> tuple[float, int, list]:
 
 def bare_inproc(backend, requests) -> float:
     params = [backend._params(r) for r in requests]
+    if getattr(backend, "harmony", False):
+        from maker_local.backends import harmony
+        effort = backend.template_kwargs.get("reasoning_effort")
+        prompts = [{"prompt_token_ids": harmony.render(r.messages, effort)} for r in requests]
+        t0 = time.perf_counter()
+        backend.llm.generate(prompts, params, use_tqdm=False)
+        return time.perf_counter() - t0
     t0 = time.perf_counter()
-    backend.llm.chat([r.messages for r in requests], params, use_tqdm=False)
+    backend.llm.chat([r.messages for r in requests], params, use_tqdm=False,
+                     chat_template_kwargs=backend.template_kwargs or None)
     return time.perf_counter() - t0
 
 
-def bare_http(base_url: str, model: str, requests, concurrency: int) -> float:
+def bare_http(base_url: str, model: str, requests, concurrency: int,
+              effort: str | None = None) -> float:
     from openai import AsyncOpenAI
 
     from maker_local.backends.shaping import request_body
@@ -77,9 +91,9 @@ def bare_http(base_url: str, model: str, requests, concurrency: int) -> float:
         sem = asyncio.Semaphore(concurrency)
 
         async def one(r):
-            body = request_body(r, model)
-            extra = {k: body.pop(k) for k in ("structured_outputs", "return_token_ids")
-                     if k in body}
+            body = request_body(r, model, "chat", effort)
+            extra = {k: body.pop(k) for k in ("structured_outputs", "return_token_ids",
+                                              "reasoning_effort") if k in body}
             async with sem:
                 await client.chat.completions.create(**body, extra_body=extra)
 
@@ -94,7 +108,9 @@ def bare_http(base_url: str, model: str, requests, concurrency: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, help="model folder (the bundled step model)")
+    ap.add_argument("--model", default=None, help="model folder (the bundled step model)")
+    ap.add_argument("--profile", default=None,
+                    help="take model, style, cap, reasoning parser and effort from a profile")
     ap.add_argument("--style", default="compact")
     ap.add_argument("--disks", type=int, default=8)
     ap.add_argument("--k", type=int, default=3)
@@ -108,15 +124,29 @@ def main() -> None:
     ap.add_argument("--max-model-len", type=int, default=None,
                     help="engine context length (default: the model's own)")
     args = ap.parse_args()
+    parser = effort = None
+    if args.profile:
+        import os
+
+        from maker_local.models.profiles import load_profile
+        prof = load_profile(args.profile)
+        args.model = args.model or prof.model
+        args.style, args.max_tokens = prof.prompt_style, prof.max_tokens
+        parser, effort = prof.reasoning_parser, prof.reasoning_effort
+        for key, value in prof.env.items():
+            os.environ.setdefault(key, value)
+    if not args.model:
+        sys.exit("give --model or --profile")
     if args.which is None:
         args.which = "both" if args.base_url else "inproc"
     task = Hanoi(args.disks, style=args.style)
     result: dict = {"bench": "engines", "model": Path(args.model).name, "disks": args.disks,
-                    "k": args.k}
+                    "k": args.k, "reasoning_parser": parser, "reasoning_effort": effort}
     rows = []
     if args.which in ("inproc", "both"):
         from maker_local.backends.vllm import VLLMBackend
-        b = VLLMBackend(args.model, max_model_len=args.max_model_len)
+        b = VLLMBackend(args.model, max_model_len=args.max_model_len, reasoning_parser=parser,
+                        chat_template_kwargs={"reasoning_effort": effort} if effort else None)
         bare_inproc(b, maker_loop(b, Hanoi(3, style=args.style), args)[2])  # warm-up
         wall, samples, reqs = maker_loop(b, task, args)
         bare = bare_inproc(b, reqs)
@@ -131,11 +161,12 @@ def main() -> None:
         if not args.base_url:
             sys.exit("--which http needs --base-url (start a server with maker-local serve)")
         from maker_local.backends.vllm_http import VLLMHTTPBackend
-        b = VLLMHTTPBackend([args.base_url], concurrency=args.concurrency)
+        b = VLLMHTTPBackend([args.base_url], concurrency=args.concurrency,
+                            reasoning_parser=parser, reasoning_effort=effort)
         bare_http(args.base_url, b.model, maker_loop(b, Hanoi(3, style=args.style), args)[2],
-                  args.concurrency)  # warm-up
+                  args.concurrency, effort)  # warm-up
         wall, samples, reqs = maker_loop(b, task, args)
-        bare = bare_http(args.base_url, b.model, reqs, args.concurrency)
+        bare = bare_http(args.base_url, b.model, reqs, args.concurrency, effort)
         ratio = bare / wall
         rows += [("http: MAKER loop", f"{wall:.2f} s  {samples / wall:,.0f} samples/s"),
                  ("http: bare OpenAI-client flood", f"{bare:.2f} s  {samples / bare:,.0f} "

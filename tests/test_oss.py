@@ -262,3 +262,138 @@ def test_the_profile_is_gpt_oss_20bs_but_for_model_prompt_sizes_and_price():
                   "temperature", "temperature_first", "max_tokens", "chat_template_kwargs",
                   "constrained", "draft_sampling", "serve_args", "env"):
         assert getattr(a, field) == getattr(b, field), field
+
+
+# ---------------------------------------------------------------------------- real engines
+engines = pytest.mark.skipif(
+    os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1"
+    and __import__("importlib").util.find_spec("vllm") is None,
+    reason="vLLM not installed (bash scripts/setup.sh installs it)")
+SCHEMA = {"type": "object", "properties": {"m": {"type": "string", "maxLength": 3}},
+          "required": ["m"], "additionalProperties": False}
+# (step, temperature, seed, regex or JSON, cap): the same requests in process and served
+CASES = [(s, t, 11 + 7 * s, kind, cap) for s in (0, 1, 2, 5, 100, 511)
+         for t, kind, cap in ((0.0, "regex", 256), (1.0, "regex", 256), (1.0, "json", 96))]
+
+
+def oss_requests(disks=9):
+    from maker_local.tasks.base import Constraint
+    task = Hanoi(disks, style="compact")
+    reqs = []
+    for step, temp, seed, kind, cap in CASES:
+        x = task.input_at(step)
+        c = task.constraint(x) if kind == "regex" else Constraint(json_schema=SCHEMA)
+        reqs.append(SampleRequest(step, x, task.render(x), 1 if temp == 0 else 2, temp, cap,
+                                  seed, c))
+    return task, reqs
+
+
+def rows_of(samples):
+    return [[(s.text, s.finish_reason, s.tokens_out, s.tokens_reasoning, s.error)
+             for s in row] for row in samples]
+
+
+INPROC = f"""
+import json, os, sys
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+os.environ.setdefault("VLLM_SYSTEM_START_DATE", "2026-01-01")
+from test_oss import oss_requests, rows_of
+from maker_local.backends.vllm import VLLMBackend
+if __name__ == "__main__":
+    task, reqs = oss_requests()
+    be = VLLMBackend({str(OSS)!r}, reasoning_parser="openai_gptoss",
+                     chat_template_kwargs={{"reasoning_effort": "low"}})
+    out = {{"tagged": rows_of(be.sample(reqs))}}
+    be.harmony_tag = False  # vLLM's own in-process behaviour: the grammar from the first token
+    out["untagged"] = rows_of(be.sample(reqs))
+    out["again"] = rows_of(be.sample(reqs[:1]))  # the fault stays named, the engine unasked
+    print("OUT " + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def oss_server(tmp_path_factory):
+    """One real vLLM server for hanoi-oss, started as `maker-local serve --profile hanoi-oss`
+    starts it; its base URL."""
+    from maker_local.models.serving import launch, server_commands
+    from test_engines import free_port
+    cmds = server_commands(load_profile("hanoi-oss"), port=free_port(), cpu=True)
+    with launch(cmds, tmp_path_factory.mktemp("oss-logs")) as urls:
+        yield urls[0]
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory):
+    """The same requests through the in-process engine (a subprocess: one engine per
+    process), with maker-local's structural tag and without it."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", INPROC], capture_output=True, text=True,
+                       timeout=600, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("OUT ")), None)
+    assert line, r.stderr[-3000:]
+    return json.loads(line[4:])
+
+
+@engines
+@pytest.mark.engine
+def test_in_process_thinks_first_then_answers_in_form(in_process):
+    """In process, gpt-oss writes its analysis channel first and the constrained answer in
+    the final channel (regex and JSON schema); without the structural tag (vLLM's own
+    in-process behaviour) no sample has a channel and the fault is named, once."""
+    import re
+    task, reqs = oss_requests()
+    regex = re.compile(task.constraint(reqs[0].x).regex)
+    for req, row in zip(reqs, in_process["tagged"]):
+        for text, fin, out, thought, err in row:
+            assert fin in ("stop", "length") and err is None, (req, text, fin)
+            assert 0 < thought < out  # a thought, then the answer
+            if req.constraint.regex:
+                assert fin == "stop" and regex.fullmatch(text), text
+    # JSON: read from the final channel whatever its header (this model was never taught
+    # JSON, and the server's tag lets whitespace run on to the cap: README)
+    json_texts = [s[0] for req, row in zip(reqs, in_process["tagged"]) for s in row
+                  if req.constraint.json_schema]
+    assert sum(t.lstrip().startswith("{") for t in json_texts) >= len(json_texts) // 2
+    untagged = [s for row in in_process["untagged"] for s in row]
+    assert all(fin == "error" and "without a harmony channel header" in err
+               for _, fin, _, _, err in untagged)
+    assert in_process["again"][0][0][4] == untagged[0][4]
+
+
+@engines
+@pytest.mark.engine
+def test_served_answers_equal_in_process_ones_on_the_same_seeds(oss_server, in_process):
+    """The structural tag maker-local builds in process gives what vLLM's server gives on the
+    same seeds: texts, finish reasons, output and thought tokens; the thought tokens are the
+    server's usage.completion_tokens_details.reasoning_tokens."""
+    from maker_local.backends.vllm_http import VLLMHTTPBackend
+    _, reqs = oss_requests()
+    be = VLLMHTTPBackend([oss_server], reasoning_parser="openai_gptoss",
+                         reasoning_effort="low")
+    try:
+        served = rows_of(be.sample(reqs))
+    finally:
+        be.close()
+    assert [[list(s) for s in row] for row in served] == in_process["tagged"]
+    # the thought tokens against the server's own count, request by request
+    import httpx
+    from maker_local.backends.shaping import request_body
+    for req, row in zip(reqs[:6], served):
+        body = request_body(req, "hanoi-oss", "chat", "low")
+        got = httpx.post(oss_server + "/chat/completions", json=body, timeout=120).json()
+        assert got["usage"]["completion_tokens_details"]["reasoning_tokens"] == sum(
+            s[3] for s in row)
+
+
+@engines
+@pytest.mark.engine
+def test_completions_api_fault_stops_the_run_with_one_line(oss_server, tmp_path):
+    """/v1/completions gets no harmony rewrite: the grammar applies from the first token.
+    The run stops after its first round with exit 3 and one line that names it."""
+    r = run_sub("solve", "--profile", "hanoi-oss", "--backend", "vllm-http", "--base-url",
+                oss_server, "--disks", "5", "--api", "completions", "--run-dir",
+                tmp_path / "run", timeout=300)
+    assert r.returncode == 3, r.stderr[-2000:]
+    last = [ln for ln in r.stderr.splitlines() if ln.strip()][-1]
+    assert "without a harmony channel header" in last and "--api chat" in last
