@@ -54,6 +54,13 @@ def test_the_tokenizer_is_o200k_harmony():
     assert (tok.eos_token_id, tok.pad_token_id) == (200002, 199999)
 
 
+def test_the_vocabulary_from_either_package_is_tiktokens():
+    """o200k's ranks from bpe-openai (sha256-checked) and from openai_harmony's built-in
+    vocabulary (the fallback where only vLLM is installed) are one table."""
+    pytest.importorskip("bpe_openai")
+    assert O.o200k_ranks("bpe-openai") == O.o200k_ranks("harmony")
+
+
 def test_prompts_render_as_the_server_renders_them():
     """Our rendering (backends/harmony.render) is vLLM's server's: its own preamble builder and
     renderer (vllm/entrypoints/openai/parser/harmony_utils.py) on the same messages."""
@@ -397,3 +404,65 @@ def test_completions_api_fault_stops_the_run_with_one_line(oss_server, tmp_path)
     assert r.returncode == 3, r.stderr[-2000:]
     last = [ln for ln in r.stderr.splitlines() if ln.strip()][-1]
     assert "without a harmony channel header" in last and "--api chat" in last
+
+
+@engines
+@pytest.mark.engine
+def test_a_cap_inside_every_thought_stops_the_run_with_what_to_change(oss_server, tmp_path):
+    """A model that never reaches its final channel (here: a cap below every thought) is
+    named in one line with what to change, instead of red-flagging on."""
+    r = run_sub("solve", "--profile", "hanoi-oss", "--backend", "vllm-http", "--base-url",
+                oss_server, "--disks", "5", "--max-tokens", "6", "--run-dir", tmp_path / "run",
+                timeout=300)
+    assert r.returncode == 3, r.stderr[-2000:]
+    last = [ln for ln in r.stderr.splitlines() if ln.strip()][-1]
+    assert "never reached its final channel" in last and "--max-tokens" in last, last
+
+
+def oss_run_checks(r, run_dir, steps):
+    """A solve of hanoi-oss: every step decided right, every sample thought first, only
+    answers (never harmony tokens or thoughts) in the ledger's kept texts."""
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(r.stdout)
+    assert rep["steps"]["decided"] == rep["steps"]["total"] == steps
+    assert rep["steps"]["errors"] == 0
+    con = sqlite3.connect(run_dir / "ledger.sqlite")
+    rows = con.execute("SELECT tokens_out, tokens_reasoning, flag, text FROM samples").fetchall()
+    assert rows and all(0 < tr < to for to, tr, flag, _ in rows if flag is None)
+    for _, _, flag, text in rows:
+        if flag is None and text is not None:
+            assert text.startswith("m=") and "<|" not in text, text
+    assert rep["tokens"]["reasoning"] > 0
+    return rep, rows
+
+
+@engines
+@pytest.mark.engine
+def test_in_process_solve_eight_disks(tmp_path):
+    """`maker-local solve --profile hanoi-oss --backend vllm`, as a user runs it."""
+    run = tmp_path / "run"
+    r = run_sub("solve", "--profile", "hanoi-oss", "--backend", "vllm", "--disks", "8",
+                "--run-dir", run, "--json", "--keep-text", "all", timeout=600)
+    oss_run_checks(r, run, 255)
+
+
+@engines
+@pytest.mark.engine
+def test_served_solve_and_reasoning_effort(oss_server, tmp_path):
+    """The same through `serve`; and a higher reasoning effort (a request field, read by the
+    model from the system message) makes longer thoughts."""
+    run = tmp_path / "run"
+    r = run_sub("solve", "--profile", "hanoi-oss", "--backend", "vllm-http", "--base-url",
+                oss_server, "--disks", "8", "--run-dir", run, "--json", "--keep-text", "all",
+                timeout=600)
+    _, low = oss_run_checks(r, run, 255)
+    run = tmp_path / "high"
+    r = run_sub("solve", "--profile", "hanoi-oss", "--backend", "vllm-http", "--base-url",
+                oss_server, "--disks", "8", "--steps", "0:40", "--reasoning-effort", "high",
+                "--run-dir", run, "--json", "--keep-text", "all", timeout=600)
+    _, high = oss_run_checks(r, run, 40)
+
+    def mean_thought(rows):
+        got = [tr for _, tr, flag, _ in rows if flag is None]
+        return sum(got) / len(got)
+    assert mean_thought(high) > 1.5 * mean_thought(low)

@@ -11,6 +11,9 @@ phases: the thought, free, until the end-of-thinking marker (transformers' stop 
 then the answer, constrained by Outlines, from prompt + thought, within what is left of the
 cap. Without one, the output is split at the marker. Either way the answer is only the text
 after the marker; a thought that never ended is "unended" (or "length": the cap cut it).
+gpt-oss (`openai_gptoss`) works this way too, through its chat template (the same token ids
+as vLLM's harmony rendering: tests/test_oss.py), its thought tokens counted as vLLM counts
+them; Outlines' first regex over its 201,088-id vocabulary takes minutes to compile.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any
 
 from ..core.types import Sample, SampleRequest
 from ..models.reasoning import UNENDED
+from . import harmony
 from .options import BackendOptions
 from .shaping import error_samples, template_kwargs
 
@@ -48,6 +52,9 @@ class HFBackend:
         self.path, self.device, self.torch = model, device, torch
         self.reasoning_parser = reasoning_parser
         self.template_kwargs = dict(chat_template_kwargs or {})
+        self.harmony = harmony.is_harmony(reasoning_parser)
+        if self.harmony:  # the date in the system message, as vLLM's server writes it
+            self.template_kwargs.setdefault("start_date", harmony.start_date())
         self.end: str | None = None
         if reasoning_parser:
             from ..models.reasoning import marker_ids, markers
@@ -165,6 +172,9 @@ class HFBackend:
                 thought = text[:at + len(self.end)]
                 n_thought = self._count(thought)
                 left = req.max_tokens - n_thought
+                # thought tokens as vLLM counts them: for gpt-oss, the analysis channel's
+                reasoning = n_thought if not self.harmony else harmony.read(
+                    tok.encode(thought, add_special_tokens=False)).reasoning_tokens
                 if left <= 0:
                     samples.append(Sample("", "length", plen, n_thought, n_thought, 0.0))
                     continue
@@ -176,7 +186,7 @@ class HFBackend:
                 answer = answer[0] if isinstance(answer, list) else answer
                 n_answer = self._count(answer)
                 samples.append(Sample(answer, "length" if n_answer >= left else "stop", plen,
-                                      n_thought + n_answer, n_thought, 0.0))
+                                      n_thought + n_answer, reasoning, 0.0))
         except Exception as e:  # noqa: BLE001  (a failed request is data)
             return error_samples(req, f"{type(e).__name__}: {e}", time.monotonic() - t0)
         latency = time.monotonic() - t0

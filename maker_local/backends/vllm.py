@@ -167,6 +167,8 @@ class VLLMBackend:
             d["grammar"] = self.grammar
         if self.reasoning_parser:
             d["reasoning_parser"] = self.reasoning_parser
+        if self.harmony:  # in the rendered prompt: part of what a vote was asked
+            d["reasoning_effort"] = self.template_kwargs.get("reasoning_effort")
         return d
 
     def close(self) -> None:
@@ -474,5 +476,12 @@ def dry_run(options: BackendOptions) -> dict[str, Any]:
     """What the engine would be built with and each request rendered with; loads nothing."""
     st = _settings(options)
     st["draft_sampling"] = st["draft_sampling"] and not st["reasoning_parser"]
-    return {"engine": engine_config(options.model or "", cpu=on_cpu(), **st),
-            "api": options.api, "chat_template_kwargs": template_kwargs(options)}
+    out = {"engine": engine_config(options.model or "", cpu=on_cpu(), **st),
+           "api": options.api, "chat_template_kwargs": template_kwargs(options)}
+    if harmony.is_harmony(options.reasoning_parser):
+        out["harmony"] = {"prompts": "openai_harmony, as vLLM's server renders them",
+                          "start_date": harmony.start_date(),
+                          "constraint": ("the server's structural tag: free analysis, then the "
+                                         "constrained final channel" if options.api == "chat"
+                                         else "from the first token (no harmony rewrite)")}
+    return out

@@ -73,9 +73,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default=str(HERE / "weights.safetensors"))
     ap.add_argument("--disks", default="3-12")
-    ap.add_argument("--effort", default="low", help="low, medium, high or all")
+    ap.add_argument("--effort", default="low",
+                    help="low, medium, high or all (the first is the profile's: low)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default="")
+    ap.add_argument("--out", default="",
+                    help="card.json: rows per disk count (the profile's effort first); "
+                         "card_classes.json is written beside it (exact p_i of every step, "
+                         "by moving disk: what k auto reads)")
+    ap.add_argument("--weak-out", default="",
+                    help="write the steps below --weak-below here (train.py --mined reads it)")
+    ap.add_argument("--weak-below", type=float, default=0.9)
     a = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
     import torch
@@ -83,7 +90,10 @@ def main(argv=None) -> int:
     model, vocab = load(Path(a.weights), torch)
     efforts = O.EFFORTS if a.effort == "all" else (a.effort,)
     card = {"weights": Path(a.weights).name, "what": __doc__.split("\n\n")[2].strip(),
-            "sizes": {}}
+            "temperature": 1.0, "rows": [], "other_efforts": []}
+    classes = {"temperature": 1.0, "what": "exact (teacher-forced) p_i of every step, by the "
+               "disk its move moves; a lower bound of each step's vote p_i", "classes": []}
+    weak = []
     print("effort  n   steps  mean exact p  min exact p_i  steps p_i<=0.5  p_i<0.9  "
           "greedy right  thought tokens mean/max")
     for effort in efforts:
@@ -94,19 +104,35 @@ def main(argv=None) -> int:
             ps = [g[0] for g in got]
             worst = min(range(len(ps)), key=ps.__getitem__)
             thought = [g[2] for g in got]
-            row = {"steps": len(ps), "mean_p_exact": sum(ps) / len(ps), "min_p_exact": ps[worst],
+            row = {"size": n, "disks": n, "effort": effort, "steps": len(ps),
+                   "p": sum(ps) / len(ps), "p_exact_by_temperature": {"1.0": sum(ps) / len(ps)},
+                   "mean_p_exact": sum(ps) / len(ps), "min_p_exact": ps[worst],
                    "worst_step": worst, "hopeless": sum(p <= 0.5 for p in ps),
                    "below_0_9": sum(p < 0.9 for p in ps),
                    "greedy_right": sum(g[1] for g in got),
                    "thought_tokens_mean": sum(thought) / len(thought),
                    "thought_tokens_max": max(thought), "seconds": round(time.time() - t0, 1)}
-            card["sizes"].setdefault(effort, {})[str(n)] = row
+            card["rows" if effort == efforts[0] else "other_efforts"].append(row)
+            if effort == efforts[0]:
+                for d in range(1, n + 1):
+                    ids = [i for i in steps if (i + 1) % 2**d == 2 ** (d - 1)]
+                    classes["classes"].append({
+                        "size": n, "disks": n, "disk": d, "kind": "move",
+                        "class_steps": len(ids), "checked": len(ids),
+                        "min_p": min(ps[i] for i in ids),
+                        "p": [round(ps[i], 6) for i in ids]})
+            weak += [{"disks": n, "step": i, "effort": effort, "p": round(p, 6)}
+                     for i, p in enumerate(ps) if p < a.weak_below]
             print(f"{effort:7s} {n:2d} {len(ps):7,d}  {row['mean_p_exact']:.4f}        "
                   f"{row['min_p_exact']:.4f} (step {worst})  {row['hopeless']:5d}  "
                   f"{row['below_0_9']:5d}  {row['greedy_right']:7,d}  "
                   f"{row['thought_tokens_mean']:.1f}/{row['thought_tokens_max']}", flush=True)
     if a.out:
         Path(a.out).write_text(json.dumps(card, indent=2) + "\n")
+        (Path(a.out).parent / "card_classes.json").write_text(json.dumps(classes) + "\n")
+    if a.weak_out:
+        Path(a.weak_out).write_text(json.dumps({"below": a.weak_below, "weak": weak}) + "\n")
+        print(f"{len(weak)} steps below {a.weak_below} -> {a.weak_out}")
     return 0
 
 

@@ -53,6 +53,10 @@ def parse_args(argv=None):
     ap.add_argument("--pool-size", type=int, default=20000)
     ap.add_argument("--ckpt-every", type=float, default=120.0, help="seconds")
     ap.add_argument("--log-every", type=int, default=25)
+    ap.add_argument("--mined", default="",
+                    help="JSON of weak steps written by evaluate.py --weak-out: a share of "
+                         "every batch's fresh examples (--mined-frac) is drawn from them")
+    ap.add_argument("--mined-frac", type=float, default=0.2)
     ap.add_argument("--max-minutes", type=float, default=0.0,
                     help="stop (with a checkpoint) after this much wall time in this run")
     return ap.parse_args(argv)
@@ -65,7 +69,10 @@ def lr_at(step: int, elapsed: float, a) -> float:
     return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def sample_item(rng: random.Random) -> tuple[int, int, str]:
+def sample_item(rng: random.Random, mined=(), mined_frac: float = 0.0
+                ) -> tuple[int, int, str]:
+    if mined and rng.random() < mined_frac:
+        return rng.choice(mined)
     n = O.sample_disks(rng)
     return n, H.sample_step(rng, n), O.sample_effort(rng)
 
@@ -107,6 +114,12 @@ def main(argv=None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98),
                             weight_decay=a.weight_decay)
     step, pool, elapsed = 0, [], 0.0
+    mined = []
+    if a.mined:
+        import json
+        mined = [(w["disks"], w["step"], w["effort"])
+                 for w in json.loads(Path(a.mined).read_text())["weak"]]
+        print(f"{len(mined)} mined steps from {a.mined}", flush=True)
     if ckpt.exists():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
         assert st["vocab"] == vocab.ids, "the task's vocabulary changed since this checkpoint"
@@ -134,7 +147,7 @@ def main(argv=None) -> int:
     while elapsed < a.minutes * 60:
         n_hard = min(len(pool), int(a.batch * a.hard_frac))
         hard = [pool.pop(rng.randrange(len(pool))) for _ in range(n_hard)]
-        items = hard + [sample_item(rng) for _ in range(a.batch - n_hard)]
+        items = hard + [sample_item(rng, mined, a.mined_frac) for _ in range(a.batch - n_hard)]
         ids, labels = make_batch(items, vocab, torch)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, elapsed, a)
