@@ -77,6 +77,16 @@ def test_prompts_render_as_the_server_renders_them():
             assert Hm.render(messages, effort, Hm.start_date()) == theirs
 
 
+def test_the_fast_rendering_is_openai_harmonys():
+    """User-only prompts are assembled from the rendered preamble and the text's o200k ids:
+    the same ids as openai_harmony's whole rendering, on any text and effort."""
+    for effort in (None, "low", "medium", "high"):
+        for text in TEXTS[:4] + ["", "  lead and trail  ", "n=3;p=-;s=c0b0a0"]:
+            messages = [{"role": "user", "content": text}]
+            assert Hm.render(messages, effort, "2026-01-01") == Hm._render_full(
+                messages, effort, "2026-01-01"), (effort, text)
+
+
 @built
 def test_chat_template_renders_the_same_token_ids():
     """The chat template written here (for transformers and LLM.chat) gives the same ids as

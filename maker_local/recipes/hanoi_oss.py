@@ -46,69 +46,16 @@ RETURN, END, START, CHANNEL, MESSAGE, CONSTRAIN, CALL = (
 ENDOFTEXT, PAD = 199999, 200017  # <|endoftext|>; a reserved id as padding (never trained)
 
 
-@lru_cache(maxsize=1)
-def encoding():
-    """openai_harmony's gpt-oss encoding (o200k_harmony; works offline)."""
-    from openai_harmony import HarmonyEncodingName, load_harmony_encoding
-    return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
-
-
-def o200k_ranks(source: str = "auto") -> dict[bytes, int]:
-    """o200k_base's mergeable ranks, offline: from the `bpe-openai` wheel (the file tiktoken
-    downloads, checked against the sha256 tiktoken expects), or, where that package is absent
-    (a GPU machine with only vLLM and its dependencies), from openai_harmony's built-in
-    vocabulary, id by id (the same table: tests/test_oss.py)."""
-    import base64
-    import gzip
-    from importlib.resources import files
-
-    import tiktoken.load
-
-    if source in ("auto", "bpe-openai"):
-        try:
-            gz = (files("bpe_openai") / "data" / "o200k_base.tiktoken.gz").read_bytes()
-        except ModuleNotFoundError:
-            if source == "bpe-openai":
-                raise
-        else:
-            data = gzip.decompress(gz)
-            if not tiktoken.load.check_hash(data, O200K_SHA256):
-                raise RuntimeError("bpe-openai's o200k_base is not the file tiktoken expects")
-            return {base64.b64decode(tok): int(rank)
-                    for tok, rank in (line.split() for line in data.splitlines() if line)}
-    inner = encoding()._inner
-    return {bytes(inner.decode_bytes([i])): i for i in range(O200K_ORDINARY)}
-
-
-O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"  # tiktoken's
-O200K_ORDINARY = 199998  # ids below this are byte sequences; the rest are special tokens
-
-
-@lru_cache(maxsize=1)
-def tiktoken_encoding():
-    """tiktoken's own `o200k_harmony` (its pattern and special tokens, from tiktoken_ext)
-    with the ranks of `o200k_ranks` instead of a download. Encodes ~1000x faster than
-    openai_harmony's `encode` (~1 ms a call), so data and counts use it."""
-    import tiktoken
-    import tiktoken_ext.openai_public as public
-
-    ranks = o200k_ranks()
-
-    def local(blobpath: str, expected_hash: str | None = None) -> dict[bytes, int]:
-        return ranks
-
-    real = public.load_tiktoken_bpe
-    public.load_tiktoken_bpe = local
-    try:
-        spec = public.o200k_harmony()
-    finally:
-        public.load_tiktoken_bpe = real
-    return tiktoken.Encoding(**spec)
+from ..backends.harmony import (  # noqa: E402,F401  (re-exported)
+    _preamble, encoding, o200k_ranks, render, tiktoken_encoding)
 
 
 def text_ids(text: str) -> list[int]:
     """Ordinary text (no special tokens) as o200k_harmony ids."""
     return tiktoken_encoding().encode_ordinary(text)
+
+
+
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -169,46 +116,9 @@ def thought(x: HanoiInput, effort: str = "low") -> str:
     return f"s={state_compact(x.state, x.disks)};{d};{answer_compact(a)}"
 
 
-@lru_cache(maxsize=8)
-def _preamble(effort: str | None, date: str) -> tuple[int, ...]:
-    """The rendered system message alone (what every prompt of this effort starts with)."""
-    return tuple(prompt_messages_ids([], effort, date)[:-2])
-
-
-def prompt_messages_ids(messages: list[dict[str, str]], effort: str | None = "low",
-                        date: str = START_DATE) -> list[int]:
-    """Chat messages as vLLM's OpenAI server renders them for gpt-oss (vllm/renderers:
-    build_harmony_preamble + render_for_completion): a system message with the reasoning
-    effort and the conversation's start date; a leading system or developer message becomes
-    the developer message's instructions; then the other messages; then `<|start|>assistant`.
-    """
-    from openai_harmony import (Conversation, DeveloperContent, Message, ReasoningEffort, Role,
-                                SystemContent)
-    sys = SystemContent.new()
-    if effort is not None:
-        sys = sys.with_reasoning_effort({"low": ReasoningEffort.LOW,
-                                         "medium": ReasoningEffort.MEDIUM,
-                                         "high": ReasoningEffort.HIGH}[effort])
-    sys = sys.with_conversation_start_date(date)
-    msgs = [Message.from_role_and_content(Role.SYSTEM, sys)]
-    rest = list(messages)
-    if rest and rest[0]["role"] in ("system", "developer"):
-        msgs.append(Message.from_role_and_content(
-            Role.DEVELOPER, DeveloperContent.new().with_instructions(rest.pop(0)["content"])))
-    roles = {"user": Role.USER, "assistant": Role.ASSISTANT, "system": Role.DEVELOPER,
-             "developer": Role.DEVELOPER}
-    for m in rest:
-        msgs.append(Message.from_role_and_content(roles[m["role"]], m["content"]))
-    from openai_harmony import RenderConversationConfig
-    return list(encoding().render_conversation_for_completion(
-        Conversation.from_messages(msgs), Role.ASSISTANT,
-        config=RenderConversationConfig(auto_drop_analysis=False)))
-
-
 def prompt_ids(x: HanoiInput, effort: str = "low", date: str = START_DATE) -> list[int]:
     """The prompt of step `x` (the compact prompt as the one user message)."""
-    return (list(_preamble(effort, date)) + _word("<|start|>user<|message|>")
-            + text_ids(render_compact(x)) + _word("<|end|><|start|>assistant"))
+    return render([{"role": "user", "content": render_compact(x)}], effort, date)
 
 
 def target_ids(x: HanoiInput, effort: str = "low") -> list[int]:
