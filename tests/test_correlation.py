@@ -50,6 +50,21 @@ def test_quadrature_holds_the_beta_mean_and_icc(e, rho):
     assert (m2 - m1 * m1) / (m1 * (1 - m1)) == pytest.approx(rho, rel=1e-6)
 
 
+@pytest.mark.parametrize("rho", [1e-10, 1e-13, 1e-16, 3e-19])
+def test_a_correlation_near_zero_stays_finite_and_tends_to_independence(rho):
+    """The beta of a tiny rho has huge a and b: the quadrature used to overflow exp there
+    (NaN in bench's and calibrate's figures, issue 28); now it is finite, holds the mean,
+    and its answers approach the independent ones."""
+    e = 0.0043  # with rho 3e-19: a = 1.5e16, b = 3.5e18, as bench met them
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        q, w, below = StepErrors(e, rho).nodes()
+        assert np.isfinite(w).all() and np.isfinite(q).all()
+        assert w.sum() + below == pytest.approx(1.0, abs=1e-9)
+        assert (q * w).sum() == pytest.approx(e, rel=1e-4)
+        assert StepErrors(e, rho).p_full(3, N20) == pytest.approx(
+            StepErrors(e).p_full(3, N20), rel=1e-2)
+
+
 def test_no_correlation_is_the_papers_formula():
     d = StepErrors(0.0022)
     assert d.p_full(3, N20) == pytest.approx(p_step(0.9978, 3) ** N20, rel=1e-9)

@@ -172,15 +172,18 @@ class StepErrors:
 
 def _beta_nodes(a: float, b: float) -> tuple[np.ndarray, np.ndarray, float]:
     """A trapezoid grid in logit space, fine where the density lives; masses normalised so
-    that grid + the mass below it = 1."""
-    lb = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    that grid + the mass below it = 1. The log density is taken relative to its largest
+    value on the grid, not to log B(a, b): the normalisation divides it out, and for the
+    huge a and b of a correlation near 0 lgamma's cancellation overflowed exp (NaN)."""
     coarse = np.linspace(_U_LO, _U_HI, 10001)
     ld = a * _logsig(coarse) + b * _logsig(-coarse)
     alive = np.flatnonzero(ld >= ld.max() - 40)
     lo = coarse[max(alive[0] - 1, 0)]
     hi = coarse[min(alive[-1] + 1, coarse.size - 1)]
     u = np.linspace(lo, hi, 20001)
-    w = np.exp(a * _logsig(u) + b * _logsig(-u) - lb)
+    lu = a * _logsig(u) + b * _logsig(-u)
+    lb = float(lu.max())  # stands for log B(a, b): any constant cancels below
+    w = np.exp(lu - lb)
     w[[0, -1]] *= 0.5
     w *= u[1] - u[0]
     # the tails beyond the grid: the density in logit space is ~ e^(a u) / B below it and
