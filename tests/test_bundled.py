@@ -114,3 +114,26 @@ def test_think_refuses_a_size_it_does_not_claim():
     err = r.stderr.strip().splitlines()[-1]
     assert "--disks 21: model profile hanoi-think supports 3..20 disks" in err
     assert "hanoi-think/README.md" in err and "or another --profile" in err
+
+
+# ------------------------------------------------------------------ hanoi-oss (issue 25)
+OSS = ROOT / "models" / "hanoi-oss"
+
+
+def test_oss_card_checks_every_step_of_every_size_its_profile_claims():
+    """hanoi-oss claims a disk count only if its card checked every step of it and found no
+    step that voting cannot fix: each step's exact p_i (the whole thought and answer, teacher
+    forced, a lower bound of its vote p_i) above 0.5. The class table that k auto reads holds
+    every step's p_i."""
+    from maker_local.models.profiles import load_profile
+
+    lo, hi = load_profile("hanoi-oss").sizes
+    card = {r["size"]: r for r in json.loads((OSS / "card.json").read_text())["rows"]}
+    classes = json.loads((OSS / "card_classes.json").read_text())["classes"]
+    for n in range(lo, hi + 1):
+        assert card[n]["effort"] == load_profile("hanoi-oss").reasoning_effort
+        assert card[n]["steps"] == 2**n - 1 and card[n]["hopeless"] == 0, n
+        assert card[n]["min_p_exact"] > 0.5, n
+        rows = [c for c in classes if c["size"] == n]
+        assert sum(c["class_steps"] for c in rows) == 2**n - 1
+        assert all(len(c["p"]) == c["class_steps"] and min(c["p"]) > 0.5 for c in rows)

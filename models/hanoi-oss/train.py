@@ -18,7 +18,6 @@ the same command continues from it. The recipe used (models/hanoi-oss/README.md)
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from maker_local.recipes import hanoi as H
 from maker_local.recipes import hanoi_oss as O
+from maker_local.recipes.schedule import lr_at
 
 
 def parse_args(argv=None):
@@ -60,13 +60,6 @@ def parse_args(argv=None):
     ap.add_argument("--max-minutes", type=float, default=0.0,
                     help="stop (with a checkpoint) after this much wall time in this run")
     return ap.parse_args(argv)
-
-
-def lr_at(step: int, elapsed: float, a) -> float:
-    if step < a.warmup:
-        return a.lr * (step + 1) / a.warmup
-    t = min(1.0, elapsed / (a.minutes * 60))
-    return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def sample_item(rng: random.Random, mined=(), mined_frac: float = 0.0

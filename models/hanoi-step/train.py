@@ -15,7 +15,6 @@ repository); rerunning the same command continues from it. Example (the recipe u
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from maker_local.recipes import hanoi as H
+from maker_local.recipes.schedule import lr_at
 
 
 def parse_args(argv=None):
@@ -77,16 +77,6 @@ def progress(step: int, elapsed: float, a) -> float:
     if a.minutes > 0:
         return elapsed / (a.minutes * 60)
     return step / a.steps
-
-
-def lr_at(step: int, elapsed: float, a) -> float:
-    if step < a.warmup:
-        return a.lr * (step + 1) / a.warmup
-    if a.minutes > 0:
-        t = min(1.0, elapsed / (a.minutes * 60))
-    else:
-        t = min(1.0, (step - a.warmup) / max(1, a.steps - a.warmup))
-    return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def make_batch(examples, torch, device):

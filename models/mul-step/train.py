@@ -15,7 +15,6 @@ rerunning the same command continues from it. The recipe used:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from maker_local.recipes import mul as M
+from maker_local.recipes.schedule import lr_at
 
 
 def parse_args(argv=None):
@@ -79,13 +79,6 @@ def parse_args(argv=None):
     ap.add_argument("--start-level", type=int, default=None,
                     help="curriculum level to start at with --init (train_info.json has it)")
     return ap.parse_args(argv)
-
-
-def lr_at(step: int, elapsed: float, a) -> float:
-    if step < a.warmup:
-        return a.lr * (step + 1) / a.warmup
-    t = min(1.0, elapsed / (a.minutes * 60))
-    return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def main(argv=None) -> int:
