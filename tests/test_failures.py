@@ -410,3 +410,31 @@ def test_a_hung_server_is_said_while_waiting(fake, capsys, monkeypatch):
         b.close()
     err = capsys.readouterr().err
     assert f"no reply from {fake.url} for" in err and "asked again after 10 s" in err
+    assert "the run stops in about" in err and "--resume continues it" in err
+
+
+def test_when_a_hung_server_stops_the_run_is_said_right():
+    """The stall line's stop time is the Retrier's: failures for retry_for seconds in a row,
+    each try waiting the request timeout."""
+    from maker_local.backends.vllm_http import stall_line
+    # 300 s timeout, 600 s of failures: tries end at 300, 600, 900 s; the third stops it
+    assert "stops in about 14 min" in stall_line("u", 60, 5, 300, 600)
+    assert "stops in about 1 min" in stall_line("u", 20, 5, 40, 40)  # 2 tries of 40 s
+
+
+def test_a_server_that_accepts_and_never_answers_is_said_at_start(capsys, monkeypatch):
+    """A socket that accepts connections and never replies (a wedged node): start-up says
+    within a probe's timeout what it waits for, and gives up with one line."""
+    from maker_local.backends import vllm_http
+    monkeypatch.setattr(vllm_http, "PROBE_TIMEOUT_S", 0.5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+        t0 = time.monotonic()
+        with pytest.raises(ValueError, match="no vLLM server answered .* within 3 s"):
+            vllm_http.VLLMHTTPBackend([url], retry_for=3.0, wait_for_server=3.0)
+        assert time.monotonic() - t0 < 15
+    err = capsys.readouterr().err
+    assert f"waiting for a vLLM server: {url} did not answer within 0 s" in err
+    assert "giving up after 3 s" in err and "--request-timeout" not in err

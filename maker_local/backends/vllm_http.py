@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ RETRYABLE_STATUS = {408, 425, 429}  # and every 5xx
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 300.0  # n samples of up to max_tokens each, on a loaded server
 NO_SERVER_WAIT_S = 90.0
+PROBE_TIMEOUT_S = 10.0  # one start-up question (/v1/models) waits this long for its answer
 STALL_SAY_S = 60.0  # no reply at all for this long: a status line (then every 60 s)
 # a kept-alive connection idle this long is not used again: vLLM's server closes them after
 # 5 s (VLLM_HTTP_TIMEOUT_KEEP_ALIVE), and one it closes as we reuse it is a reset
@@ -61,8 +63,10 @@ def retryable_status(code: int) -> bool:
     return code in RETRYABLE_STATUS or 500 <= code <= 599
 
 
-def describe_failure(e: BaseException, timeout: float) -> tuple[str, bool | None]:
-    """What went wrong with one HTTP exchange, and whether asking again can help."""
+def describe_failure(e: BaseException, timeout: float, flag: str = " (--request-timeout)"
+                     ) -> tuple[str, bool | None]:
+    """What went wrong with one HTTP exchange, and whether asking again can help (`flag`:
+    the option that set `timeout`, said after it)."""
     import openai
 
     if isinstance(e, openai.APIStatusError):
@@ -73,7 +77,7 @@ def describe_failure(e: BaseException, timeout: float) -> tuple[str, bool | None
             body = "(no body)"
         return f"answered HTTP {code}: {body}", retryable_status(code)
     if isinstance(e, openai.APITimeoutError):
-        return f"did not answer within {timeout:.0f} s (--request-timeout)", True
+        return f"did not answer within {timeout:.0f} s{flag}", True
     if isinstance(e, openai.APIConnectionError):
         chain, x = [], e.__cause__ or e.__context__
         while x is not None and x not in chain:  # the SDK wraps httpx wraps the OS error
@@ -305,9 +309,9 @@ class VLLMHTTPBackend:
             for url, client in zip(urls, self.clients):
                 try:
                     got = await client.get("/models", cast_to=object,
-                                           options={"timeout": 10.0})
+                                           options={"timeout": PROBE_TIMEOUT_S})
                 except Exception as e:  # noqa: BLE001  (any failure: say it, try again)
-                    why, _ = describe_failure(e, 10.0)
+                    why, _ = describe_failure(e, PROBE_TIMEOUT_S, "")
                     if why.startswith(("answered HTTP 401", "answered HTTP 403")):
                         raise ValueError(f"{url} {why}: the server wants an API key: give "
                                          f"the one it was started with (vLLM's --api-key) "
@@ -330,7 +334,8 @@ class VLLMHTTPBackend:
             if waited >= next_say:
                 next_say = waited + 10.0
                 print(f"maker-local: waiting for a vLLM server: {last}; waited {waited:.0f} s,"
-                      f" giving up after {limit:.0f} s", file=sys.stderr, flush=True)
+                      f" giving up after {limit:.0f} s (nothing has started yet)",
+                      file=sys.stderr, flush=True)
             await asyncio.sleep(2.0)
 
     async def tokenize(self, body: dict[str, Any], req: SampleRequest | None = None
@@ -409,7 +414,8 @@ class VLLMHTTPBackend:
 
     async def _say_stalls(self, count: int) -> None:
         """A status line when no reply came for STALL_SAY_S (a hung server is said, not
-        waited out in silence), and every STALL_SAY_S after."""
+        waited out in silence), and every STALL_SAY_S after: what is waited for, when the
+        requests are asked again and when the run stops if no reply comes."""
         said = 0.0
         urls = ", ".join(e.url for e in self.endpoints.eps)
         while True:
@@ -419,9 +425,8 @@ class VLLMHTTPBackend:
                 said = 0.0  # replies came again
             if quiet >= said + STALL_SAY_S:
                 said = quiet
-                print(f"maker-local: no reply from {urls} for "
-                      f"{quiet:.0f} s (of {count} requests; each is asked again after "
-                      f"{self.timeout:.0f} s without a reply)", file=sys.stderr, flush=True)
+                print(stall_line(urls, quiet, count, self.timeout, self.retry_for),
+                      file=sys.stderr, flush=True)
 
     def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]:
         return self.loop.run_until_complete(self._batch(requests))
@@ -450,6 +455,20 @@ class VLLMHTTPBackend:
                     except ValueError:
                         pass
         return out
+
+
+def stall_line(urls: str, quiet: float, count: int, timeout: float, retry_for: float) -> str:
+    """What a run waits for when a server accepts requests and sends nothing back. A request
+    without a reply fails after `timeout` s and is asked again (the driver's Retrier); the run
+    stops once failures have lasted `retry_for` s, each try waiting `timeout` s: so at most
+    timeout * (1 + ceil(retry_for / timeout)) s after the replies stopped."""
+    tries = 1 + max(1, math.ceil(retry_for / timeout))
+    stop = timeout * tries
+    return (f"maker-local: no reply from {urls} for {quiet:.0f} s ({count:,} requests "
+            f"waiting; the server is up but does not answer: a wedged or overloaded engine? "
+            f"see its log). Each request is asked again after {timeout:.0f} s without a reply "
+            f"(--request-timeout); with no reply at all the run stops in about "
+            f"{max(0.0, stop - quiet) / 60:.0f} min (exit 3; --resume continues it)")
 
 
 def _http_client() -> Any:

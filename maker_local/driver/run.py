@@ -23,7 +23,7 @@ from ..engine.pool import Contested
 from ..engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
 from ..engine.voting import rule_of
 from ..store import LEDGER_NAME, Ledger, LedgerError, reads
-from .failures import Retrier, RunStopped, flagged_out, save_endpoint_counts
+from .failures import RETRY_FOR_S, Retrier, RunStopped, flagged_out, save_endpoint_counts
 
 
 @dataclass
@@ -201,6 +201,7 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
                 ledger.set_meta("resumes", str(int(ledger.meta("resumes", "0")) + 1))
         bar = _Bar(sched, ledger, progress, spec.extra.get("price") or {})
         retrier = Retrier(spec.backend, status=bar.write,
+                          retry_for=getattr(spec.backend, "retry_for", RETRY_FOR_S),
                           on_failure=lambda failed: ledger.write_failures(sched.round, failed))
         session = Tally()  # this session's rounds, for the flagged-out stop
 
