@@ -76,6 +76,49 @@ def test_with_every_server_down_one_request_probes_and_the_others_wait():
     assert ep.up(1) and ep.choose(set()).index == 1
 
 
+def test_only_a_probes_own_outcome_ends_it():
+    """A wedged server: 3 requests in flight time out one by one. The first puts it down and
+    a probe goes out; the others, sent before it went down, come back (timed out) while the
+    probe is in flight: no second probe may go out beside the first (it once did, and the
+    two probes' bookkeeping crashed the run with a KeyError)."""
+    now = [0.0]
+    ep = Endpoints(["http://a/v1"], clock=lambda: now[0])
+    for _ in range(3):
+        ep.sent(0, False)
+    ep.failed(0, "did not answer", down=True)
+    now[0] = 5.0
+    c = ep.choose(set())
+    assert (c.action, c.probe) == ("send", True)
+    ep.sent(0, True)
+    ep.failed(0, "did not answer", down=True)  # sent before it went down
+    assert ep.choose(set()).action == "wait"  # still the first probe's
+    ep.sent(0, False)
+    ep.answered(0)  # an old request that did get through: up again, probe still out
+    assert ep.up(0) and ep.eps[0].probing
+    ep.failed(0, "did not answer", down=True, probe=True)  # the probe's own outcome
+    assert not ep.eps[0].probing and ep.eps[0].inflight == 1  # the third old one
+
+
+def test_with_nothing_up_a_batch_probes_once_and_the_next_batch_again():
+    """A server that lets requests time out: in one batch, once its probe failed, the other
+    requests fail at once instead of each probing it for another timeout (a 1,023-request
+    batch once took 64 requests per timeout to drain); the driver's next try probes again."""
+    now = [0.0]
+    ep = Endpoints(["http://a/v1"], clock=lambda: now[0])
+    ep.new_batch()
+    ep.sent(0, False)
+    ep.failed(0, "did not answer", down=True)
+    c = ep.choose(set())
+    assert (c.action, c.probe) == ("send", True)
+    ep.sent(0, True)
+    now[0] = 40.0
+    ep.failed(0, "did not answer", down=True, probe=True)
+    assert ep.choose(set()).action == "none"  # the rest of this batch fails at once
+    ep.new_batch()  # the driver asks again
+    c = ep.choose(set())
+    assert (c.action, c.probe) == ("send", True)
+
+
 def test_a_closed_connection_is_asked_again_once_before_the_server_counts_as_down():
     """A reply lost to a connection the server closed (a kept-alive connection it dropped as
     it was reused) is asked again at once at the same server; a server that keeps closing

@@ -417,9 +417,10 @@ def test_when_a_hung_server_stops_the_run_is_said_right():
     """The stall line's stop time is the Retrier's: failures for retry_for seconds in a row,
     each try waiting the request timeout."""
     from maker_local.backends.vllm_http import stall_line
-    # 300 s timeout, 600 s of failures: tries end at 300, 600, 900 s; the third stops it
-    assert "stops in about 14 min" in stall_line("u", 60, 5, 300, 600)
-    assert "stops in about 1 min" in stall_line("u", 20, 5, 40, 40)  # 2 tries of 40 s
+    # 300 s timeout, 600 s of failures: the batch fails by 600 s (in flight, then a probe),
+    # tries go on until 1,200 s, the one under way ends by 1,500 s
+    assert "stops in about 24 min" in stall_line("u", 60, 5, 300, 600)
+    assert "stops in about 3 min" in stall_line("u", 20, 5, 40, 80)
 
 
 def test_a_server_that_accepts_and_never_answers_is_said_at_start(capsys, monkeypatch):

@@ -43,6 +43,7 @@ class Endpoint:
     retry_at: float = 0.0
     down_since: float = 0.0
     probing: bool = False
+    probed: bool = False  # probed in this batch (nothing up: one probe per batch, see choose)
     why: str = ""       # its last failure
 
 
@@ -81,23 +82,36 @@ class Endpoints:
         probing = [i for i, e in eps if e.probing]
         if probing:
             return Choice("wait", probing[0])
-        if not any(e.fails == 0 for e in self.eps) and eps:
-            # nothing is up: ask the server due first now, rather than fail without asking
-            return Choice("send", min((e.retry_at, i) for i, e in eps)[1], probe=True)
+        unprobed = [(e.retry_at, i) for i, e in eps if not e.probed]
+        if not any(e.fails == 0 for e in self.eps) and unprobed:
+            # nothing is up: ask the server due first now, rather than fail without asking;
+            # once per batch (a server that let its probe time out is not asked again by
+            # each request of the batch, one timeout after another: the batch fails and
+            # the driver's backoff paces the next tries)
+            return Choice("send", min(unprobed)[1], probe=True)
         return Choice("none")
+
+    def new_batch(self) -> None:
+        """A batch of requests starts (the driver's first try or one of its retries)."""
+        for e in self.eps:
+            e.probed = False
 
     def sent(self, i: int, probe: bool) -> None:
         e = self.eps[i]
         e.requests += 1
         e.inflight += 1
         if probe:
-            e.probing = True
+            e.probing = e.probed = True
 
-    def answered(self, i: int) -> None:
-        """Endpoint i answered (well, or with a failure that says nothing about it being up)."""
+    def answered(self, i: int, probe: bool = False) -> None:
+        """Endpoint i answered (well, or with a failure that says nothing about it being up);
+        `probe`: the request was its probe. Only a probe's own outcome ends the probe: a
+        request sent before the server went down that comes back meanwhile does not, or a
+        second probe would go out beside the first."""
         e = self.eps[i]
         e.inflight -= 1
-        e.probing = False
+        if probe:
+            e.probing = False
         if e.fails:
             down = self.clock() - e.down_since
             self.lines.append(f"maker-local: {e.url} answers again (down {down:.0f} s); it "
@@ -117,10 +131,11 @@ class Endpoints:
         e = self.eps[i]
         e.failures += 1
         if not down:
-            self.answered(i)
+            self.answered(i, probe)
             return
         e.inflight -= 1
-        e.probing = False
+        if probe:
+            e.probing = False
         now = self.clock()
         if e.fails and not probe:
             return  # sent before it went down: the same outage, not one more in a row

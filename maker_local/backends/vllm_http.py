@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -246,6 +245,8 @@ class VLLMHTTPBackend:
                     event = self._probes.get(c.index)
                     if event is not None:
                         await event.wait()
+                    else:  # never a busy loop, whatever the bookkeeping says
+                        await asyncio.sleep(0.1)
                     if not self.endpoints.up(c.index):
                         tried.add(c.index)
                         e = self.endpoints.eps[c.index]
@@ -260,8 +261,8 @@ class VLLMHTTPBackend:
                 i = c.index
                 url = self.endpoints.eps[i].url
                 self.endpoints.sent(i, c.probe)
-                if c.probe and i not in self._probes:
-                    self._probes[i] = asyncio.Event()
+                if c.probe:  # this request's probe (sent again after a closed connection:
+                    self._probes.setdefault(i, asyncio.Event())  # still the same one)
                 t0 = time.monotonic()
                 fail: tuple[str, bool | None] | None
                 try:
@@ -271,7 +272,8 @@ class VLLMHTTPBackend:
                 except Exception as e:  # noqa: BLE001  (a failed request is data)
                     why, retry = describe_failure(e, self.timeout)
                     fail = (f"{url} {why}", retry)
-                self._last_reply = time.monotonic()
+                if fail is None or not _silent(fail[0]):  # the server said something
+                    self._last_reply = time.monotonic()
                 text = None if fail is None else _named(url, fail[0])
                 if fail is not None and i not in tried and _closed(text):
                     # a kept-alive connection the server closed as it was reused, or a server
@@ -284,12 +286,14 @@ class VLLMHTTPBackend:
                     again = c
                     continue
                 if fail is None:
-                    self.endpoints.answered(i)
+                    self.endpoints.answered(i, c.probe)
                 else:
                     self.failures += 1
                     self.endpoints.failed(i, _named(url, fail[0]), fail[1] is True, c.probe)
                 if c.probe:
-                    self._probes.pop(i).set()
+                    event = self._probes.pop(i, None)
+                    if event is not None:
+                        event.set()
                 if fail is None:
                     return value
                 last = mine = Failure(_named(url, fail[0]), fail[1], time.monotonic() - t0)
@@ -388,6 +392,7 @@ class VLLMHTTPBackend:
 
     async def _batch(self, requests: list[SampleRequest]) -> list[list[Sample]]:
         self._last_reply = time.monotonic()
+        self.endpoints.new_batch()
         watch = asyncio.ensure_future(self._say_stalls(len(requests)))
         try:
             if self.draft is not None:
@@ -458,12 +463,12 @@ class VLLMHTTPBackend:
 
 
 def stall_line(urls: str, quiet: float, count: int, timeout: float, retry_for: float) -> str:
-    """What a run waits for when a server accepts requests and sends nothing back. A request
-    without a reply fails after `timeout` s and is asked again (the driver's Retrier); the run
-    stops once failures have lasted `retry_for` s, each try waiting `timeout` s: so at most
-    timeout * (1 + ceil(retry_for / timeout)) s after the replies stopped."""
-    tries = 1 + max(1, math.ceil(retry_for / timeout))
-    stop = timeout * tries
+    """What a run waits for when a server accepts requests and sends nothing back. The
+    requests in flight fail `timeout` s after they were sent, the server is down, and one
+    probe (another `timeout` s) decides the rest of the batch; the driver's Retrier then asks
+    again, a probe per try, until failures have lasted `retry_for` s; the try under way then
+    ends too: at most about 3 * timeout + retry_for s after the replies stopped."""
+    stop = 3 * timeout + retry_for
     return (f"maker-local: no reply from {urls} for {quiet:.0f} s ({count:,} requests "
             f"waiting; the server is up but does not answer: a wedged or overloaded engine? "
             f"see its log). Each request is asked again after {timeout:.0f} s without a reply "
@@ -481,6 +486,12 @@ def _http_client() -> Any:
     http = importlib.import_module(base.__module__.partition(".")[0])
     return DefaultAsyncHttpxClient(limits=http.Limits(
         max_connections=1000, max_keepalive_connections=100, keepalive_expiry=KEEPALIVE_S))
+
+
+def _silent(text: str) -> bool:
+    """Whether a failure is a server's silence (a request that timed out): not a reply, so
+    the stall line keeps counting."""
+    return "did not answer within" in text
 
 
 def _closed(text: str) -> bool:
