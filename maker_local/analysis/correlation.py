@@ -41,196 +41,16 @@ reads p_i <= 0.5 from the steps decided wrong.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ..core.stats import wilson
+# the distribution lives with the pure arithmetic (engine/); its names stay importable here
+from ..engine.steperrors import (StepErrors, _beta_nodes, p_wrong,  # noqa: F401
+                                 votes_needed)
 
 _BOOT = 200
-_U_LO, _U_HI = -60.0, 40.0  # logit range of the quadrature (q from 9e-27 to 1 - 4e-18)
-
-
-def p_wrong(p: Any, k: int) -> np.ndarray:
-    """P(first-to-ahead-by-k decides wrong) for per-vote accuracy p, one wrong answer
-    (the gambler's ruin: (1-p)^k / (p^k + (1-p)^k)); valid for every p in [0, 1]."""
-    p = np.asarray(p, float)
-    a, b = p**k, (1 - p) ** k
-    return b / (a + b)
-
-
-def votes_needed(p: Any, k: int) -> np.ndarray:
-    """Expected valid votes to decide a step at per-vote accuracy p (any p in [0, 1]):
-    k (p^k - (1-p)^k) / ((2p - 1)(p^k + (1-p)^k)), k^2 at p = 1/2."""
-    p = np.asarray(p, float)
-    a, b = p**k, (1 - p) ** k
-    d = 2 * p - 1
-    near = np.abs(d) < 1e-9
-    return np.where(near, float(k * k), k * (a - b) / np.where(near, 1.0, d) / (a + b))
-
-
-def _logsig(u: np.ndarray) -> np.ndarray:
-    return -np.logaddexp(0.0, -u)
-
-
-@dataclass(frozen=True)
-class StepErrors:
-    """How error rates spread over a run's steps: a share `hopeless` of steps at accuracy
-    `hopeless_p` (<= 0.5), the rest a beta with mean `error` and ICC `rho` (rho = 0: every
-    step errs at `error`, the paper's independent errors)."""
-
-    error: float
-    rho: float = 0.0
-    hopeless: float = 0.0
-    hopeless_p: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.error < 1:
-            raise ValueError(f"error must be in [0, 1) (got {self.error})")
-        if not 0 <= self.rho < 1:
-            raise ValueError(f"correlation rho must be in [0, 1) (got {self.rho})")
-        if not 0 <= self.hopeless <= 1 or not 0 <= self.hopeless_p <= 0.5:
-            raise ValueError("hopeless share must be in [0, 1] and their accuracy <= 0.5")
-
-    # ------------------------------------------------------------------ the distribution
-    def beta(self) -> tuple[float, float] | None:
-        """(a, b) of the beta part, None when it is a point mass (rho = 0 or error = 0)."""
-        if self.rho <= 0 or self.error <= 0:
-            return None
-        s = 1 / self.rho - 1
-        return self.error * s, (1 - self.error) * s
-
-    def nodes(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """Quadrature of the beta part: error rates q_j, their masses w_j, and the mass left
-        below the grid (q < 1e-26, where a step never errs in practice)."""
-        ab = self.beta()
-        if ab is None:
-            return np.array([self.error]), np.array([1.0]), 0.0
-        return _beta_nodes(*ab)
-
-    def expect(self, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """E over steps of f(q) (f vectorised over q; may return arrays of shape (..., q))."""
-        q, w, _ = self.nodes()
-        f0 = np.asarray(f(np.zeros(1)))[..., 0]
-        # f(q) - f(0) vanishes where the grid ends; the mass below it counts at f(0)
-        body = f0 + ((np.asarray(f(q)) - f0[..., None]) * w).sum(axis=-1)
-        if self.hopeless:
-            hop = np.asarray(f(np.array([1 - self.hopeless_p])))[..., 0]
-            return (1 - self.hopeless) * body + self.hopeless * hop
-        return body
-
-    def mean_error(self) -> float:
-        """E[q] over all steps, hopeless ones included."""
-        return (1 - self.hopeless) * self.error + self.hopeless * (1 - self.hopeless_p)
-
-    def share_hopeless(self) -> float:
-        """Share of steps with p_i <= 0.5."""
-        q, w, _ = self.nodes()
-        return float(self.hopeless + (1 - self.hopeless) * w[q >= 0.5].sum())
-
-    # ------------------------------------------------------------------ what a run sees
-    def wrong_rate(self, k: int) -> float:
-        """Expected share of steps decided wrong at k."""
-        return float(self.expect(lambda q: p_wrong(1 - q, k)))
-
-    def expected_wrong(self, k: int, steps: int) -> float:
-        return steps * self.wrong_rate(k)
-
-    def p_full(self, k: int, steps: int) -> float:
-        """P(every step right) when each step's p_i is drawn from this distribution."""
-        f = self.wrong_rate(k)
-        return 0.0 if f >= 1 else math.exp(steps * math.log1p(-f))
-
-    def votes(self, k: int) -> float:
-        """Expected valid votes per step."""
-        return float(self.expect(lambda q: votes_needed(1 - q, k)))
-
-    def k_min(self, steps: int, target: float, k_max: int = 60) -> int | None:
-        """Smallest k whose P(every step right) reaches the target; None if none up to
-        k_max does (hopeless steps: no k can)."""
-        for k in range(1, k_max + 1):
-            if self.p_full(k, steps) >= target:
-                return k
-        return None
-
-    def undecided(self, k: int, n: int, steps: int, per: str = "vote", valid: float = 1.0
-                  ) -> list[float]:
-        """Expected steps still undecided after each of n rounds (the paper's Figure 8).
-
-        per="vote": a round gives every undecided step one more valid vote (the paper's
-        Algorithm 2 run over all steps at once; a red-flagged sample is replaced before it
-        counts, so `valid` plays no part). per="round": a round asks every undecided step
-        for k - margin samples (this project's `rounds` schedule; the first round asks k),
-        of which a share 1 - valid is red-flagged and lost.
-        """
-        if per not in ("vote", "round"):
-            raise ValueError(f"per must be 'vote' or 'round' (got {per!r})")
-        return [steps * float(x) for x in
-                self.expect(lambda q: _undecided(q, k, n, per, valid))]
-
-
-def _beta_nodes(a: float, b: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """A trapezoid grid in logit space, fine where the density lives; masses normalised so
-    that grid + the mass below it = 1. The log density is taken relative to its largest
-    value on the grid, not to log B(a, b): the normalisation divides it out, and for the
-    huge a and b of a correlation near 0 lgamma's cancellation overflowed exp (NaN)."""
-    coarse = np.linspace(_U_LO, _U_HI, 10001)
-    ld = a * _logsig(coarse) + b * _logsig(-coarse)
-    alive = np.flatnonzero(ld >= ld.max() - 40)
-    lo = coarse[max(alive[0] - 1, 0)]
-    hi = coarse[min(alive[-1] + 1, coarse.size - 1)]
-    u = np.linspace(lo, hi, 20001)
-    lu = a * _logsig(u) + b * _logsig(-u)
-    lb = float(lu.max())  # stands for log B(a, b): any constant cancels below
-    w = np.exp(lu - lb)
-    w[[0, -1]] *= 0.5
-    w *= u[1] - u[0]
-    # the tails beyond the grid: the density in logit space is ~ e^(a u) / B below it and
-    # ~ e^(-b u) / B above it; the mass above counts at q = 1 (a step that is always wrong)
-    below = math.exp(a * lo - lb) / a if lo <= _U_LO + 1e-9 else 0.0
-    above = math.exp(-b * hi - lb) / b if hi >= _U_HI - 1e-9 else 0.0
-    q = np.append(1 / (1 + np.exp(-u)), 1.0)
-    w = np.append(w, above)
-    total = w.sum() + below
-    return q, w / total, below / total
-
-
-def _undecided(q: np.ndarray, k: int, n: int, per: str, valid: float) -> np.ndarray:
-    """P(undecided after each of n rounds | q), shape (n, q.size): a walk of the margin
-    (right minus wrong votes, one wrong answer) absorbed at +-k."""
-    d = np.zeros((q.size, 2 * k + 1))
-    d[:, k] = 1.0
-    right, wrong = (1 - q)[:, None], q[:, None]
-    if per == "round":
-        right, wrong = valid * right, valid * wrong
-    lost = 1.0 - right - wrong  # a red-flagged sample: counted nowhere
-
-    def one(s: np.ndarray) -> np.ndarray:
-        t = np.zeros_like(s)
-        t[:, 0], t[:, -1] = s[:, 0], s[:, -1]
-        mid = s[:, 1:-1]
-        t[:, 2:] += mid * right
-        t[:, :-2] += mid * wrong
-        t[:, 1:-1] += mid * lost
-        return t
-
-    out = np.empty((n, q.size))
-    for r in range(n):
-        if per == "vote":
-            d = one(d)
-        else:
-            nd = d.copy()
-            nd[:, 1:-1] = 0.0
-            for m in range(1 - k, k):  # margin m asks k - |m| samples this round
-                s = np.zeros_like(d)
-                s[:, m + k] = d[:, m + k]
-                for _ in range(k - abs(m)):
-                    s = one(s)
-                nd += s
-            d = nd
-        out[r] = 1.0 - d[:, 0] - d[:, -1]
-    return out
 
 
 # ------------------------------------------------------------------------- estimators
@@ -346,14 +166,18 @@ def measure(right: Any, votes: Any, collided: Any = None, *, steps: int, k: int,
     out["rho"], out["rho_low"], out["rho_high"] = allr["rho"], allr["low"], allr["high"]
     out["estimator"] = ("pairwise moments: rho = (E[q^2] - E[q]^2) / (e (1 - e)), "
                         "E[q^2] = mean w(w-1)/(n(n-1)) over steps with n >= 2 votes")
-    return _project(out, _fit(rest, hop, pi, S), rest["high"])
+    return _project(out, _fit(rest, hop, pi, S), rest["high"], rest["low"])
 
 
-def _project(out: dict[str, Any], fit: StepErrors, rho_high: float | None) -> dict[str, Any]:
+def _project(out: dict[str, Any], fit: StepErrors, rho_high: float | None,
+             rest_low: float | None = None) -> dict[str, Any]:
     """Add the fitted distribution, the run's expected wrong decisions and the verdict."""
     steps, k, h = out["run_steps"], out["k"], out["hopeless"]
     out["fit"] = {"error": fit.error, "rho": fit.rho, "hopeless": fit.hopeless,
-                  "hopeless_p": fit.hopeless_p, "share_hopeless": fit.share_hopeless()}
+                  "hopeless_p": fit.hopeless_p, "share_hopeless": fit.share_hopeless(),
+                  # the rho of the steps that are not hopeless: its 95% lower end (does
+                  # the data say their errors concentrate? engine.krule asks)
+                  "rho_low": rest_low}
     # the upper reading: rho at its upper end, every step that could be hopeless is
     high_fit = StepErrors(fit.error, min(max(rho_high or fit.rho, fit.rho), 0.999),
                           h["at_most"] if h["steps"] else 0.0,
@@ -456,7 +280,7 @@ def from_decisions(votes: np.ndarray, wrong: np.ndarray, collisions: int, k: int
                                        if boot else (None, None))
     share = nwrong / S
     return _project(out, StepErrors(min(e, 0.999), min(max(rho, 0.0), 0.999), share, 0.5),
-                    out["rho_high"])
+                    out["rho_high"], out["rho_low"])
 
 
 def from_run(steps_votes: Iterable[Any], k: int, run_steps: int) -> dict[str, Any]:
