@@ -146,7 +146,10 @@ def measure(right: Any, votes: Any, collided: Any = None, *, steps: int, k: int,
         col = np.asarray(collided, np.int64)[keep]
         has = col >= 0
         n2, c2 = int(has.sum()), int((col == 1).sum())
-        x2 = 1 - pi[has]
+        # independent errors predict e^2, e from the counted votes (a run's: each step's
+        # first k, which early stopping leaves unbiased; all of a run's votes read e low
+        # and so the excess high: 2.5x for independent errors)
+        x2 = 1 - (right / np.maximum(votes, 1))[has]
         e2 = float(x2.mean()) if n2 else 0.0
         lo, hi = wilson(c2, n2)
         indep = e2 * e2
