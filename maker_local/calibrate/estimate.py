@@ -11,7 +11,9 @@ JSON keys (file `calibration.json`, `version` 1):
   version, created, backend (its describe()), config {task, sizes, steps_per_size, samples,
   temperature, max_tokens, constrained, seed, style}
   samples {total, errors (backend failures, excluded), valid, flagged_by_reason}
-  p, p_low, p_high       per-sample accuracy among valid samples (flag parser), 95% Wilson
+  p, p_low, p_high       per-sample accuracy among valid samples (flag parser), 95% Wilson;
+                         where rho's interval lies above 0, over the votes' effective number
+                         (`p_interval` says how: a step's votes share its error rate)
   valid, valid_low, valid_high  share of samples that pass the red flags (v)
   repair                 {p, p_low, p_high, valid} with the repairing parser (unconstrained
                          runs only, else null): the paper's calibration parser
@@ -68,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..analysis.correlation import measure as correlation
+from ..analysis.correlation import p_interval
 from ..core.stats import heterogeneity, length_bins, rate, summary, wilson
 from ..engine.krule import choose_k, planning_distribution
 from ..engine.scaling import k_min as scaling_k_min
@@ -151,6 +154,13 @@ def estimate(obs: Observations, cfg: CalibrationConfig, backend_info: dict[str, 
     basis = f"every valid sample of {c.size} steps x {cfg.samples} samples"
     res["correlation"] = correlation(c, nval, collided, steps=cfg.run_steps, k=3,
                                      seed=cfg.seed, basis=basis)
+    # p's interval counts a step's votes as one cluster (the design effect of their rho)
+    rho_all, rho_low = res["correlation"]["rho"], res["correlation"]["rho_low"]
+    if rho_all is not None and rho_low is not None and rho_low > 0:
+        res["p_low"], res["p_high"] = p_interval(nr, nv, nv / max(c.size, 1), rho_all)
+        res["p_interval"] = (f"Wilson over {nv:,} votes counted as {c.size:,} steps' "
+                             f"clusters (design effect 1 + (votes per step - 1) x rho "
+                             f"{rho_all:.3g})")
     # THE rule for k (engine.krule), over the distribution this file plans with: the
     # recommendation is what solve --k auto, bench and plan --calibration will pick
     rule = choose_k(planning_distribution(res), cfg.run_steps, cfg.target,

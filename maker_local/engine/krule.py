@@ -136,15 +136,18 @@ def choose_k(dist: Distribution, steps: int, target: float, rule: str = DEFAULT_
         raise ValueError(f"steps must be at least 1 (got {steps})")
     allowed = budget(target)
     floor = steps * dist.floor_rate()
+    share = dist.share_hopeless()
+    if -steps * math.log1p(-0.5 * min(share, 1.0)) > allowed:
+        # a step with q >= 1/2 is decided wrong at least half the time at every k: no k
+        ew = _wrong(dist, k_max, steps)
+        return KRule(None, steps, target, ew, math.exp(-ew), floor, share, "hopeless", where)
     ew = math.inf
     for k in range(1, k_max + 1):
         ew = _wrong(dist, k, steps)
         if ew <= allowed:
-            return KRule(k, steps, target, ew, math.exp(-ew), floor, dist.share_hopeless(),
-                         None, where)
+            return KRule(k, steps, target, ew, math.exp(-ew), floor, share, None, where)
     why = "hopeless" if floor > allowed else "k_max"
-    return KRule(None, steps, target, ew, math.exp(-ew), floor, dist.share_hopeless(), why,
-                 where)
+    return KRule(None, steps, target, ew, math.exp(-ew), floor, share, why, where)
 
 
 def predict(dist: Distribution, k: int, steps: int) -> tuple[float, float]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable
 
 import numpy as np
@@ -81,7 +82,11 @@ class StepErrors:
 
     def nodes(self) -> tuple[np.ndarray, np.ndarray, float]:
         """Quadrature of the beta part: error rates q_j, their masses w_j, and the mass left
-        below the grid (q < 1e-26, where a step never errs in practice)."""
+        below the grid (q < 1e-26, where a step never errs in practice); computed once."""
+        return self._nodes
+
+    @cached_property
+    def _nodes(self) -> tuple[np.ndarray, np.ndarray, float]:
         ab = self.beta()
         # a beta narrower than a millionth of its mean is a point mass to every figure here
         # (and narrower than the grid can resolve): rho -> 0 is the independent case
