@@ -83,7 +83,9 @@ def test_calibration_measures_within_step_correlation():
     assert c["hopeless"]["count"] >= 5 and c["hopeless"]["at_most"] > 0.016
     ew = c["expected_wrong"]
     assert ew["fitted"] > 1000 * max(ew["independent"], 1e-9) and ew["k_min_fitted"] is None
-    assert any("p_i <= 0.5" in w for w in r["warnings"])
+    # THE rule refuses: no k fixes those steps (and says what to do)
+    assert r["k"] is None and r["k_rule"]["why"] == "hopeless"
+    assert "--second-opinion" in r["k_rule"]["line"]
     # independent errors: the interval holds 0, nothing is hopeless
     r = run(SimModel(error=0.05, valid=1.0, wrong=1, spread=0.0, length_slope=0.0, seed=4),
             disks="12-20", steps=150, samples=10)
@@ -120,7 +122,9 @@ def test_cli_writes_json_and_plots_that_solve_can_load(cli, tmp_path):
                           "--samples", "6", "--sim-error", "0.1", "--sim-valid", "0.95",
                           "--sim-spread", "1", "--sim-concentration", "0.95", "--out", out)
     assert code == 0, err
-    assert "too optimistic" in text and "recommend   --k" in text
+    assert "too optimistic" in text
+    # errors concentrate on steps no k fixes: the recommendation is the rule's refusal
+    assert "recommend   no k: no k reaches" in text and "no k fixes" in text
     assert "correlation rho" in text and "wrong decisions expected" in text
     data = load_json(out)
     assert KEYS <= set(data)

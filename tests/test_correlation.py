@@ -260,12 +260,18 @@ def test_plan_under_the_figure_8_fit(cli):
 
 
 def test_plan_with_hopeless_steps_finds_no_k(cli):
-    code, out, _ = cli("plan", "--error", "0.0022", "--correlation", "0.01", "--hopeless",
-                       "1e-4", "--json")
+    # no k: plan refuses (exit 2) in one line that names the levers
+    code, out, err = cli("plan", "--error", "0.0022", "--correlation", "0.01", "--hopeless",
+                         "1e-4", "--json")
+    assert code == 2 and out == "" and "no k fixes" in err and "--second-opinion" in err
+    # at a k the user gives, the figures, and one line of what that k costs
+    code, out, err = cli("plan", "--error", "0.0022", "--correlation", "0.01", "--hopeless",
+                         "1e-4", "--k", "3", "--json")
     c = json.loads(out)["correlated"]
     assert c["k_min"] is None and c["expected_wrong"] > N20 * 1e-4 * 0.5
+    assert "--k 3: " in err and "no k reaches it" in err
     code, out, _ = cli("plan", "--error", "0.0022", "--correlation", "0.01", "--hopeless",
-                       "1e-4")
+                       "1e-4", "--k", "3")
     assert "none: no k reaches the target" in out
     code, _, err = cli("plan", "--error", "0.0022", "--hopeless", "1e-4")
     assert code != 0 and "--correlation" in err
@@ -278,12 +284,13 @@ def test_plan_reads_the_correlation_of_a_calibration(cli, tmp_path):
                        "--sim-correlation", "0.3", "--sim-wrong", "1", "--out", out)
     assert code == 0, err
     fit = json.loads(out.read_text())["correlation"]["fit"]
-    code, text, _ = cli("plan", "--calibration", out, "--json")
+    code, text, _ = cli("plan", "--calibration", out, "--json", "--k", "3")
     c = json.loads(text)["correlated"]
     assert (c["rho"], c["hopeless"]) == (fit["rho"], fit["hopeless"])
-    assert "its fitted per-step distribution" in c["source"]
+    assert "its per-step distribution" in c["source"]
     # a flag wins over the file
-    code, text, _ = cli("plan", "--calibration", out, "--correlation", "0", "--json")
+    code, text, _ = cli("plan", "--calibration", out, "--correlation", "0", "--json",
+                        "--k", "3")
     assert json.loads(text)["correlated"]["rho"] == 0
 
 

@@ -9,12 +9,14 @@ Sources (`model_accuracy` gathers them, best first):
   the backend         the sim knows its own p (1 - --sim-error): exact
   the user            plan --error, bench --p, a profile's [paper] figures: taken as given
 
-THE RULE, one for every command: a run is planned with `Estimate.conservative`, the LOW END
-of the 95% interval where the source has one, else the value itself. solve's and bench's
-`--k auto`, bench's projection from a plugged-in calibration and `plan --calibration` all
-read it, so one file or card gives one p and one k everywhere: k is chosen for the model
-the measurement cannot rule out, not for its luckiest reading (p = 1.0000 measured on a
-few hundred samples is not k = 1).
+Which p plans a run: `Estimate.conservative`, the LOW END of the 95% interval where the
+source has one, else the value itself: k is chosen for the model the measurement cannot
+rule out, not for its luckiest reading (p = 1.0000 measured on a few hundred samples is not
+k = 1). Which k: THE rule, `maker_local.engine.krule.choose_k`, over the per-step
+distribution the source measured (a calibration: its fitted beta plus hopeless steps, the
+error at the interval's end; a card's class table; else independent errors at that p).
+solve's and bench's `--k auto`, bench's projection, `plan --calibration` and `calibrate`'s
+recommendation all call it, so one file or card gives one k, or one refusal, everywhere.
 
 Pure: reads calibration files and model cards, starts nothing, prints nothing; what
 `k auto` says is returned (`KChoice.message`) for the command to print. Plain values in,
@@ -41,6 +43,25 @@ class Estimate:
     p: float
     low: float | None = None
     where: str = ""
+    # a calibration's per-step distribution as `engine.krule.planning_distribution` reads it
+    # (None: independent errors at `conservative`)
+    cal: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def plan_source(self) -> str:
+        """Where `distribution` came from, in the words every message uses."""
+        if self.cal is not None and (self.cal.get("correlation") or {}).get("fit"):
+            return (f"{self.where}: its per-step distribution, at p={self.conservative:.4f}, "
+                    f"the low end of the 95% interval around the measured p={self.p:.4f}")
+        return f"independent errors at p={self.conservative:.4f}, {self.source}"
+
+    def distribution(self) -> Any:
+        """The per-step distribution THE rule plans with (`engine.krule`)."""
+        from ..engine.krule import planning_distribution
+        from ..engine.steperrors import StepErrors
+        if self.cal is not None:
+            return planning_distribution(self.cal)
+        return StepErrors(min(max(1 - self.conservative, 0.0), 0.999))
 
     @property
     def conservative(self) -> float:
@@ -97,7 +118,7 @@ def read_calibration(path: Path | str) -> tuple[dict[str, Any], Estimate]:
 def from_calibration(cal: dict[str, Any], path: object) -> Estimate:
     """The accuracy a calibration (as loaded) measured, with its interval."""
     p = float(cal["p"])
-    return Estimate(p, float(cal.get("p_low", p)), str(path))
+    return Estimate(p, float(cal.get("p_low", p)), str(path), cal)
 
 
 def card_accuracy(profile: Any, task: Any, temperature: float) -> Estimate | None:
@@ -180,8 +201,10 @@ def model_accuracy(*, calibration: Path | str | None, profile: Any, task: Any,
 def choose_k(k: int | str | None, known: ModelAccuracy, steps: int, target: float,
              rule: str = DEFAULT_RULE, backend: str = "this backend") -> KChoice:
     """k for a run of `steps` steps: `k` as given (an int, 'auto', or None: auto when the
-    accuracy was measured, else DEFAULT_K). Auto reads the card's class table if there is
-    one, else the best estimate's conservative p (see the module's rule)."""
+    accuracy was measured, else DEFAULT_K). Auto is `engine.krule.choose_k` (THE rule) over
+    the card's class table if there is one, else over the best estimate's distribution; a
+    k no rule reaches the target with is a UsageError that says what to do. A k given with
+    a measured accuracy comes with one line of what the measurement predicts for it."""
     if rule != DEFAULT_RULE:  # the scaling laws behind k auto are ahead-by-k's
         if k == "auto":
             raise UsageError(f"--k auto picks k by the scaling law of ahead-by-k voting; with "
@@ -199,7 +222,12 @@ def choose_k(k: int | str | None, known: ModelAccuracy, steps: int, target: floa
             raise UsageError(f"--k must be a positive integer or 'auto' (got {k!r})") from None
         if k < 1:
             raise UsageError(f"--k must be at least 1 (got {k})")
-        return KChoice(k)
+        planned = _planned(known) if rule == DEFAULT_RULE else None
+        if planned is None:
+            return KChoice(k)
+        dist, where = planned
+        from ..engine.krule import prediction_line
+        return KChoice(k, prediction_line(dist, k, steps, target, where))
     if known.classes is not None:
         return k_by_class(known.classes, steps, target)
     est = known.measured or known.told
@@ -209,40 +237,60 @@ def choose_k(k: int | str | None, known: ModelAccuracy, steps: int, target: floa
     return k_auto(est, steps, target)
 
 
-def k_auto(est: Estimate, steps: int, target: float) -> KChoice:
-    """k_min at the estimate's conservative p."""
-    from ..engine.scaling import k_min
+def _planned(known: ModelAccuracy) -> tuple[Any, str] | None:
+    """The distribution k auto would plan with, and where it came from (None: not
+    measured, so nothing to predict a given k with)."""
+    from ..engine.krule import classes_distribution
+    if known.classes is not None:
+        return classes_distribution(known.classes.table), known.classes.where
+    if known.measured is not None:
+        return known.measured.distribution(), known.measured.plan_source
+    return None
 
-    p = est.conservative
+
+def refused(rule: Any) -> UsageError:
+    """The refusal every command gives when no k reaches the target (exit 2)."""
+    return UsageError(f"--k auto: {rule.line()}; or give --k N to run anyway")
+
+
+def k_auto(est: Estimate, steps: int, target: float) -> KChoice:
+    """THE rule over the estimate's distribution (`Estimate.distribution`)."""
+    from ..engine.krule import choose_k as rule_k
+
     try:
-        k = k_min(p, steps, target)
+        got = rule_k(est.distribution(), steps, target, where=est.plan_source)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return KChoice(k, f"k auto: k={k} is the smallest k with P(all {steps:,} steps right) >= "
-                      f"{target} at per-sample accuracy p={p:.4f} (from {est.source})",
+    if got.k is None:
+        raise refused(got)
+    p = est.conservative
+    return KChoice(got.k, f"k auto: {got.line()}",
                    {"k_auto": {"p": p, "source": est.source, "steps": steps,
-                               "target": target, "k": k}})
+                               "target": target, "k": got.k, "rule": got.as_dict()}})
 
 
 def k_by_class(classes: ClassTable, steps: int, target: float) -> KChoice:
-    """k auto from a class table: P(run) is the product over classes."""
-    from ..engine.scaling import class_k_min
+    """THE rule over a card's class table (each checked step at its exact p_i)."""
+    from ..engine.krule import Points, choose_k as rule_k, classes_distribution
 
-    got = class_k_min(classes.table, target)
+    got = rule_k(classes_distribution(classes.table), steps, target, where=classes.where)
     if got.k is None:
-        what = (f"{', '.join(got.hopeless)} has steps that the model gets right at most half "
-                "the time, which no k fixes" if got.hopeless else
-                f"no k up to 64 reaches it (the weakest class: {got.setter})")
-        raise UsageError(f"--k auto: P(all {steps:,} steps right) >= {target} cannot be "
-                         f"reached with this model ({classes.where}): {what}. Give --k N to "
-                         "run anyway, or use a model whose card clears every class")
-    return KChoice(got.k, f"k auto: k={got.k} is the smallest k with P(all {steps:,} steps "
-                          f"right) >= {target} (P = {got.p_run:.4f}, the product over the "
-                          f"{len(classes.table)} step classes of the card, {classes.where}); "
-                          f"the class that sets k: {got.setter}",
+        bad = [c for c, (_, ps) in classes.table.items() if min(ps) <= 0.5]
+        raise refused(got) if not bad else UsageError(
+            f"--k auto: {got.line()}; the classes with such steps: {', '.join(bad)}; or give "
+            "--k N to run anyway")
+
+    def class_wrong(c: str) -> float:  # the class's wrong decisions at k - 1
+        count, ps = classes.table[c]
+        return count * Points(tuple(1 - p for p in ps), (1 / len(ps),) * len(ps)).wrong_rate(
+            max(got.k - 1, 1))
+    setter = max(classes.table, key=class_wrong)
+    return KChoice(got.k, f"k auto: {got.line()}, the product over the "
+                          f"{len(classes.table)} step classes of the card; the class that sets "
+                          f"k: {setter}",
                    {"k_auto": {"by_class": True, "source": classes.where, "steps": steps,
-                               "target": target, "k": got.k, "p_run": got.p_run,
-                               "setter": got.setter}})
+                               "target": target, "k": got.k, "p_run": got.p_full,
+                               "setter": setter, "rule": got.as_dict()}})
 
 
 # ------------------------------------------------------------------------------- plugged
@@ -300,4 +348,10 @@ def plugged(*, calibration: Path | str | None, paper_figures: str | None, p: flo
         plan(acc["p"], run_steps, target, acc.get("valid", 1.0))
     except ValueError as e:
         raise UsageError(str(e)) from None
+    # the projection's k: THE rule, over the calibration's distribution when its p is the p
+    from ..engine.krule import choose_k as rule_k
+    from ..engine.steperrors import StepErrors
+    dist = (est.distribution() if calibration is not None and "p" not in given else
+            StepErrors(1 - acc["p"]))
+    acc["k"] = rule_k(dist, run_steps, target, where=acc["source"]).k
     return Accuracy(**acc)

@@ -210,21 +210,27 @@ class Accuracy:
     tokens_in: float = 0.0
     valid: float = 1.0
     source: str = "--p"
+    k: int | None = None  # THE rule's k (engine.krule) for the full run; None: no k reaches it
 
 
 def project_plugged(acc: Accuracy, tokens_per_s: float, machines: float,
-                    price_per_hour: float, run_steps: int, target: float) -> dict[str, Any]:
-    """The full run from the scaling laws: k_min and samples per step from `acc`, each sample
-    taking tokens_out / tokens_per_s seconds of the machine(s)."""
-    pl = plan(acc.p, run_steps, target, acc.valid, None, acc.tokens_in, acc.tokens_out)
+                    price_per_hour: float, run_steps: int, target: float,
+                    k: int | None = None) -> dict[str, Any]:
+    """The full run from the scaling laws: at k (given, else the rule's `acc.k`, else the
+    independent formula's k_min), samples per step from `acc`, each sample taking
+    tokens_out / tokens_per_s seconds of the machine(s)."""
+    pl = plan(acc.p, run_steps, target, acc.valid, k if k is not None else acc.k,
+              acc.tokens_in, acc.tokens_out)
     s_per_sample = acc.tokens_out / tokens_per_s
     machine_s_per_step = pl.samples_per_step * s_per_sample * machines
     per_million = machine_s_per_step * price_per_hour / 3600 * 1e6
     wall = pl.samples_total * s_per_sample
     r = (1 - acc.p) / acc.p
     formula = "\n".join([
-        f"k_min = ceil(ln(t^(-1/s) - 1) / ln((1-p)/p)) = ceil(ln({target:g}^(-1/{run_steps}) "
-        f"- 1) / ln({1 - acc.p:.6g}/{acc.p:.6g})) = {pl.k}",
+        (f"k = {pl.k}: given" if k is not None else
+         f"k = {pl.k}: the rule (engine.krule) over {acc.source}" if acc.k is not None else
+         f"k_min = ceil(ln(t^(-1/s) - 1) / ln((1-p)/p)) = ceil(ln({target:g}^(-1/{run_steps})"
+         f" - 1) / ln({1 - acc.p:.6g}/{acc.p:.6g})) = {pl.k}"),
         f"votes/step = k/(2p-1) * (1-r^k)/(1+r^k), r=(1-p)/p={r:.6g}: {pl.k}/(2*{acc.p:.6g}-1)"
         f" * (1-r^{pl.k})/(1+r^{pl.k}) = {pl.votes_per_step:.6g}",
         f"samples/step = votes/step / valid = {pl.votes_per_step:.6g} / {acc.valid:.6g} = "

@@ -41,196 +41,16 @@ reads p_i <= 0.5 from the steps decided wrong.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ..core.stats import wilson
+# the distribution lives with the pure arithmetic (engine/); its names stay importable here
+from ..engine.steperrors import (StepErrors, _beta_nodes, p_wrong,  # noqa: F401
+                                 votes_needed)
 
 _BOOT = 200
-_U_LO, _U_HI = -60.0, 40.0  # logit range of the quadrature (q from 9e-27 to 1 - 4e-18)
-
-
-def p_wrong(p: Any, k: int) -> np.ndarray:
-    """P(first-to-ahead-by-k decides wrong) for per-vote accuracy p, one wrong answer
-    (the gambler's ruin: (1-p)^k / (p^k + (1-p)^k)); valid for every p in [0, 1]."""
-    p = np.asarray(p, float)
-    a, b = p**k, (1 - p) ** k
-    return b / (a + b)
-
-
-def votes_needed(p: Any, k: int) -> np.ndarray:
-    """Expected valid votes to decide a step at per-vote accuracy p (any p in [0, 1]):
-    k (p^k - (1-p)^k) / ((2p - 1)(p^k + (1-p)^k)), k^2 at p = 1/2."""
-    p = np.asarray(p, float)
-    a, b = p**k, (1 - p) ** k
-    d = 2 * p - 1
-    near = np.abs(d) < 1e-9
-    return np.where(near, float(k * k), k * (a - b) / np.where(near, 1.0, d) / (a + b))
-
-
-def _logsig(u: np.ndarray) -> np.ndarray:
-    return -np.logaddexp(0.0, -u)
-
-
-@dataclass(frozen=True)
-class StepErrors:
-    """How error rates spread over a run's steps: a share `hopeless` of steps at accuracy
-    `hopeless_p` (<= 0.5), the rest a beta with mean `error` and ICC `rho` (rho = 0: every
-    step errs at `error`, the paper's independent errors)."""
-
-    error: float
-    rho: float = 0.0
-    hopeless: float = 0.0
-    hopeless_p: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.error < 1:
-            raise ValueError(f"error must be in [0, 1) (got {self.error})")
-        if not 0 <= self.rho < 1:
-            raise ValueError(f"correlation rho must be in [0, 1) (got {self.rho})")
-        if not 0 <= self.hopeless <= 1 or not 0 <= self.hopeless_p <= 0.5:
-            raise ValueError("hopeless share must be in [0, 1] and their accuracy <= 0.5")
-
-    # ------------------------------------------------------------------ the distribution
-    def beta(self) -> tuple[float, float] | None:
-        """(a, b) of the beta part, None when it is a point mass (rho = 0 or error = 0)."""
-        if self.rho <= 0 or self.error <= 0:
-            return None
-        s = 1 / self.rho - 1
-        return self.error * s, (1 - self.error) * s
-
-    def nodes(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """Quadrature of the beta part: error rates q_j, their masses w_j, and the mass left
-        below the grid (q < 1e-26, where a step never errs in practice)."""
-        ab = self.beta()
-        if ab is None:
-            return np.array([self.error]), np.array([1.0]), 0.0
-        return _beta_nodes(*ab)
-
-    def expect(self, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """E over steps of f(q) (f vectorised over q; may return arrays of shape (..., q))."""
-        q, w, _ = self.nodes()
-        f0 = np.asarray(f(np.zeros(1)))[..., 0]
-        # f(q) - f(0) vanishes where the grid ends; the mass below it counts at f(0)
-        body = f0 + ((np.asarray(f(q)) - f0[..., None]) * w).sum(axis=-1)
-        if self.hopeless:
-            hop = np.asarray(f(np.array([1 - self.hopeless_p])))[..., 0]
-            return (1 - self.hopeless) * body + self.hopeless * hop
-        return body
-
-    def mean_error(self) -> float:
-        """E[q] over all steps, hopeless ones included."""
-        return (1 - self.hopeless) * self.error + self.hopeless * (1 - self.hopeless_p)
-
-    def share_hopeless(self) -> float:
-        """Share of steps with p_i <= 0.5."""
-        q, w, _ = self.nodes()
-        return float(self.hopeless + (1 - self.hopeless) * w[q >= 0.5].sum())
-
-    # ------------------------------------------------------------------ what a run sees
-    def wrong_rate(self, k: int) -> float:
-        """Expected share of steps decided wrong at k."""
-        return float(self.expect(lambda q: p_wrong(1 - q, k)))
-
-    def expected_wrong(self, k: int, steps: int) -> float:
-        return steps * self.wrong_rate(k)
-
-    def p_full(self, k: int, steps: int) -> float:
-        """P(every step right) when each step's p_i is drawn from this distribution."""
-        f = self.wrong_rate(k)
-        return 0.0 if f >= 1 else math.exp(steps * math.log1p(-f))
-
-    def votes(self, k: int) -> float:
-        """Expected valid votes per step."""
-        return float(self.expect(lambda q: votes_needed(1 - q, k)))
-
-    def k_min(self, steps: int, target: float, k_max: int = 60) -> int | None:
-        """Smallest k whose P(every step right) reaches the target; None if none up to
-        k_max does (hopeless steps: no k can)."""
-        for k in range(1, k_max + 1):
-            if self.p_full(k, steps) >= target:
-                return k
-        return None
-
-    def undecided(self, k: int, n: int, steps: int, per: str = "vote", valid: float = 1.0
-                  ) -> list[float]:
-        """Expected steps still undecided after each of n rounds (the paper's Figure 8).
-
-        per="vote": a round gives every undecided step one more valid vote (the paper's
-        Algorithm 2 run over all steps at once; a red-flagged sample is replaced before it
-        counts, so `valid` plays no part). per="round": a round asks every undecided step
-        for k - margin samples (this project's `rounds` schedule; the first round asks k),
-        of which a share 1 - valid is red-flagged and lost.
-        """
-        if per not in ("vote", "round"):
-            raise ValueError(f"per must be 'vote' or 'round' (got {per!r})")
-        return [steps * float(x) for x in
-                self.expect(lambda q: _undecided(q, k, n, per, valid))]
-
-
-def _beta_nodes(a: float, b: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """A trapezoid grid in logit space, fine where the density lives; masses normalised so
-    that grid + the mass below it = 1. The log density is taken relative to its largest
-    value on the grid, not to log B(a, b): the normalisation divides it out, and for the
-    huge a and b of a correlation near 0 lgamma's cancellation overflowed exp (NaN)."""
-    coarse = np.linspace(_U_LO, _U_HI, 10001)
-    ld = a * _logsig(coarse) + b * _logsig(-coarse)
-    alive = np.flatnonzero(ld >= ld.max() - 40)
-    lo = coarse[max(alive[0] - 1, 0)]
-    hi = coarse[min(alive[-1] + 1, coarse.size - 1)]
-    u = np.linspace(lo, hi, 20001)
-    lu = a * _logsig(u) + b * _logsig(-u)
-    lb = float(lu.max())  # stands for log B(a, b): any constant cancels below
-    w = np.exp(lu - lb)
-    w[[0, -1]] *= 0.5
-    w *= u[1] - u[0]
-    # the tails beyond the grid: the density in logit space is ~ e^(a u) / B below it and
-    # ~ e^(-b u) / B above it; the mass above counts at q = 1 (a step that is always wrong)
-    below = math.exp(a * lo - lb) / a if lo <= _U_LO + 1e-9 else 0.0
-    above = math.exp(-b * hi - lb) / b if hi >= _U_HI - 1e-9 else 0.0
-    q = np.append(1 / (1 + np.exp(-u)), 1.0)
-    w = np.append(w, above)
-    total = w.sum() + below
-    return q, w / total, below / total
-
-
-def _undecided(q: np.ndarray, k: int, n: int, per: str, valid: float) -> np.ndarray:
-    """P(undecided after each of n rounds | q), shape (n, q.size): a walk of the margin
-    (right minus wrong votes, one wrong answer) absorbed at +-k."""
-    d = np.zeros((q.size, 2 * k + 1))
-    d[:, k] = 1.0
-    right, wrong = (1 - q)[:, None], q[:, None]
-    if per == "round":
-        right, wrong = valid * right, valid * wrong
-    lost = 1.0 - right - wrong  # a red-flagged sample: counted nowhere
-
-    def one(s: np.ndarray) -> np.ndarray:
-        t = np.zeros_like(s)
-        t[:, 0], t[:, -1] = s[:, 0], s[:, -1]
-        mid = s[:, 1:-1]
-        t[:, 2:] += mid * right
-        t[:, :-2] += mid * wrong
-        t[:, 1:-1] += mid * lost
-        return t
-
-    out = np.empty((n, q.size))
-    for r in range(n):
-        if per == "vote":
-            d = one(d)
-        else:
-            nd = d.copy()
-            nd[:, 1:-1] = 0.0
-            for m in range(1 - k, k):  # margin m asks k - |m| samples this round
-                s = np.zeros_like(d)
-                s[:, m + k] = d[:, m + k]
-                for _ in range(k - abs(m)):
-                    s = one(s)
-                nd += s
-            d = nd
-        out[r] = 1.0 - d[:, 0] - d[:, -1]
-    return out
 
 
 # ------------------------------------------------------------------------- estimators
@@ -263,6 +83,26 @@ def _moments(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
     if e <= 0 or e >= 1:
         return e, float("nan")
     return e, (m2 - (e * e - var / n)) / (e * (1 - e))
+
+
+def p_interval(right: int, votes: int, per_step: float, rho: float | None
+               ) -> tuple[float, float]:
+    """95% interval of the per-vote accuracy from `right` of `votes` votes taken `per_step`
+    a step: Wilson over the votes' effective number. Votes of one step share its error rate,
+    so with correlation rho they count as votes / (1 + (per_step - 1) rho) independent ones
+    (the design effect; plain Wilson covered p 50-80% of the time at rho = 0.05..0.2)."""
+    deff = 1 + max(per_step - 1, 0) * max(rho or 0.0, 0.0)
+    lo, hi = wilson(right / deff, votes / deff)
+    return float(lo), float(hi)
+
+
+def _poisson_interval(c: float) -> tuple[float, float]:
+    """95% interval of a Poisson mean from a count c (Garwood, by the Wilson-Hilferty
+    form of the chi-square quantiles: within a few percent down to c = 0)."""
+    z = 1.959964
+    hi = (c + 1) * (1 - 1 / (9 * (c + 1)) + z / (3 * math.sqrt(c + 1))) ** 3
+    lo = 0.0 if c <= 0 else c * max(1 - 1 / (9 * c) - z / (3 * math.sqrt(c)), 0.0) ** 3
+    return lo, hi
 
 
 def rho_estimate(right: np.ndarray, votes: np.ndarray, seed: int = 0
@@ -298,6 +138,15 @@ def rho_estimate(right: np.ndarray, votes: np.ndarray, seed: int = 0
         boot.append((m2 - (eb * eb - var / total)) / (eb * (1 - eb)))
     if boot:
         out["low"], out["high"] = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
+    # few error pairs (rare errors, few votes a step): the bootstrap sees almost none and
+    # its interval shrinks to a point that misses the truth (measured: 0% coverage at
+    # e = 0.002, rho = 0); the Poisson interval of the pair count keeps it honest
+    pairs, possible = float((w * (w - 1)).sum() / 2), float((n * (n - 1)).sum() / 2)
+    plo, phi = _poisson_interval(pairs)
+    e2 = e * e - float(((x - e) ** 2).sum() / max(x.size - 1, 1)) / x.size
+    lo_c, hi_c = ((v / possible - e2) / (e * (1 - e)) for v in (plo, phi))
+    out["low"] = lo_c if out["low"] is None else min(out["low"], lo_c)
+    out["high"] = hi_c if out["high"] is None else max(out["high"], hi_c)
     return out
 
 
@@ -326,7 +175,10 @@ def measure(right: Any, votes: Any, collided: Any = None, *, steps: int, k: int,
         col = np.asarray(collided, np.int64)[keep]
         has = col >= 0
         n2, c2 = int(has.sum()), int((col == 1).sum())
-        x2 = 1 - pi[has]
+        # independent errors predict e^2, e from the counted votes (a run's: each step's
+        # first k, which early stopping leaves unbiased; all of a run's votes read e low
+        # and so the excess high: 2.5x for independent errors)
+        x2 = 1 - (right / np.maximum(votes, 1))[has]
         e2 = float(x2.mean()) if n2 else 0.0
         lo, hi = wilson(c2, n2)
         indep = e2 * e2
@@ -346,14 +198,18 @@ def measure(right: Any, votes: Any, collided: Any = None, *, steps: int, k: int,
     out["rho"], out["rho_low"], out["rho_high"] = allr["rho"], allr["low"], allr["high"]
     out["estimator"] = ("pairwise moments: rho = (E[q^2] - E[q]^2) / (e (1 - e)), "
                         "E[q^2] = mean w(w-1)/(n(n-1)) over steps with n >= 2 votes")
-    return _project(out, _fit(rest, hop, pi, S), rest["high"])
+    return _project(out, _fit(rest, hop, pi, S), rest["high"], rest["low"])
 
 
-def _project(out: dict[str, Any], fit: StepErrors, rho_high: float | None) -> dict[str, Any]:
+def _project(out: dict[str, Any], fit: StepErrors, rho_high: float | None,
+             rest_low: float | None = None) -> dict[str, Any]:
     """Add the fitted distribution, the run's expected wrong decisions and the verdict."""
     steps, k, h = out["run_steps"], out["k"], out["hopeless"]
     out["fit"] = {"error": fit.error, "rho": fit.rho, "hopeless": fit.hopeless,
-                  "hopeless_p": fit.hopeless_p, "share_hopeless": fit.share_hopeless()}
+                  "hopeless_p": fit.hopeless_p, "share_hopeless": fit.share_hopeless(),
+                  # the rho of the steps that are not hopeless: its 95% lower end (does
+                  # the data say their errors concentrate? engine.krule asks)
+                  "rho_low": rest_low}
     # the upper reading: rho at its upper end, every step that could be hopeless is
     high_fit = StepErrors(fit.error, min(max(rho_high or fit.rho, fit.rho), 0.999),
                           h["at_most"] if h["steps"] else 0.0,
@@ -375,35 +231,51 @@ def beta_from_run_moments(unanimous: float, collided: float, k: int
     errors at that e) by the moment formula; None if the shares admit no error at all."""
     if unanimous >= 1 or collided < 0:
         return None
+    e, rho = _run_moments(np.array([unanimous], float), np.array([collided], float), k)
+    return float(e[0]), float(rho[0])
 
-    def all_right(e: float, rho: float) -> float:
-        if rho <= 0:
-            return (1 - e) ** k
-        n = 1 / rho - 1
-        return math.prod(((1 - e) * n + j) / (n + j) for j in range(k))
 
-    def e_for(rho: float) -> float:  # all_right falls as e grows
-        lo, hi = 0.0, 1.0
+def _run_moments(unanimous: np.ndarray, collided: np.ndarray, k: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """`beta_from_run_moments` for arrays of shares at once (the bootstrap's draws): the
+    same bisections, vectorised. Shares must be < 1 (unanimous) and >= 0 (collided)."""
+    def all_right(e: np.ndarray, rho: np.ndarray) -> np.ndarray:
+        n = 1 / np.maximum(rho, 1e-300) - 1
+        out = np.ones_like(e)
+        for j in range(k):
+            out *= ((1 - e) * n + j) / (n + j)
+        return np.where(rho <= 0, (1 - e) ** k, out)
+
+    def e_for(rho: np.ndarray) -> np.ndarray:  # all_right falls as e grows
+        lo, hi = np.zeros_like(rho), np.ones_like(rho)
         for _ in range(60):
             mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if all_right(mid, rho) > unanimous else (lo, mid)
+            up = all_right(mid, rho) > unanimous
+            lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
         return (lo + hi) / 2
 
-    def pairs(rho: float) -> float:
+    def pairs(rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         e = e_for(rho)
-        return e * e + rho * e * (1 - e)
+        return e * e + rho * e * (1 - e), e
 
-    e0 = e_for(0.0)
-    if pairs(0.0) >= collided:  # no more collisions than independent errors give
-        return e0, (collided - e0 * e0) / (e0 * (1 - e0)) if 0 < e0 < 1 else 0.0
-    lo, hi = 0.0, 0.999
-    if pairs(hi) <= collided:
-        return e_for(hi), hi
+    zero = np.zeros_like(unanimous)
+    p0, e0 = pairs(zero)
+    inner = (e0 > 0) & (e0 < 1)
+    rho0 = np.where(inner, (collided - e0 * e0) / np.where(inner, e0 * (1 - e0), 1.0), 0.0)
+    top = np.full_like(unanimous, 0.999)
+    ptop, etop = pairs(top)
+    lo, hi = zero.copy(), top.copy()
     for _ in range(50):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if pairs(mid) < collided else (lo, mid)
-    rho = (lo + hi) / 2
-    return e_for(rho), rho
+        below = pairs(mid)[0] < collided
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    rho_b = (lo + hi) / 2
+    e_b = e_for(rho_b)
+    few = p0 >= collided  # no more collisions than independent errors give
+    many = ptop <= collided
+    e = np.where(few, e0, np.where(many, etop, e_b))
+    rho = np.where(few, rho0, np.where(many, 0.999, rho_b))
+    return e, rho
 
 
 def from_decisions(votes: np.ndarray, wrong: np.ndarray, collisions: int, k: int,
@@ -451,12 +323,20 @@ def from_decisions(votes: np.ndarray, wrong: np.ndarray, collisions: int, k: int
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(S, [unan / S, collisions / S, 1 - (unan + collisions) / S],
                             size=_BOOT)
-    boot = [f[1] for u, c, _ in draws if (f := beta_from_run_moments(u / S, c / S, k))]
+    ok = draws[:, 0] < S  # a draw with every step unanimous admits no error at all
+    boot = _run_moments(draws[ok, 0] / S, draws[ok, 1] / S, k)[1].tolist()
     out["rho_low"], out["rho_high"] = ((float(v) for v in np.percentile(boot, [2.5, 97.5]))
                                        if boot else (None, None))
+    # few collisions: widen by the Poisson interval of their count (as rho_estimate does)
+    clo, chi = _poisson_interval(collisions)
+    by_count = _run_moments(np.array([unan / S] * 2), np.array([clo, chi]) / S, k)[1]
+    out["rho_low"] = float(by_count[0]) if out["rho_low"] is None else \
+        min(out["rho_low"], float(by_count[0]))
+    out["rho_high"] = float(by_count[1]) if out["rho_high"] is None else \
+        max(out["rho_high"], float(by_count[1]))
     share = nwrong / S
     return _project(out, StepErrors(min(e, 0.999), min(max(rho, 0.0), 0.999), share, 0.5),
-                    out["rho_high"])
+                    out["rho_high"], out["rho_low"])
 
 
 def from_run(steps_votes: Iterable[Any], k: int, run_steps: int) -> dict[str, Any]:

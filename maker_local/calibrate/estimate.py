@@ -11,7 +11,9 @@ JSON keys (file `calibration.json`, `version` 1):
   version, created, backend (its describe()), config {task, sizes, steps_per_size, samples,
   temperature, max_tokens, constrained, seed, style}
   samples {total, errors (backend failures, excluded), valid, flagged_by_reason}
-  p, p_low, p_high       per-sample accuracy among valid samples (flag parser), 95% Wilson
+  p, p_low, p_high       per-sample accuracy among valid samples (flag parser), 95% Wilson;
+                         where rho's interval lies above 0, over the votes' effective number
+                         (`p_interval` says how: a step's votes share its error rate)
   valid, valid_low, valid_high  share of samples that pass the red flags (v)
   repair                 {p, p_low, p_high, valid} with the repairing parser (unconstrained
                          runs only, else null): the paper's calibration parser
@@ -39,8 +41,12 @@ JSON keys (file `calibration.json`, `version` 1):
   k_min                  k_min(p, s, target) of the scaling law (null if p <= 0.5)
   k_min_conservative     k_min at p_low; k_min_heterogeneous: smallest k whose heterogeneous
                          p_full reaches the target (null if none up to k_max)
-  k                      the recommendation: k_min_conservative, or k_min_heterogeneous when
-                         errors concentrate and it is larger (null when p <= 0.5)
+  k                      the recommendation: THE rule (`maker_local.engine.krule.choose_k`)
+                         over this file's planning distribution (the fitted beta and hopeless
+                         steps, the error at the end of p's interval); null: no k reaches
+                         the target (k_rule says why and what to do)
+  k_rule                 {k, steps, target, expected_wrong, p_full, floor, share_hopeless,
+                         why (null, "hopeless", "k_max"), where, line}: what the rule said
   correlation            `maker_local.analysis.correlation.measure` over every step's valid samples:
                          {basis, steps, votes, k, run_steps, error, rho, rho_low, rho_high,
                          estimator, collisions {steps, count, rate, low, high, independent,
@@ -64,7 +70,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..analysis.correlation import measure as correlation
+from ..analysis.correlation import p_interval
 from ..core.stats import heterogeneity, length_bins, rate, summary, wilson
+from ..engine.krule import choose_k, planning_distribution
 from ..engine.scaling import k_min as scaling_k_min
 from ..engine.scaling import p_step as scaling_p_step
 from ..tasks.base import REASONS
@@ -143,15 +151,27 @@ def estimate(obs: Observations, cfg: CalibrationConfig, backend_info: dict[str, 
     info, c, w, nval, collided = _per_step(obs, p, cfg.run_steps)
     res.update(info)
     res.update(_success(c, w, p, res["p_low"], cfg, warnings))
-    res["correlation"] = correlation(
-        c, nval, collided, steps=cfg.run_steps, k=res["k"] or 3, seed=cfg.seed,
-        basis=f"every valid sample of {c.size} steps x {cfg.samples} samples")
-    hop = res["correlation"]["hopeless"]
-    if hop["count"]:
-        warnings.append(f"{hop['count']} steps are right at most half the time (p_i <= 0.5): "
-                        "voting settles on their wrong answer at any k; see the steps in "
-                        "per_step and make them right before a long run (a second model or "
-                        "prompt for votes, temperature, training on them)")
+    basis = f"every valid sample of {c.size} steps x {cfg.samples} samples"
+    res["correlation"] = correlation(c, nval, collided, steps=cfg.run_steps, k=3,
+                                     seed=cfg.seed, basis=basis)
+    # p's interval counts a step's votes as one cluster (the design effect of their rho)
+    rho_all, rho_low = res["correlation"]["rho"], res["correlation"]["rho_low"]
+    if rho_all is not None and rho_low is not None and rho_low > 0:
+        res["p_low"], res["p_high"] = p_interval(nr, nv, nv / max(c.size, 1), rho_all)
+        res["p_interval"] = (f"Wilson over {nv:,} votes counted as {c.size:,} steps' "
+                             f"clusters (design effect 1 + (votes per step - 1) x rho "
+                             f"{rho_all:.3g})")
+    # THE rule for k (engine.krule), over the distribution this file plans with: the
+    # recommendation is what solve --k auto, bench and plan --calibration will pick
+    rule = choose_k(planning_distribution(res), cfg.run_steps, cfg.target,
+                    where="this calibration's per-step distribution")
+    res["k"], res["k_rule"] = rule.k, rule.as_dict()
+    # the block's run errors at the recommended k (without one: at the k the independent
+    # formula would pick, to show what it would cost)
+    shown = rule.k or res["k_min_conservative"] or 3
+    if shown != 3:
+        res["correlation"] = correlation(c, nval, collided, steps=cfg.run_steps, k=shown,
+                                         seed=cfg.seed, basis=basis)
     res["warnings"] = warnings
     return res
 
@@ -242,13 +262,6 @@ def _success(c: np.ndarray, w: np.ndarray, p: float, p_low: float, cfg: Calibrat
     if p <= 0.5:
         warnings.append(f"p = {p:.3f} <= 0.5: voting cannot fix this model (no k_min)")
     k_het = het["k_min_heterogeneous"]
-    # the larger of the conservative k and, when errors concentrate, the heterogeneous one
-    k = max([x for x in (kc, k_het if significant else None) if x is not None], default=None)
-    if significant:
-        if k_het is None:
-            warnings.append(f"no k up to {het['k_max']} reaches the target under the measured "
-                            "error concentration: improve the model on its hard steps "
-                            "(hard-example training, a second model) before a long run")
     return {
         "success": {"s": s, "k": k_eval, "p_step_formula": p_step_f,
                     "p_full_formula": p_full_f,
@@ -256,5 +269,5 @@ def _success(c: np.ndarray, w: np.ndarray, p: float, p_low: float, cfg: Calibrat
                     "heterogeneity_significant": bool(significant), "too_optimistic": too_opt,
                     "verdict": verdict, "two_player_q": het["two_player_q"],
                     "by_k": het["by_k"]},
-        "k_min": km, "k_min_conservative": kc, "k_min_heterogeneous": k_het, "k": k,
+        "k_min": km, "k_min_conservative": kc, "k_min_heterogeneous": k_het,
     }

@@ -155,8 +155,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"maker-local: {e}", file=sys.stderr)
         return 3
     tok_s = args.tokens_per_second or result["tokens_out_per_s"]
+    given = result["k"] if args.k not in (None, "auto") else None
+    if acc is not None and acc.k is None and given is None:
+        raise UsageError(f"bench: the projection's accuracy ({acc.source}) reaches "
+                         f"P(all {run_steps:,} steps right) >= {args.target:g} at no k; give "
+                         "--k N to project at N")
     result["plugged"] = project_plugged(acc, tok_s, result["machines"], price, run_steps,
-                                        args.target) if acc is not None and tok_s else None
+                                        args.target, given) if acc is not None and tok_s \
+        else None
     if acc is not None and not tok_s:
         print("maker-local bench: no output tokens measured: give --tokens-per-second for "
               "the projection from the plugged-in accuracy", file=sys.stderr)

@@ -187,8 +187,9 @@ def format_result(r: dict[str, Any]) -> str:
         f"            (no unbiased bound: needs --samples >= {su['k']})",
         su["verdict"],
         *_correlation_lines(r.get("correlation")),
-        f"recommend   --k {r['k']} --max-tokens {r['cap']}" if r["k"] else
-        "recommend   no k: voting cannot fix a model with p <= 0.5",
+        f"recommend   --k {r['k']} --max-tokens {r['cap']} ({r['k_rule']['line']})"
+        if r["k"] and r.get("k_rule") else f"recommend   --k {r['k']} --max-tokens {r['cap']}"
+        if r["k"] else f"recommend   no k: {(r.get('k_rule') or {}).get('line', 'none')}",
     ]
     return "\n".join(lines + [f"warning: {w}" for w in r["warnings"]])
 

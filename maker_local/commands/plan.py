@@ -47,6 +47,8 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import sys
 
+    from ..analysis.correlation import StepErrors, plan_under
+    from ..engine.krule import choose_k, planning_distribution, prediction_line
     from ..engine.scaling import plan
 
     dist = None  # (StepErrors, where it came from) when predicting under correlation
@@ -66,43 +68,55 @@ def main(args: argparse.Namespace) -> int:
         for key, value in given.items():
             if getattr(args, key) is None:
                 setattr(args, key, value)
-        fit = (cal.get("correlation") or {}).get("fit")
-        if fit is not None and args.correlation is None and args.hopeless is None:
-            dist = (fit, f"{args.calibration}: its fitted per-step distribution")
+        if args.correlation is None and args.hopeless is None and args.error == 1 - p:
+            # what solve --k auto plans with (engine.krule: THE rule, one for all commands)
+            dist = (planning_distribution(cal), est.plan_source)
     if args.error is None:
         raise UsageError("give --error (per-sample error 1-p) or --calibration FILE")
     if args.hopeless is not None and args.correlation is None:
         raise UsageError("--hopeless goes with --correlation RHO (0 for independent errors "
                          "on the other steps)")
     if args.correlation is not None:
-        dist = ({"error": args.error, "rho": args.correlation,
-                 "hopeless": args.hopeless or 0.0, "hopeless_p": 0.5}, "--correlation")
+        dist = (StepErrors(args.error, args.correlation, args.hopeless or 0.0, 0.5),
+                "--correlation")
     args.valid = 1.0 if args.valid is None else args.valid
     args.tokens_in = args.tokens_in or 0.0
     args.tokens_out = args.tokens_out or 0.0
     args.tokens_reasoning = args.tokens_reasoning or 0.0
+    # k: as given, else THE rule over what is known (independent errors at --error alone:
+    # then it is the paper's k_min)
+    k = args.k
+    planned = dist[0] if dist is not None else StepErrors(args.error)
+    where = dist[1] if dist is not None else ""
     try:
-        r = plan(1 - args.error, args.steps, args.target, args.valid, args.k, args.tokens_in,
+        if k is None:
+            rule = choose_k(planned, args.steps, args.target, where=where)
+            if rule.k is None:
+                print(f"plan: {rule.line()}; give --k N to see a plan at N anyway",
+                      file=sys.stderr)
+                return 2
+            k = rule.k
+        elif dist is not None:
+            print(f"plan: {prediction_line(planned, k, args.steps, args.target, where)}",
+                  file=sys.stderr)
+        r = plan(1 - args.error, args.steps, args.target, args.valid, k, args.tokens_in,
                  args.tokens_out, args.price_in, args.price_out, args.tokens_reasoning)
     except ValueError as e:
         raise UsageError(str(e)) from None
     corr = None
     if dist is not None:
-        from ..analysis.correlation import StepErrors, plan_under
-        f = dist[0]
         try:
-            corr = plan_under(StepErrors(f["error"], f["rho"], f.get("hopeless", 0.0),
-                                         f.get("hopeless_p", 0.5)),
-                              r.k, args.steps, args.target, args.valid, args.tokens_in,
-                              args.tokens_out, args.tokens_reasoning, args.price_in,
-                              args.price_out)
+            corr = plan_under(dist[0], r.k, args.steps, args.target, args.valid,
+                              args.tokens_in, args.tokens_out, args.tokens_reasoning,
+                              args.price_in, args.price_out)
         except ValueError as e:
             raise UsageError(str(e)) from None
         corr["source"] = dist[1]
     if args.json:
         print(json.dumps({**r.as_dict(), **({"correlated": corr} if corr else {})}))
         return 0
-    print(f"k_min            {r.k}" + ("" if args.k is None else " (given)"))
+    print(f"k_min            {r.k}" + (" (given)" if args.k is not None else
+                                      f" (the rule: {dist[1]})" if dist else ""))
     print(f"p_step           {r.p_step:.12f}")
     print(f"p_full           {r.p_full:.6f}  (target {r.target})")
     print(f"votes/step       {r.votes_per_step:.4f}")
