@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from maker_local.analysis.report import format_report, plot  # noqa: E402
+from maker_local.driver.report import format_report, plot  # noqa: E402
 from maker_local.analysis.segments import SegmentError, join  # noqa: E402
 
 

@@ -60,7 +60,7 @@ def test_make_backend_sim_from_options():
 
 
 def test_make_backend_errors_are_unchanged():
-    with pytest.raises(ValueError, match="Did you mean 'sim'"):
+    with pytest.raises(ValueError, match="did you mean 'sim'"):
         make_backend("simm", Hanoi(3), BackendOptions())
     with pytest.raises(ValueError, match="the vllm backend needs --model"):
         make_backend("vllm", Hanoi(3), BackendOptions())

@@ -6,7 +6,8 @@ import pytest
 from conftest import load_json
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.calibrate import (CalibrationConfig, Observation, Observations, calibrate,
-                                   estimate, load_calibration, wilson)
+                                   estimate, load_calibration)
+from maker_local.core.stats import wilson
 from maker_local.tasks.hanoi import Hanoi, parse_disks
 
 KEYS = {"version", "created", "backend", "config", "samples", "p", "p_low", "p_high", "valid",

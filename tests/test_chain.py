@@ -5,9 +5,9 @@ from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.core.records import DecisionRow, SampleRow
 from maker_local.engine.chain import (Tally, chain_input, follow, inputs_from, replay,
                                       start_input)
-from maker_local.engine.pool import Plan, replay_pool
+from maker_local.engine.pool import Plan, PoolVotes
 from maker_local.engine.schedule import RoundRows, Schedule, VoteConfig
-from maker_local.engine.voting import RULES, AheadByK, replay_votes
+from maker_local.engine.voting import RULES, AheadByK
 from maker_local.tasks.hanoi import Hanoi
 
 
@@ -79,20 +79,26 @@ def test_chain_input_replays_a_chain_that_left_the_reference():
     assert chain_input(task, 0, sched.done, iter(won)) == sched.chain_x
 
 
-def test_replay_is_the_rules_replay():
+def test_replay_is_the_live_voters_decision():
+    """Replay feeds recorded votes to a fresh voter: the winner and the votes it took are
+    what a live voter fed the same votes one by one ends with."""
     votes = list("abbabbaab")
-    for name, rule in RULES.items():
+    for rule in RULES.values():
         for k in (1, 2, 3, 4):
-            assert replay(rule, k, votes) == replay_votes(name, votes, k)
+            live = rule(k)
+            used = next((i for i, key in enumerate(votes, 1) if live.add(key)), len(votes))
+            assert replay(rule, k, votes) == (live.winner, used)
     assert replay(AheadByK, 2, list("ab")) == (None, 2)
 
 
-def test_replay_of_a_pooled_step_is_the_pools_replay():
+def test_replay_of_a_pooled_step_is_the_pools_live_decision():
     keys = ["R", "W", "R", "R", "W", "R"]
     sources = [0, 1, 0, 2, 1, 2]
     for plan in (Plan((0, 1), (2,), 4), Plan((0, 1), (), 4), Plan((0,), (1, 2), 2)):
-        assert replay(AheadByK, 2, keys, sources, plan) == \
-            replay_pool(AheadByK, 2, plan, list(zip(keys, sources)))
+        live = PoolVotes(AheadByK, 2, plan)
+        decided = any(live.add(key, src) for key, src in zip(keys, sources))
+        expect = (live.winner, live.votes) if decided else (None, len(keys))
+        assert replay(AheadByK, 2, keys, sources, plan) == expect
     with pytest.raises(ValueError, match="source"):
         replay(AheadByK, 2, keys, None, Plan((0, 1), (), 4))
 

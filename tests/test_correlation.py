@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from maker_local.analysis.correlation import (StepErrors, counts, measure, p_wrong,
+from maker_local.engine.krule import choose_k
+from maker_local.engine.correlation import (StepErrors, counts, measure, p_wrong,
                                               rho_estimate, votes_needed)
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.engine.scaling import expected_votes, p_step
@@ -69,7 +70,7 @@ def test_no_correlation_is_the_papers_formula():
     d = StepErrors(0.0022)
     assert d.p_full(3, N20) == pytest.approx(p_step(0.9978, 3) ** N20, rel=1e-9)
     assert d.votes(3) == pytest.approx(expected_votes(0.9978, 3))
-    assert d.k_min(N20, 0.95) == 3
+    assert choose_k(d, N20, 0.95).k == 3
     # Figure 8 under independence: after 3 votes, every step whose three votes disagree
     und = d.undecided(3, 5, N20)
     assert und[:2] == [N20, N20]
@@ -94,7 +95,7 @@ def test_hopeless_steps_put_a_floor_under_wrong_decisions():
     d = StepErrors(0.001, 0.0, hopeless=1e-4, hopeless_p=0.2)
     floor = N20 * 1e-4 * p_wrong(0.2, 1)  # 0.8: more votes only make it surer
     assert all(d.expected_wrong(k, N20) >= floor for k in (3, 10, 60))
-    assert d.k_min(N20, 0.95) is None
+    assert choose_k(d, N20, 0.95).k is None
     assert d.share_hopeless() == pytest.approx(1e-4)
 
 
@@ -296,7 +297,7 @@ def test_plan_reads_the_correlation_of_a_calibration(cli, tmp_path):
 
 # ---------------------------------------------------------------- report
 def test_run_moments_invert_the_beta():
-    from maker_local.analysis.correlation import beta_from_run_moments
+    from maker_local.engine.correlation import beta_from_run_moments
     for e, rho in [(0.01, 0.0), (0.01, 0.05), (0.0022, 0.008), (0.2, 0.3)]:
         d = StepErrors(e, rho)
         a, c = float(d.expect(lambda q: (1 - q) ** 3)), float(d.expect(lambda q: q * q))
@@ -308,14 +309,14 @@ def test_run_moments_invert_the_beta():
 
 
 def test_report_without_a_reference_measures_nothing():
-    from maker_local.analysis.correlation import from_decisions
+    from maker_local.engine.correlation import from_decisions
     contested = [{"answers": [{"correct": None}, {"correct": None}]}]
     c = from_decisions(np.array([3, 3, 5]), np.zeros(3, int), 0, 3, 100, contested)
     assert not c["referenced"] and c["rho"] is None and c["hopeless"]["at_most"] == 1.0
 
 
 def test_from_run_reads_votes_in_order_and_without_a_reference():
-    from maker_local.analysis.correlation import from_run
+    from maker_local.engine.correlation import from_run
     from maker_local.store.reads import StepVotes
     steps = [StepVotes(0, [0, 0, 0], {0: 1}, 0),            # right, unanimous
              StepVotes(1, [1, 1, 0, 0, 0, 0, 0], {0: 1, 1: 0}, 0),  # collision, then right
@@ -334,7 +335,7 @@ def test_from_run_reads_votes_in_order_and_without_a_reference():
 def test_report_measures_correlation_from_the_ledger(cli, tmp_path):
     """Independent errors: the report's estimate holds 0 and the error; correlated errors:
     it finds rho."""
-    from maker_local.analysis.correlation import from_run
+    from maker_local.engine.correlation import from_run
     from maker_local.store import Ledger, reads
     for rho, run in (("0", "ind"), ("0.05", "cor")):
         code, _, err = cli("solve", "--backend", "sim", "--disks", "15", "--sim-error", "0.01",
@@ -372,7 +373,7 @@ def test_bench_slice_reads_the_correlation_of_its_votes(cli):
     """The bench's votes in memory give the same block as the ledger of the same run, and
     the table and JSON carry it."""
     from maker_local.analysis.bench import run_slice, summarize
-    from maker_local.analysis.correlation import from_run
+    from maker_local.engine.correlation import from_run
     task = Hanoi(15)
     model = SimModel(error=0.01, valid=0.95, wrong=1, correlation=0.05, seed=2)
     st = run_slice(task, SimBackend(task, model), VoteConfig(k=3, window=4096), 0, 2**15 - 1)

@@ -156,7 +156,7 @@ def test_a_closed_connection_is_asked_again_once_before_the_server_counts_as_dow
 
 def test_requests_per_server_add_up_in_the_ledger_across_sessions(tmp_path):
     """What report shows: each session's counts added to the ledger's (a resume goes on)."""
-    from maker_local.analysis.report import endpoint_counts
+    from maker_local.driver.report import endpoint_counts
     from maker_local.backends.vllm_http import VLLMHTTPBackend
     from maker_local.driver.failures import save_endpoint_counts
     from maker_local.store import Ledger

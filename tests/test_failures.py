@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from maker_local.backends.shaping import parse_body, parse_response
+from maker_local.backends.shaping import parse_body
 from maker_local.core.types import Sample, SampleRequest
 from maker_local.driver.failures import BackendFailed, Retrier
 from maker_local.engine.schedule import Schedule, VoteConfig
@@ -183,9 +183,9 @@ def test_every_bad_reply_is_classified_error_samples(fake, fault):
                                   {"choices": [{}, {}], "usage": {"prompt_tokens": True}},
                                   {"choices": [{"message": "hi"}, {}]},
                                   {"choices": [{"message": {"content": 5}}, {}]}])
-def test_parse_response_never_raises(data):
+def test_parsing_a_reply_never_raises(data):
     req = request(Hanoi(DISKS))
-    got = parse_response(data, req, 0.1)
+    got = parse_body(json.dumps(data).encode(), req, 0.1)
     assert [s.finish_reason for s in got] == ["error", "error"]
     assert got[0].retryable is False and "malformed reply" in got[0].error
     got = parse_body(json.dumps(data).encode()[:-1] + b"\xff", req, 0.1, "http://h/v1")
@@ -195,7 +195,7 @@ def test_parse_response_never_raises(data):
 def test_an_aborted_request_is_asked_again():
     req = request(Hanoi(DISKS))
     data = {"choices": [{"index": i, "text": "", "finish_reason": "abort"} for i in range(2)]}
-    got = parse_response(data, req, 0.1)
+    got = parse_body(json.dumps(data).encode(), req, 0.1)
     assert got[0].finish_reason == "error" and got[0].retryable is True
 
 

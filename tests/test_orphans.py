@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from maker_local.driver import procs
+from maker_local.core import procs
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux only")
 
 PARENT = textwrap.dedent("""
     import json, multiprocessing as mp, os, subprocess, sys, time
-    from maker_local.driver.procs import guard_children
+    from maker_local.core.procs import guard_children
 
     def child():
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # grandchild
@@ -108,7 +108,7 @@ def test_sigkill_of_a_guarded_parent_ends_every_descendant():
 def test_guard_is_idempotent_and_the_watchdog_outlives_ctrl_c():
     parent = start(textwrap.dedent("""
         import os, signal, sys, time
-        from maker_local.driver.procs import guard_children
+        from maker_local.core.procs import guard_children
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         a = guard_children(); b = guard_children()
         print(a, b, "ready", flush=True)
@@ -134,7 +134,7 @@ ENGINE = textwrap.dedent("""
     import os, sys, time
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     if sys.argv[2] == "guard":
-        from maker_local.driver.procs import guard_children
+        from maker_local.core.procs import guard_children
         guard_children()
     from vllm import LLM
     llm = LLM(model=sys.argv[1], enforce_eager=True, dtype="float32",

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, run_sub
 from maker_local.backends import harmony as Hm
-from maker_local.backends.shaping import parse_response
+from maker_local.backends.shaping import parse_body
 from maker_local.core.types import SampleRequest
 from maker_local.engine.redflags import classify
 from maker_local.models.profiles import load_profile
@@ -251,7 +251,7 @@ def test_served_reply_read_by_channel():
                    {"message": {"content": None, "reasoning": "p=a;a=1;b0;t=2"},
                     "finish_reason": "stop", "token_ids": b}], 2 * think)
     # today's marker reads both as never ended
-    old = parse_response(data, req, 0.1, end_ids=ids_of("<|channel|>final<|message|>"))
+    old = parse_body(json.dumps(data).encode(), req, 0.1, end_ids=ids_of("<|channel|>final<|message|>"))
     assert old[1].finish_reason == "unended"
     reads = []
     from maker_local.backends.shaping import _parse

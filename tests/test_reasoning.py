@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_sub
-from maker_local.backends.shaping import parse_response, request_body, structured_config
+from maker_local.backends.shaping import parse_body, request_body
+from maker_local.models.profiles import structured_config
 from maker_local.core.types import SampleRequest
 from maker_local.engine.redflags import classify
 from maker_local.models.profiles import load_profile
@@ -63,7 +64,7 @@ def test_served_reply_content_only_and_thought_tokens_from_ids():
         {"message": {"content": None, "reasoning": "p=-;a=0;d=2 m=a02"},
          "finish_reason": "stop", "token_ids": [44, 5, 6, 7, 2]},  # never ended
     ], reasoning_tokens=5)
-    a, b = parse_response(data, req, 0.1, end_ids=[45])
+    a, b = parse_body(json.dumps(data).encode(), req, 0.1, end_ids=[45])
     assert (a.text, a.finish_reason, a.tokens_out, a.tokens_reasoning) == (right, "stop", 7, 4)
     assert b.finish_reason == "unended" and b.tokens_reasoning == b.tokens_out == 5
     assert b.text == "p=-;a=0;d=2 m=a02"  # kept for the ledger, never parsed
@@ -76,7 +77,7 @@ def test_served_reply_cap_inside_the_thought_is_a_length_flag():
     task, x, req = _req(1)
     data = _reply([{"message": {"content": None, "reasoning": "p=-;a=0"},
                     "finish_reason": "length", "token_ids": [44, 5, 6, 7]}])
-    (s,) = parse_response(data, req, 0.1, end_ids=[45])
+    (s,) = parse_body(json.dumps(data).encode(), req, 0.1, end_ids=[45])
     assert s.finish_reason == "length" and classify(s, task, x).reason == "length"
 
 
@@ -89,11 +90,11 @@ def test_served_reply_without_token_ids_falls_back_to_usage():
          "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 12, "completion_tokens": 20,
                   "completion_tokens_details": {"reasoning_tokens": 9}}}
-    a, b = parse_response(data, req, 0.1, end_ids=[])  # a reasoning model, marker unknown
+    a, b = parse_body(json.dumps(data).encode(), req, 0.1, end_ids=[])  # a reasoning model, marker unknown
     assert a.finish_reason == "stop" and a.tokens_reasoning == 3
     assert b.finish_reason == "unended" and b.tokens_reasoning == b.tokens_out
     # a model without a reasoning parser: content as before
-    c, d = parse_response(data, req, 0.1)
+    c, d = parse_body(json.dumps(data).encode(), req, 0.1)
     assert c.finish_reason == d.finish_reason == "stop" and d.text == ""
 
 
@@ -154,7 +155,7 @@ def test_profiles_check_reasoning_keys(tmp_path, monkeypatch):
 
 
 def test_costs_price_thought_and_answer_apart():
-    from maker_local.analysis.report import run_cost
+    from maker_local.driver.report import run_cost
     from maker_local.engine.scaling import plan, token_costs
     c = token_costs(1_000_000, 3_000_000, 2_000_000, price_in=0.1, price_out=1.0)
     assert (c["input"], c["thought"], c["answer"]) == pytest.approx((0.1, 2.0, 1.0))

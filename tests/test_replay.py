@@ -81,7 +81,7 @@ def test_large_counts_stay_in_their_columns():
 def test_parse_rule():
     assert parse_rule("first-to-k", 3) == ("first-to-k", 3)
     assert parse_rule("ahead-by-k:5", 3) == ("ahead-by-k", 5)
-    with pytest.raises(ValueError, match="Did you mean 'first-to-k'"):
+    with pytest.raises(ValueError, match="did you mean 'first-to-k'"):
         parse_rule("first-to-kk", 3)
     with pytest.raises(ValueError):
         parse_rule("first-to-k:0", 3)

@@ -8,11 +8,16 @@ from maker_local.analysis.verify import verify
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.driver.run import RunSpec, open_run
 from maker_local.engine.schedule import Schedule, VoteConfig
-from maker_local.engine.voting import (RULES, AheadByK, FirstToK, Voter, get_rule, label,
-                                       replay_votes, rule_of)
+from maker_local.engine.chain import replay as replay_step
+from maker_local.engine.voting import RULES, AheadByK, FirstToK, get_rule, label, rule_of
 from maker_local.store import Ledger, LedgerError
 from maker_local.tasks.hanoi import Hanoi
 
+
+
+def decide(rule: str, keys: list, k: int):
+    """A step's recorded votes replayed under the rule named `rule`: (winner, votes used)."""
+    return replay_step(get_rule(rule), k, keys)
 
 def test_first_to_k_counts_to_k():
     v = FirstToK(3)
@@ -29,15 +34,15 @@ def test_first_to_k_counts_to_k():
 
 def test_the_rules_differ_where_they_should():
     votes = list("ababaa")
-    assert replay_votes("first-to-k", votes, 3) == ("a", 5)
-    assert replay_votes("ahead-by-k", votes, 2) == ("a", 6)
-    assert replay_votes("ahead-by-k", votes, 3) == (None, 6)  # a leads by 2 only
+    assert decide("first-to-k", votes, 3) == ("a", 5)
+    assert decide("ahead-by-k", votes, 2) == ("a", 6)
+    assert decide("ahead-by-k", votes, 3) == (None, 6)  # a leads by 2 only
 
 
 def test_registry_and_names():
-    assert Voter is AheadByK and set(RULES) == {"ahead-by-k", "first-to-k"}
+    assert set(RULES) == {"ahead-by-k", "first-to-k"}
     assert all(RULES[name].name == name for name in RULES)
-    with pytest.raises(ValueError, match="Did you mean 'first-to-k'"):
+    with pytest.raises(ValueError, match="did you mean 'first-to-k'"):
         get_rule("first-to-kk")
     with pytest.raises(ValueError):
         FirstToK(0)
@@ -71,7 +76,7 @@ def test_live_voting_follows_the_rule(rule):
     contested = 0
     for d in decided:
         mine = votes[(d.step, d.epoch)][:d.votes]  # later votes of the round do not count
-        assert replay_votes(rule, mine, 3) == (keys[(d.step, d.epoch, d.answer)], d.votes)
+        assert decide(rule, mine, 3) == (keys[(d.step, d.epoch, d.answer)], d.votes)
         contested += len(set(mine)) > 1
     assert contested > 5  # the rules had something to decide
     if rule == "first-to-k":  # the winner has exactly k votes
@@ -118,7 +123,7 @@ def test_resume_keeps_the_rule(cli, tmp_path):
 
 def test_unknown_rule_is_one_clear_line(cli, tmp_path):
     code, _, err = solve(cli, tmp_path / "run", "--rule", "first-to-kk")
-    assert code == 2 and "Did you mean 'first-to-k'" in err
+    assert code == 2 and "did you mean 'first-to-k'" in err
     assert not (tmp_path / "run").exists()
 
 
@@ -155,7 +160,7 @@ def test_bench_votes_under_the_rule(cli):
     assert r["rule"] == "first-to-k" and r["decided"] == 200
     assert "k=3 (first-to-k)" in out
     code, _, err = cli("bench", "--backend", "sim", "--disks", "10", "--rule", "ahead-by")
-    assert code == 2 and "Did you mean 'ahead-by-k'" in err
+    assert code == 2 and "did you mean 'ahead-by-k'" in err
 
 
 def test_report_replays_against_the_runs_own_rule(cli, tmp_path):

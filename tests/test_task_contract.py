@@ -83,7 +83,7 @@ def tasks(plugin_dir):
 
 def test_registry_knows_built_ins_and_helps_with_typos():
     assert {"hanoi", "multiply"} <= set(available())
-    with pytest.raises(ValueError, match="Did you mean 'multiply'"):
+    with pytest.raises(ValueError, match="did you mean 'multiply'"):
         task_class("multipy")
     with pytest.raises(ValueError, match="cannot load"):
         task_class("no_such_module_here:Task")

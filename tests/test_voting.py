@@ -2,13 +2,14 @@ import pytest
 
 from maker_local.core.types import Sample
 from maker_local.engine.redflags import classify
-from maker_local.engine.voting import Voter, ahead_by_k, first_to_k
+from maker_local.engine.chain import replay
+from maker_local.engine.voting import AheadByK, FirstToK
 from maker_local.tasks.base import Flag, Parsed
 from maker_local.tasks.hanoi import Hanoi
 
 
 def test_first_to_ahead_by_k():
-    v = Voter(3)
+    v = AheadByK(3)
     assert v.needed() == 3
     assert not v.add("a") and not v.add("a")
     assert v.needed() == 1
@@ -22,7 +23,7 @@ def test_first_to_ahead_by_k():
 
 
 def test_three_way_margin_is_against_the_runner_up():
-    v = Voter(2)
+    v = AheadByK(2)
     for key in "abcaa":
         decided = v.add(key)
     assert decided and v.winner == "a"  # a=3, b=1, c=1
@@ -30,14 +31,14 @@ def test_three_way_margin_is_against_the_runner_up():
 
 def test_k_must_be_positive():
     with pytest.raises(ValueError):
-        Voter(0)
+        AheadByK(0)
 
 
 def test_rules_replay():
     votes = list("abab" + "bb")
-    assert first_to_k(votes, 3) == ("b", 5)
-    assert ahead_by_k(votes, 2) == ("b", 6)
-    assert ahead_by_k(list("ab"), 2) == (None, 2)
+    assert replay(FirstToK, 3, votes) == ("b", 5)
+    assert replay(AheadByK, 2, votes) == ("b", 6)
+    assert replay(AheadByK, 2, list("ab")) == (None, 2)
 
 
 def test_red_flags():

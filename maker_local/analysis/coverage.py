@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.steperrors import StepErrors
-from .correlation import from_decisions, measure, p_interval
+from ..engine.correlation import from_decisions, measure, p_interval
 
 
 @dataclass(frozen=True)

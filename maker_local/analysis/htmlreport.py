@@ -17,7 +17,7 @@ import numpy as np
 from ..core.stats import length_bins, wilson
 from ..engine.voting import RULES
 from ..store import Ledger, reads
-from .report import build_report
+from ..driver.report import build_report
 
 HTML_NAME = "report.html"
 _MAX_ROWS = 500_000  # sample rows read for the length plots; larger runs use a step subsample

@@ -8,7 +8,7 @@ last decision leads to exactly the input the next one started from, and the join
 the report of a run over all N steps (with other seeds). A segment with an error breaks the
 chain (the next segment did not start where this run would have gone), and `join` refuses it.
 
-The joined report has report.json's shape (`maker_local.analysis.report`): sums, the votes
+The joined report has report.json's shape (`maker_local.driver.report`): sums, the votes
 histogram and the undecided-after-round counts added up, means and quantiles recomputed from the
 histogram, the correlation block recomputed from the summed counts, the hardest steps of all
 segments, and `segments` (each slice's range, seconds, resumes, the commit that ran it and its
@@ -132,7 +132,7 @@ def _correlation(hist: dict[int, int], collisions: int, first: dict[str, Any],
     the segments' counts add up; every segment decided every step right (check)."""
     import numpy as np
 
-    from .correlation import from_decisions
+    from ..engine.correlation import from_decisions
     votes = np.repeat(np.array(list(hist), dtype=np.int64), list(hist.values()))
     return from_decisions(votes, np.zeros(votes.size, dtype=np.int64), collisions,
                           first["k"], first["task"]["steps"], hardest[:1])

@@ -2,10 +2,10 @@
 heavy engines (torch, vllm, transformers, outlines) are imported only when chosen."""
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Any
 
+from ..core.errors import unknown
 from .options import BackendOptions
 
 BACKENDS: dict[str, str] = {
@@ -14,13 +14,6 @@ BACKENDS: dict[str, str] = {
     "vllm-http": "maker_local.backends.vllm_http:from_options",
     "hf": "maker_local.backends.hf:from_options",
 }
-
-
-def unknown(kind: str, name: str, known: list[str]) -> str:
-    """A helpful message for a misspelt name."""
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"unknown {kind} {name!r}.{hint} Available: {', '.join(known)}"
 
 
 def make_backend(name: str, task: Any, options: BackendOptions) -> Any:

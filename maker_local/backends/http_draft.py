@@ -38,7 +38,7 @@ from typing import Any
 
 from ..core.types import Sample, SampleRequest
 from ..engine.draft import rejection
-from .shaping import error_samples, excerpt
+from .shaping import Failure, error_samples, excerpt, json_reply
 
 BANNED = -100.0  # the most negative logit bias vLLM takes: weight e^-100 left on the token
 # sampling exactly at the temperature: what the walk assumes of decoding
@@ -76,7 +76,6 @@ class HTTPDraft:
 
     async def setup(self) -> str | None:
         """Find the end token; None when draft sampling can go on, else why it cannot."""
-        from .vllm_http import Failure
         if self.b.api != "chat":
             return "it needs --api chat (an answer's end token comes from the chat template)"
         msgs = [{"role": "user", "content": "1"}]
@@ -117,7 +116,6 @@ class HTTPDraft:
 
     async def _group(self, reqs: list[SampleRequest]) -> list[list[Sample]]:
         """The requests of one step that share a prompt and a draft."""
-        from .vllm_http import Failure
         r0 = reqs[0]
         t0 = time.monotonic()
         ids, draft = await asyncio.gather(
@@ -182,7 +180,6 @@ class HTTPDraft:
         at = len(ids)
 
         def parse(raw: bytes, url: str, latency: float):
-            from .vllm_http import json_reply
             data, fail = json_reply(raw, url, latency)
             if fail is not None:
                 return None, fail
@@ -209,7 +206,6 @@ class HTTPDraft:
             return ""
 
         def parse(raw: bytes, url: str, latency: float):
-            from .vllm_http import json_reply
             data, fail = json_reply(raw, url, latency)
             if fail is None and not isinstance(data.get("prompt"), str):
                 fail = (f"{url}/detokenize answered {excerpt(raw)}, not a text", False)
@@ -221,7 +217,6 @@ class HTTPDraft:
     async def _complete(self, body: dict[str, Any], req: SampleRequest) -> Any:
         """One choice of /v1/completions: (text, token ids, finish reason), or a Failure."""
         def parse(raw: bytes, url: str, latency: float):
-            from .vllm_http import json_reply
             data, fail = json_reply(raw, url, latency)
             if fail is not None:
                 return None, fail
@@ -244,7 +239,6 @@ class HTTPDraft:
                      prefix: "asyncio.Task", t0: float) -> Sample:
         """Sample j of r (at T = 1), which keeps the first t draft tokens: its own token at t
         from p without the draft's, then decoding from there."""
-        from .vllm_http import Failure
         seed = r.seed + j
         own = await self._complete({"prompt": ids + d[:t], "max_tokens": 1, "temperature": 1.0,
                                     "seed": residual_seed(seed),

@@ -10,7 +10,8 @@ counts that are not counts) becomes error samples that name the fault, never an 
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from ..core.types import Sample, SampleRequest
 from ..models.reasoning import UNENDED, answer_start
@@ -27,22 +28,6 @@ def structured_outputs(req: SampleRequest) -> dict[str, Any] | None:
     if c.json_schema:
         return {"json": c.json_schema}
     return None
-
-
-def structured_config(backend: str = "xgrammar", reasoning_parser: str | None = None
-                      ) -> dict[str, Any]:
-    """vLLM's StructuredOutputsConfig for an engine (offline `LLM(structured_outputs_config=)`,
-    or the server's `--structured-outputs-config`). Without `disable_any_whitespace` (xgrammar
-    and guidance only) a weak model can pad JSON with whitespace until the red-flag cap. With
-    a reasoning parser the grammar applies only after the end of thinking
-    (`enable_in_reasoning` off): a reasoning model thinks freely, then answers in form."""
-    cfg: dict[str, Any] = {"backend": backend}
-    if backend in ("xgrammar", "guidance"):
-        cfg["disable_any_whitespace"] = True
-    if reasoning_parser:
-        cfg["reasoning_parser"] = reasoning_parser
-        cfg["enable_in_reasoning"] = False
-    return cfg
 
 
 def template_kwargs(options: BackendOptions) -> dict[str, Any]:
@@ -120,17 +105,6 @@ def parse_body(raw: bytes, req: SampleRequest, latency: float, server: str = "th
     except (BadReply, ValueError, TypeError, UnicodeDecodeError) as e:
         why = str(e) if isinstance(e, BadReply) else f"not JSON: {e}"
         return error_samples(req, f"{server} sent a malformed reply ({why}): {excerpt(raw)}",
-                             latency, retryable=False)
-
-
-def parse_response(data: Any, req: SampleRequest, latency: float,
-                   end_ids: list[int] | None = None) -> list[Sample]:
-    """The n Samples of one decoded response (chat or completions), in choice order; error
-    samples (not retryable) for anything else. Never raises."""
-    try:
-        return _parse(data, req, latency, end_ids)
-    except BadReply as e:
-        return error_samples(req, f"malformed reply ({e}): {excerpt(json.dumps(data))}",
                              latency, retryable=False)
 
 
@@ -242,3 +216,27 @@ def error_samples(req: SampleRequest, message: str, latency: float = 0.0,
     """A failed request as data: n error samples (never votes; the request is asked again
     with the same seeds). `retryable`: whether asking again can help (None: unknown)."""
     return [Sample("", "error", 0, 0, 0, latency, message, retryable) for _ in range(req.n)]
+
+
+@dataclass
+class Failure:
+    """A request no server answered: what the last try said (it names the server)."""
+    text: str
+    retryable: bool | None
+    latency: float = 0.0
+
+
+# what a reply's parser returns: its value, or the failure (text naming the server, retryable)
+Parser = Callable[[bytes, str, float], "tuple[Any, tuple[str, bool | None] | None]"]
+
+
+def json_reply(raw: bytes, url: str, latency: float) -> tuple[Any, tuple[str, bool] | None]:
+    """A reply that must be a JSON object (tokenize, completions used by draft sampling)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        return None, (f"{url} sent a malformed reply (not JSON: {e}): {excerpt(raw)}", False)
+    if not isinstance(data, dict):
+        return None, (f"{url} sent a malformed reply (a JSON {type(data).__name__}): "
+                      f"{excerpt(raw)}", False)
+    return data, None

@@ -30,7 +30,8 @@ from ..core.types import Sample, SampleRequest
 from ..models.reasoning import UNENDED, answer_start, marker_ids
 from . import harmony
 from .options import BackendOptions
-from .shaping import chat_prompt_text, error_samples, structured_config, template_kwargs
+from ..models.profiles import structured_config
+from .shaping import chat_prompt_text, error_samples, template_kwargs
 
 
 def on_cpu() -> bool:
@@ -124,7 +125,7 @@ class VLLMBackend:
                              grammar_backend=grammar_backend,
                              reasoning_parser=reasoning_parser, engine_args=engine_args)
         t0 = time.monotonic()
-        from ..driver.procs import guard_children
+        from ..core.procs import guard_children
         guard_children()  # EngineCore/Worker processes die with us, even on SIGKILL
         self.cpu_bind = None
         if cpu:

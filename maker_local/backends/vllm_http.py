@@ -37,14 +37,14 @@ import asyncio
 import json
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..core.types import Sample, SampleRequest
 from . import harmony
 from .endpoints import Endpoints, public_url
 from .options import BackendOptions
-from .shaping import error_samples, excerpt, parse_body, request_body
+from .shaping import (Failure, Parser, error_samples, excerpt, json_reply, parse_body,
+                      request_body)
 
 RETRYABLE_STATUS = {408, 425, 429}  # and every 5xx
 CONNECT_TIMEOUT_S = 10.0
@@ -90,30 +90,6 @@ def describe_failure(e: BaseException, timeout: float, flag: str = " (--request-
             text = str(chain[-1] if chain else e) or type(chain[-1] if chain else e).__name__
         return f"connection failed ({text})", True
     return f"failed ({type(e).__name__}: {e})", None
-
-
-@dataclass
-class Failure:
-    """A request no server answered: what the last try said (it names the server)."""
-    text: str
-    retryable: bool | None
-    latency: float = 0.0
-
-
-# what a reply's parser returns: its value, or the failure (text naming the server, retryable)
-Parser = Callable[[bytes, str, float], "tuple[Any, tuple[str, bool | None] | None]"]
-
-
-def json_reply(raw: bytes, url: str, latency: float) -> tuple[Any, tuple[str, bool] | None]:
-    """A reply that must be a JSON object (tokenize, completions used by draft sampling)."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        return None, (f"{url} sent a malformed reply (not JSON: {e}): {excerpt(raw)}", False)
-    if not isinstance(data, dict):
-        return None, (f"{url} sent a malformed reply (a JSON {type(data).__name__}): "
-                      f"{excerpt(raw)}", False)
-    return data, None
 
 
 class VLLMHTTPBackend:

@@ -2,14 +2,23 @@
 
 One job per module: `measure.py` samples steps through a backend (the only I/O besides
 files), `estimate.py` turns the observations into the calibration (pure; its statistics are
-`maker_local.core.stats`), `files.py` writes and reads calibration.json (the command draws the
-plots). This file only re-exports.
+`maker_local.core.stats` and `maker_local.engine`), `files.py` writes and reads
+calibration.json (the command draws the plots). `calibrate` here does the first two.
 """
-from ..core.stats import heterogeneity, length_bins, wilson
+from __future__ import annotations
+
+from typing import Any
+
 from .estimate import estimate
 from .files import REQUIRED, VERSION, load_calibration, write
-from .measure import CalibrationConfig, Observation, Observations, calibrate, collect
+from .measure import CalibrationConfig, Observation, Observations, collect
+
+
+def calibrate(cfg: CalibrationConfig, backend: Any) -> dict[str, Any]:
+    """Collect and estimate (no files written)."""
+    info = backend.describe() if hasattr(backend, "describe") else {"backend": backend.name}
+    return estimate(collect(cfg, backend), cfg, info)
+
 
 __all__ = ["REQUIRED", "VERSION", "CalibrationConfig", "Observation", "Observations",
-           "calibrate", "collect", "estimate", "heterogeneity", "length_bins",
-           "load_calibration", "wilson", "write"]
+           "calibrate", "collect", "estimate", "load_calibration", "write"]

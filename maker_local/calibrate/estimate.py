@@ -47,7 +47,7 @@ JSON keys (file `calibration.json`, `version` 1):
                          the target (k_rule says why and what to do)
   k_rule                 {k, steps, target, expected_wrong, p_full, floor, share_hopeless,
                          why (null, "hopeless", "k_max"), where, line}: what the rule said
-  correlation            `maker_local.analysis.correlation.measure` over every step's valid samples:
+  correlation            `maker_local.engine.correlation.measure` over every step's valid samples:
                          {basis, steps, votes, k, run_steps, error, rho, rho_low, rho_high,
                          estimator, collisions {steps, count, rate, low, high, independent,
                          ratio}, hopeless {count, steps, share, low, high, at_most}, fit
@@ -69,8 +69,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..analysis.correlation import measure as correlation
-from ..analysis.correlation import p_interval
+from ..engine.correlation import measure as correlation
+from ..engine.correlation import p_interval
 from ..core.stats import heterogeneity, length_bins, rate, summary, wilson
 from ..engine.krule import choose_k, planning_distribution
 from ..engine.scaling import k_min as scaling_k_min

@@ -16,7 +16,6 @@ from ..core.types import SampleRequest
 from ..engine.redflags import classify
 from ..engine.seeds import MAX_RUN_SEED, sample_seed
 from ..tasks.base import Parsed
-from .estimate import estimate
 
 
 @dataclass
@@ -112,9 +111,3 @@ def collect(cfg: CalibrationConfig, backend: Any, chunk: int = 256) -> Observati
                         None if key else got.reason, s.tokens_in, s.tokens_out,
                         s.tokens_reasoning, rkey, rkey is not None and rkey == ref.key))
     return obs
-
-
-def calibrate(cfg: CalibrationConfig, backend: Any) -> dict[str, Any]:
-    """Collect and estimate (no files written)."""
-    info = backend.describe() if hasattr(backend, "describe") else {"backend": backend.name}
-    return estimate(collect(cfg, backend), cfg, info)

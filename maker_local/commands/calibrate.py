@@ -199,6 +199,6 @@ def _correlation_lines(c: dict[str, Any] | None) -> list[str]:
     before the block existed have none)."""
     if not c:
         return []
-    from ..analysis.correlation import format_lines
+    from ..engine.correlation import format_lines
     return [line for line in format_lines(c) if not line.startswith("collisions")] + \
         [c["verdict"]]

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..backends import BACKENDS, BackendOptions, unknown
-from ..core.errors import UsageError
+from ..backends import BACKENDS, BackendOptions
+from ..core.errors import UsageError, unknown
 from . import checks
 
 PAPER_DEFAULTS = {"max_tokens": 750, "temperature": 0.1,

@@ -47,7 +47,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from ..analysis.correlation import StepErrors, plan_under
+    from ..engine.correlation import StepErrors, plan_under
     from ..engine.krule import choose_k, planning_distribution, prediction_line
     from ..engine.scaling import plan
 

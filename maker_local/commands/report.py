@@ -27,7 +27,7 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..analysis.report import build_report, format_report, write_report
+    from ..driver.report import build_report, format_report, write_report
     from ..store import LedgerError
 
     try:

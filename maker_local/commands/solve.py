@@ -97,7 +97,7 @@ def slice_of(args: argparse.Namespace, total: int) -> tuple[int, int] | None:
 
 
 def _choose(kind: str, name: str, known: list[str]) -> str:
-    from ..backends import unknown
+    from ..core.errors import unknown
     if name not in known:
         raise UsageError(unknown(kind, name, known))
     return name
@@ -257,7 +257,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, run_dir: Path, metrics: Any, logs: Any = None) -> int:
-    from ..analysis.report import format_report
+    from ..driver.report import format_report
     from ..driver.failures import RunStopped
     from ..driver.run import solve
     from ..engine.pool import Contested

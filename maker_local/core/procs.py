@@ -43,7 +43,7 @@ def guard_children() -> int | None:
     if _guard is not None and _guard_pid == os.getpid() and _guard.poll() is None:
         return _guard.pid
     _guard = subprocess.Popen(
-        [sys.executable, "-m", "maker_local.driver.procs", str(os.getpid())],
+        [sys.executable, "-m", "maker_local.core.procs", str(os.getpid())],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         close_fds=True, env={**os.environ, "PYTHONPATH": _package_root()})
     _guard_pid = os.getpid()
@@ -156,7 +156,7 @@ def main(argv: list[str]) -> int:
     try:
         parent = int(argv[0])
     except (IndexError, ValueError):
-        print("usage: python -m maker_local.driver.procs PARENT_PID", file=sys.stderr)
+        print("usage: python -m maker_local.core.procs PARENT_PID", file=sys.stderr)
         return 2
     if os.getppid() != parent:
         return 0  # the caller is already gone (or this was started by hand)

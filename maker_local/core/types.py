@@ -9,7 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..tasks.base import Constraint
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """What an answer must look like, for engines that constrain decoding.
+
+    `regex` is the primary form (Outlines ignores JSON integer bounds, so bounds live in the
+    regex); `json_schema` is offered to engines or users that prefer JSON output.
+    """
+
+    regex: str | None = None
+    json_schema: dict[str, Any] | None = None
 
 
 class SampleRequest:

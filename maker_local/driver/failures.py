@@ -27,6 +27,7 @@ import time
 from typing import Any, Callable
 
 from ..core.types import Sample, SampleRequest
+from ..store.ledger import ENDPOINTS_META  # the ledger's meta key report reads too
 
 RETRY_FOR_S = 600.0  # retryable failures in a row for this long stop the run
 FATAL_AFTER = 3      # attempts that end in a non-retryable failure before the run stops
@@ -182,9 +183,6 @@ class Retrying:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
-
-
-ENDPOINTS_META = "endpoints"  # the ledger's meta key: {url: {"requests": n, "failures": n}}
 
 
 def save_endpoint_counts(ledger: Any, backend: Any) -> None:

@@ -11,8 +11,8 @@ from ..core.stats import summary
 from ..engine.voting import rule_of
 from ..store import Ledger, reads
 from ..tasks.base import REASONS
-from .correlation import format_lines as correlation_lines
-from .correlation import from_decisions as correlation_of
+from ..engine.correlation import format_lines as correlation_lines
+from ..engine.correlation import from_decisions as correlation_of
 
 REPORT_JSON = "report.json"
 
@@ -110,7 +110,7 @@ def pool_section(led: Ledger, run: dict[str, Any]) -> dict[str, Any]:
 def endpoint_counts(led: Ledger) -> dict[str, dict[str, int]] | None:
     """Requests sent to each server of a vllm-http run and how many failed
     (driver/failures.py keeps them in the ledger's meta table); None for a run on one engine."""
-    from ..driver.failures import ENDPOINTS_META
+    from ..store.ledger import ENDPOINTS_META
     raw = led.meta(ENDPOINTS_META)
     return json.loads(raw) if raw else None
 

@@ -173,7 +173,7 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
     nearly every sample is red-flagged) after writing the report of what was done; LedgerError for a ledger that cannot be used or written (the disk is full,
     read-only, ...), with the fix in the message.
     """
-    from ..analysis.report import build_report, write_report
+    from .report import build_report, write_report
 
     try:
         ledger, resumed = open_run(spec, run_dir, resume)
@@ -276,7 +276,10 @@ class _Bar:
             f"votes/step={t.votes / max(1, t.decided):.3f} "
             f"flagged={t.flagged / max(1, t.samples):.1%} errors={t.errors} "
             f"round={rows.round}{self.cost()}", refresh=False)
-        self.bar.update(len(rows.decided))
+        if self.bar.n + len(rows.decided) >= self.bar.total:
+            self.bar.n += len(rows.decided)  # the last: drawn once, by close()
+        else:
+            self.bar.update(len(rows.decided))
 
     def cost(self) -> str:
         """' $spent/~$projected' from machine time or API tokens; '' without a price."""

@@ -47,7 +47,8 @@ import numpy as np
 
 from ..core.stats import wilson
 # the distribution lives with the pure arithmetic (engine/); its names stay importable here
-from ..engine.steperrors import (StepErrors, _beta_nodes, p_wrong,  # noqa: F401
+from .krule import choose_k
+from .steperrors import (StepErrors, _beta_nodes, p_wrong,  # noqa: F401
                                  votes_needed)
 
 _BOOT = 200
@@ -219,7 +220,7 @@ def _project(out: dict[str, Any], fit: StepErrors, rho_high: float | None,
                              "fitted": fit.expected_wrong(k, steps),
                              "high": high_fit.expected_wrong(k, steps),
                              "p_full_fitted": fit.p_full(k, steps),
-                             "k_min_fitted": fit.k_min(steps, 0.95)}
+                             "k_min_fitted": choose_k(fit, steps, 0.95).k}
     out["verdict"] = verdict(out)
     return out
 
@@ -430,9 +431,14 @@ def format_lines(c: dict[str, Any], width: int = 12) -> list[str]:
                       + f" ({h['share']:.2%}, 95% up to {h['high']:.2%}; true share at most "
                       f"{h['at_most']:.2%})"))
     ew = c["expected_wrong"]
-    lines.append(line("run errors", f"{ew['fitted']:,.3g} wrong decisions expected in "
-                      f"{ew['steps']:,} steps at k={ew['k']} (at most {ew['high']:,.3g}; "
-                      f"independent errors {ew['independent']:.3g})"))
+    if rho is None and not h["count"] and not ew["fitted"]:  # a clean sample: said plainly
+        lines.append(line("run errors", f"none seen, none expected in {ew['steps']:,} steps "
+                          f"at k={ew['k']} (a sample this size cannot rule out up to "
+                          f"{ew['high']:,.3g}: its 95% bound)"))
+    else:
+        lines.append(line("run errors", f"{ew['fitted']:,.3g} wrong decisions expected in "
+                          f"{ew['steps']:,} steps at k={ew['k']} (at most {ew['high']:,.3g}; "
+                          f"independent errors {ew['independent']:.3g})"))
     return lines
 
 
@@ -443,7 +449,7 @@ def plan_under(dist: StepErrors, k: int, steps: int, target: float, valid: float
     """What `plan` predicts when steps' error rates follow `dist`: at k, the expected wrong
     decisions, P(every step right), votes, samples and cost; the k that reaches the target
     under this distribution (None: no k does); steps undecided after votes 1..2k+1."""
-    from ..engine.scaling import token_costs
+    from .scaling import token_costs
 
     votes = dist.votes(k)
     samples = votes / valid * steps
@@ -453,7 +459,7 @@ def plan_under(dist: StepErrors, k: int, steps: int, target: float, valid: float
             "hopeless_p": dist.hopeless_p, "share_hopeless": dist.share_hopeless(), "k": k,
             "expected_wrong": dist.expected_wrong(k, steps),
             "expected_wrong_independent": steps * float(p_wrong(1 - dist.mean_error(), k)),
-            "p_full": dist.p_full(k, steps), "k_min": dist.k_min(steps, target),
+            "p_full": dist.p_full(k, steps), "k_min": choose_k(dist, steps, target).k,
             "votes_per_step": votes, "samples_per_step": votes / valid,
             "samples_total": samples, "cost": c["total"],
             "undecided_after_vote": [round(u, 3) for u in dist.undecided(k, 2 * k + 1, steps)]}

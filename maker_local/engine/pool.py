@@ -216,14 +216,3 @@ def plan_of(run: dict[str, Any]) -> Plan | None:
     if not d:
         return None
     return Plan(tuple(d["rotation"]), tuple(d["escalate"]), int(d["contest_after"]))
-
-
-def replay_pool(rule: type, k: int, plan: Plan, votes: list[tuple[Any, int]]
-                ) -> tuple[Any, int]:
-    """Feed a pooled step's recorded valid votes (key, source), in order, to the combining
-    rule: (winner, the votes that decided it), or (None, all of them)."""
-    v = PoolVotes(rule, k, plan)
-    for key, source in votes:
-        if v.add(key, source):
-            return v.winner, v.votes
-    return None, len(votes)

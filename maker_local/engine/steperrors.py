@@ -8,7 +8,7 @@ steps (p_i <= 0.5: ahead-by-k converges on their wrong answer, the more surely t
 space; every figure stays finite from rho -> 0 (the paper's independent errors, a and b
 huge) to rho -> 1 (each step always right or always wrong, a and b tiny) and down to
 error -> 0 (`tests/test_correlation.py` checks the closed forms there). The estimators that
-fit it to data live in `maker_local.analysis.correlation`; the rule that picks k from it in
+fit it to data live in `maker_local.engine.correlation`; the rule that picks k from it in
 `maker_local.engine.krule`.
 """
 from __future__ import annotations
@@ -136,12 +136,6 @@ class StepErrors:
     def votes(self, k: int) -> float:
         """Expected valid votes per step."""
         return float(self.expect(lambda q: votes_needed(1 - q, k)))
-
-    def k_min(self, steps: int, target: float) -> int | None:
-        """THE rule's k for a run of `steps` steps under this distribution
-        (`engine.krule.choose_k`); None if no k reaches the target."""
-        from .krule import choose_k
-        return choose_k(self, steps, target).k
 
     def undecided(self, k: int, n: int, steps: int, per: str = "vote", valid: float = 1.0
                   ) -> list[float]:

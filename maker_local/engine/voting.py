@@ -17,8 +17,9 @@ was recorded were voted under ahead-by-k (`rule_of`).
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any, ClassVar, Protocol
+
+from ..core.errors import unknown
 
 DEFAULT_RULE = "ahead-by-k"
 
@@ -118,7 +119,6 @@ class FirstToK(_Votes):
 
 
 RULES: dict[str, type[_Votes]] = {AheadByK.name: AheadByK, FirstToK.name: FirstToK}
-Voter = AheadByK  # MAKER's rule under the name the engine has always used for it
 
 
 def get_rule(name: str) -> type[_Votes]:
@@ -126,10 +126,7 @@ def get_rule(name: str) -> type[_Votes]:
     try:
         return RULES[name]
     except KeyError:
-        close = difflib.get_close_matches(str(name), list(RULES), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown voting rule {name!r}.{hint} Available: "
-                         f"{', '.join(RULES)}") from None
+        raise ValueError(unknown("voting rule", name, list(RULES))) from None
 
 
 def rule_of(run: dict[str, Any]) -> str:
@@ -141,23 +138,3 @@ def rule_of(run: dict[str, Any]) -> str:
 def label(rule: str, k: int) -> str:
     """'ahead-by-3', 'first-to-5': a rule at a k, as reports name it."""
     return rule.replace("-k", f"-{k}") if rule.endswith("-k") else f"{rule} k={k}"
-
-
-def replay_votes(rule: str, keys: list[str], k: int) -> tuple[str | None, int]:
-    """Feed recorded votes, in order, to a rule: (winner, votes used), or (None, all of
-    them) when they do not decide the step."""
-    v = get_rule(rule)(k)
-    for i, key in enumerate(keys, 1):
-        if v.add(key):
-            return v.winner, i
-    return None, len(keys)
-
-
-def first_to_k(keys: list[str], k: int) -> tuple[str | None, int]:
-    """Replay votes under first-to-k; see `replay_votes`."""
-    return replay_votes("first-to-k", keys, k)
-
-
-def ahead_by_k(keys: list[str], k: int) -> tuple[str | None, int]:
-    """Replay votes under first-to-ahead-by-k; see `replay_votes`."""
-    return replay_votes("ahead-by-k", keys, k)

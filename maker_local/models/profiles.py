@@ -67,7 +67,6 @@ Tables:
 """
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +77,7 @@ try:
 except ImportError:  # Python 3.10: the same parser under its old name
     import tomli as tomllib  # type: ignore[no-redef]
 
-from ..core.errors import UsageError
+from ..core.errors import UsageError, did_you_mean
 
 KINDS = ("local", "api")
 APIS = ("chat", "completions")
@@ -167,9 +166,7 @@ def load_profile(name: str) -> Profile:
     path = models_dir() / f"{name}.toml"
     if not path.is_file():
         known = list_profiles()
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"unknown profile {name!r}{hint}; known profiles: "
+        raise UsageError(f"unknown profile {name!r}{did_you_mean(name, known)}; known profiles: "
                          f"{', '.join(known) or '(none)'} (in {models_dir()}; "
                          "add models/<name>.toml or set MAKER_LOCAL_MODELS)")
     try:
@@ -326,3 +323,19 @@ def check_sizes(profile: Profile | None, tasks: list[Any]) -> None:
         raise UsageError(f"{flag} {', '.join(str(o.size) for o in outside)}: model profile "
                          f"{profile.name} supports {lo}..{hi} {t.size_label}{why}; choose "
                          f"{flag} in {lo}..{hi}, or another --profile")
+
+
+def structured_config(backend: str = "xgrammar", reasoning_parser: str | None = None
+                      ) -> dict[str, Any]:
+    """vLLM's StructuredOutputsConfig for an engine (offline `LLM(structured_outputs_config=)`,
+    or the server's `--structured-outputs-config`). Without `disable_any_whitespace` (xgrammar
+    and guidance only) a weak model can pad JSON with whitespace until the red-flag cap. With
+    a reasoning parser the grammar applies only after the end of thinking
+    (`enable_in_reasoning` off): a reasoning model thinks freely, then answers in form."""
+    cfg: dict[str, Any] = {"backend": backend}
+    if backend in ("xgrammar", "guidance"):
+        cfg["disable_any_whitespace"] = True
+    if reasoning_parser:
+        cfg["reasoning_parser"] = reasoning_parser
+        cfg["enable_in_reasoning"] = False
+    return cfg

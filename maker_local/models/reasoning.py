@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..core.errors import UsageError
+from ..core.errors import UsageError, did_you_mean
 
 UNENDED = "unended"  # a Sample's finish_reason when its thinking never ended (a red flag)
 
@@ -45,10 +45,8 @@ def markers(parser: str) -> Markers:
     """The markers of a reasoning parser; a UsageError naming the known ones otherwise."""
     got = PARSERS.get(parser)
     if got is None:
-        import difflib
-        close = difflib.get_close_matches(parser, list(PARSERS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"unknown reasoning parser {parser!r}{hint}; known: "
+        raise UsageError(f"unknown reasoning parser {parser!r}"
+                         f"{did_you_mean(parser, list(PARSERS))}; known: "
                          f"{', '.join(PARSERS)} (vLLM's names)")
     return got
 

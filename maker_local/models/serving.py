@@ -34,9 +34,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.shaping import structured_config
+from .profiles import structured_config
 from ..core.errors import UsageError
-from ..driver.procs import guard_children
+from ..core.procs import guard_children
 from .profiles import Profile
 
 DEFAULT_PORT = 8000

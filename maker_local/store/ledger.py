@@ -24,6 +24,8 @@ from ..core.records import (AnswerRow, DecisionRow, SampleRow, answer_values, co
                             decision_values, sample_values)
 from . import integrity
 
+# meta key of the requests and failures per server: {url: {"requests": n, "failures": n}}
+ENDPOINTS_META = "endpoints"
 LEDGER_NAME = "ledger.sqlite"
 
 

@@ -6,10 +6,10 @@ of other packages: an entry point of group `maker_local.tasks`, or a module path
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Any
 
+from ..core.errors import unknown
 from .base import Constraint, Flag, Parsed, Task, TaskBase
 from .hanoi import Hanoi
 
@@ -50,10 +50,7 @@ def task_class(spec: str) -> type:
     if spec in eps:
         return eps[spec].load()
     known = available()
-    close = difflib.get_close_matches(spec, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown task {spec!r}.{hint} Available: {', '.join(known)}, or "
-                     "module.path:Class of your own")
+    raise ValueError(f"{unknown('task', spec, known)}, or module.path:Class of your own")
 
 
 def from_describe(d: dict[str, Any]) -> Any:

@@ -16,17 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-
-@dataclass(frozen=True, slots=True)
-class Constraint:
-    """What an answer must look like, for engines that constrain decoding.
-
-    `regex` is the primary form (Outlines ignores JSON integer bounds, so bounds live in the
-    regex); `json_schema` is offered to engines or users that prefer JSON output.
-    """
-
-    regex: str | None = None
-    json_schema: dict[str, Any] | None = None
+from ..core.types import Constraint  # noqa: F401  (part of the task contract)
 
 
 @dataclass(frozen=True, slots=True)
