@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..core.stats import length_bins, wilson
-from ..engine.voting import RULES
+from ..engine.voting import RULES, rule_of
 from ..store import Ledger, reads
 from ..driver.report import build_report
 
@@ -134,7 +134,7 @@ def render(run_dir: Path) -> str:
     summary = _table(["", "value"], [
         ["task", f"{rep['task_label']} ({st['total']:,} steps)"],
         ["backend / schedule", f"{rep['backend']} / {rep['schedule']}"],
-        ["voting rule, k", f"{rep.get('rule', 'ahead-by-k')}, k={rep['k']}"],
+        ["voting rule, k", f"{rule_of(rep)}, k={rep['k']}"],
         ["finished", rep["finished"]],
         ["decided steps", f"{st['decided']:,} / {st['total']:,}"],
         ["errors vs reference", st["errors"]], ["divergences", st["divergences"]],
@@ -169,7 +169,7 @@ def render(run_dir: Path) -> str:
                          a["key"], a["votes"], mark + (" (won)" if a["winner"] else "")])
     hardest = _table(["step", "samples", "answer (vote key)", "votes", ""], hard, left=(2, 4))
     # the run's recorded votes under the other rules at the run's k
-    others = [(name, rep["k"]) for name in RULES if name != rep.get("rule", "ahead-by-k")]
+    others = [(name, rep["k"]) for name in RULES if name != rule_of(rep)]
     rp = replay(run_dir, others)
     replay_t = _table(["rule", "k", "decided", "wrong", "out of votes", "votes/step"],
                       [[a["rule"] + (" (as run)" if a["as_run"] else ""), a["k"], a["decided"],

@@ -92,7 +92,7 @@ def format_replay(r: dict[str, Any]) -> str:
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths)))
     lines = [f"replayed {r['steps']:,} decided steps of {r['run_dir']} (run: "
-             f"{r.get('rule', 'ahead-by-k')}, k={r['k']})", line(head)]
+             f"{rule_of(r)}, k={r['k']})", line(head)]
     for a, cells in zip(r["rules"], rows):
         lines.append(line(cells) + ("  (as run)" if a["as_run"] else ""))
     lines.append("out of votes: undecided with the votes the run recorded (it stopped earlier); "

@@ -153,7 +153,7 @@ def format_verify(r: dict[str, Any]) -> str:
     d, i, e = r["decisions"], r["inputs"], r["errors"]
     lines = [f"chain      {chain}",
              f"decisions  {d['checked']:,} replayed under "
-             f"{label(r.get('rule', 'ahead-by-k'), r['k'])} from the recorded "
+             f"{label(rule_of(r), r['k'])} from the recorded "
              f"votes (and {d['undecided_checked']:,} undecided steps): "
              + ("all agree" if not d["problems"] else f"{d['problems']:,} disagree"),
              f"inputs     {i['checked']:,} re-derived from the decisions: "

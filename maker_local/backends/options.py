@@ -8,6 +8,8 @@ import argparse
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..models.profiles import DEFAULT_GRAMMAR
+
 # vllm-http's defaults (backends/vllm_http.py REQUEST_TIMEOUT_S and the run's retry_for):
 # spelled here so that building options never imports the HTTP client
 REQUEST_TIMEOUT_S = 300.0
@@ -56,7 +58,7 @@ class BackendOptions:
     max_model_len: int | None = None  # vllm: engine context length (None: the model's)
     dummy_weights: bool = False  # vllm: random weights (speed tests only)
     dtype: str | None = None  # vllm: the engine's dtype (None: vLLM's choice)
-    grammar_backend: str = "xgrammar"  # vllm: the structured-outputs engine
+    grammar_backend: str = DEFAULT_GRAMMAR  # vllm: the structured-outputs engine
     device: str = "cpu"  # hf: the torch device
     seed: int = 0  # the run seed (the sim's seed)
     sim: SimOptions = field(default_factory=SimOptions)  # the sim model's settings
@@ -79,6 +81,6 @@ class BackendOptions:
                    draft_sampling=bool(get("draft_sampling")),
                    max_model_len=get("max_model_len"),
                    dummy_weights=bool(get("dummy_weights")), dtype=get("dtype"),
-                   grammar_backend=get("grammar_backend") or "xgrammar",
+                   grammar_backend=get("grammar_backend") or DEFAULT_GRAMMAR,
                    device=get("device") or "cpu", seed=getattr(args, "seed", 0),
                    sim=SimOptions.from_args(args))

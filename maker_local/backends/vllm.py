@@ -30,7 +30,7 @@ from ..core.types import Sample, SampleRequest
 from ..models.reasoning import UNENDED, answer_start, marker_ids
 from . import harmony
 from .options import BackendOptions
-from ..models.profiles import structured_config
+from ..models.profiles import DEFAULT_GRAMMAR, structured_config
 from .shaping import chat_prompt_text, error_samples, template_kwargs
 
 
@@ -66,7 +66,7 @@ def cpu_bind(index: int, cpus: list[int]) -> str | None:
 
 def engine_config(model: str, *, cpu: bool, max_model_len: int | None = None,
                   dummy_weights: bool = False, dtype: str | None = None,
-                  draft_sampling: bool = False, grammar_backend: str = "xgrammar",
+                  draft_sampling: bool = False, grammar_backend: str = DEFAULT_GRAMMAR,
                   reasoning_parser: str | None = None,
                   engine_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """The keyword arguments of `vllm.LLM` for a run (pure: what `solve --dry-run` prints)."""
@@ -101,7 +101,7 @@ class VLLMBackend:
     def __init__(self, model: str, api: str = "chat", chunk: int = 16384,
                  max_model_len: int | None = None, dummy_weights: bool = False,
                  dtype: str | None = None, engine_args: dict[str, Any] | None = None,
-                 draft_sampling: bool = False, grammar_backend: str = "xgrammar",
+                 draft_sampling: bool = False, grammar_backend: str = DEFAULT_GRAMMAR,
                  reasoning_parser: str | None = None,
                  chat_template_kwargs: dict[str, Any] | None = None,
                  harmony_tag: bool = True):
@@ -164,7 +164,7 @@ class VLLMBackend:
              "api": self.api}
         if self.uses_draft:  # part of a run's identity: its samples come from other seeds
             d["sampling"] = "draft"
-        if self.grammar != "xgrammar":
+        if self.grammar != DEFAULT_GRAMMAR:
             d["grammar"] = self.grammar
         if self.reasoning_parser:
             d["reasoning_parser"] = self.reasoning_parser

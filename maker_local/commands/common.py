@@ -126,7 +126,7 @@ def resolve(args: argparse.Namespace) -> Any:
 
     Returns the profile used (or None). Flags the user gave always win.
     """
-    from ..models.profiles import load_profile
+    from ..models.profiles import DEFAULT_GRAMMAR, load_profile
 
     if args.backend is not None and args.backend not in BACKENDS:
         raise UsageError(unknown("backend", args.backend, list(BACKENDS)))
@@ -186,7 +186,7 @@ def resolve(args: argparse.Namespace) -> Any:
     if args.unconstrained is None:
         args.unconstrained = False
     if getattr(args, "grammar_backend", None) is None:
-        args.grammar_backend = "xgrammar"
+        args.grammar_backend = DEFAULT_GRAMMAR
     if getattr(args, "chat_template_kwargs", None) is None:
         args.chat_template_kwargs = {}
     if args.reasoning_parser and args.draft_sampling:

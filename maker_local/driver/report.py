@@ -199,7 +199,7 @@ def format_report(r: dict[str, Any]) -> str:
     fl = ", ".join(f"{k} {n}" for k, n in sm["flagged_by_reason"].items() if n) or "none"
     lines = [
         f"task       {r['task_label']}, "
-        f"backend {r['backend']}, k={r['k']} ({r.get('rule', 'ahead-by-k')}), "
+        f"backend {r['backend']}, k={r['k']} ({rule_of(r)}), "
         f"schedule {r['schedule']}"
         + (f", steps {r['slice'][0]:,}..{r['slice'][1] - 1:,}" if r.get("slice") else ""),
         f"steps      {s['decided']:,} / {s['total']:,} decided, {s['errors']} errors vs "

@@ -84,6 +84,7 @@ APIS = ("chat", "completions")
 PROMPT_STYLES = ("paper", "compact")
 REASONING_EFFORTS = ("low", "medium", "high")
 GRAMMAR_BACKENDS = ("xgrammar", "guidance", "outlines", "lm-format-enforcer", "auto")
+DEFAULT_GRAMMAR = "xgrammar"  # vLLM's own default structured-outputs engine
 _TOP = {"description", "model", "kind", "api", "prompt_style", "max_tokens",
         "temperature_first", "temperature", "reasoning_effort", "base_url", "api_key_env",
         "constrained", "draft_sampling", "sizes", "sizes_reason", "task", "reasoning_parser",
@@ -125,7 +126,7 @@ class Profile:
     temperature: float
     reasoning_effort: str | None = None
     reasoning_parser: str | None = None  # vLLM's name; see reasoning.PARSERS
-    grammar_backend: str = "xgrammar"
+    grammar_backend: str = DEFAULT_GRAMMAR
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     constrained: bool = True
     draft_sampling: bool = False  # in-process vLLM samples against the draft (engine/draft.py)
@@ -277,7 +278,7 @@ def _parse(name: str, path: Path, d: dict[str, Any]) -> Profile:
         temperature=float(get("temperature", num)),
         reasoning_effort=choice("reasoning_effort", REASONING_EFFORTS, None),
         reasoning_parser=parser,
-        grammar_backend=choice("grammar_backend", GRAMMAR_BACKENDS, "xgrammar"),
+        grammar_backend=choice("grammar_backend", GRAMMAR_BACKENDS, DEFAULT_GRAMMAR),
         chat_template_kwargs=dict(d.get("chat_template_kwargs", {})),
         constrained=get("constrained", bool, True),
         draft_sampling=get("draft_sampling", bool, False),
@@ -325,7 +326,7 @@ def check_sizes(profile: Profile | None, tasks: list[Any]) -> None:
                          f"{flag} in {lo}..{hi}, or another --profile")
 
 
-def structured_config(backend: str = "xgrammar", reasoning_parser: str | None = None
+def structured_config(backend: str = DEFAULT_GRAMMAR, reasoning_parser: str | None = None
                       ) -> dict[str, Any]:
     """vLLM's StructuredOutputsConfig for an engine (offline `LLM(structured_outputs_config=)`,
     or the server's `--structured-outputs-config`). Without `disable_any_whitespace` (xgrammar
