@@ -153,7 +153,7 @@ def test_unconstrained_also_uses_the_repairing_parser(cli, tmp_path):
 
 def test_mistakes_are_usage_errors(cli, tmp_path):
     code, _, err = cli("calibrate", "--backend", "sm", "--out", tmp_path / "c.json")
-    assert code == 2 and "Did you mean 'sim'" in err
+    assert code == 2 and "did you mean 'sim'" in err
     code, _, err = cli("calibrate", "--backend", "sim", "--disks", "3-99", "--out",
                        tmp_path / "c.json")
     assert code == 2 and "--disks" in err

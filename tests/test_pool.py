@@ -8,7 +8,8 @@ import pytest
 
 from maker_local.backends.pool import PoolBackend
 from maker_local.backends.sim import SimBackend, SimModel
-from maker_local.engine.pool import Contested, Plan, Pool, PoolVotes, Source, replay_pool
+from maker_local.engine.chain import replay
+from maker_local.engine.pool import Contested, Plan, Pool, PoolVotes, Source
 from maker_local.engine.schedule import Schedule, VoteConfig
 from maker_local.engine.seeds import Temperatures, split_seed
 from maker_local.engine.voting import AheadByK, FirstToK
@@ -113,8 +114,9 @@ def test_needed_stops_at_the_contest_point_and_first_to_k_works_too():
 
 def test_replay_reproduces_the_live_decision():
     votes = [("W", 0), ("R", 1), ("W", 0), ("R", 1), ("R", 2), ("R", 2)]
-    assert replay_pool(AheadByK, 2, Plan((0, 1), (2,), 4), votes) == ("R", 2)
-    assert replay_pool(AheadByK, 2, Plan((0, 1), (), 4), votes[:4]) == (None, 4)
+    keys, sources = [k for k, _ in votes], [s for _, s in votes]
+    assert replay(AheadByK, 2, keys, sources, Plan((0, 1), (2,), 4)) == ("R", 2)
+    assert replay(AheadByK, 2, keys[:4], sources[:4], Plan((0, 1), (), 4)) == (None, 4)
 
 
 def test_plan_refuses_nonsense():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from maker_local.engine.scaling import expected_votes, k_min, p_full, p_step, plan
-from maker_local.engine.voting import Voter
+from maker_local.engine.voting import AheadByK
 
 S = 1_048_575
 
@@ -39,7 +39,7 @@ def test_expected_votes_matches_simulated_voting():
     p, k, trials = 0.7, 3, 4000
     used = []
     for _ in range(trials):
-        v = Voter(k)
+        v = AheadByK(k)
         while not v.add("right" if rng.random() < p else "wrong"):
             pass
         used.append(v.votes)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..backends import kind
 from ..core.errors import UsageError
 from ..engine.voting import DEFAULT_RULE
 
@@ -189,7 +190,7 @@ def model_accuracy(*, calibration: Path | str | None, profile: Any, task: Any,
             measured = read_calibration(calibration)[1]
         except (OSError, ValueError, KeyError) as e:
             raise UsageError(f"cannot read --calibration {calibration}: {e}") from None
-    elif profile is not None and backend != "sim":
+    elif profile is not None and kind(backend).has_model:
         measured = card_accuracy(profile, task, temperature)
         classes = card_classes(profile, task, temperature)
     return ModelAccuracy(measured, classes,

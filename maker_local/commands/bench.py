@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..backends import kind
 from ..core.errors import UsageError
 from ..engine.voting import DEFAULT_RULE
 from . import checks
@@ -122,7 +123,7 @@ def machine_count(args: argparse.Namespace, backend: Any) -> tuple[float, str]:
     """What the wall time is multiplied by, and what it counts."""
     if args.gpus is not None:
         return args.gpus, "GPU (--gpus)"
-    if backend.name == "vllm-http":
+    if kind(backend.name).served:
         return len(backend.base_urls), "vLLM server (one GPU each; --gpus to change)"
     if getattr(backend, "cpu", True) is False or getattr(backend, "device", "cpu") != "cpu":
         return 1, "GPU"
@@ -139,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     profile = resolve(args)
     task = make_task(args, args.style)
-    if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
+    if kind(args.backend).has_model:  # the sizes the model supports
         from ..models.profiles import check_sizes
         check_sizes(profile, [task])
     start, run_steps = _check(args, task.num_steps())
@@ -264,7 +265,7 @@ def write_out(args: argparse.Namespace, result: dict[str, Any], env: dict[str, A
 
 def device_name(backend: Any) -> str:
     """Where the samples were computed: the GPU's name, the CPU's, or the remote servers."""
-    if backend.name == "vllm-http":
+    if kind(backend.name).served:
         return f"remote: {len(backend.base_urls)} vLLM server(s)"
     torch = sys.modules.get("torch")  # only an engine that imported torch can be on a GPU
     if torch is not None and torch.cuda.is_available():
@@ -282,12 +283,12 @@ def engine_version(backend: Any) -> tuple[str, str | None]:
     """(engine, version): the sim is maker_local; a vLLM server says its own version;
     else vllm.__version__ (transformers' for hf) if importable."""
     from .. import __version__
-    if backend.name == "sim":
-        return "sim", __version__
-    engine = "transformers" if backend.name == "hf" else "vllm"
+    engine = kind(backend.name).engine
+    if engine is None:
+        return backend.name, __version__
     found = getattr(backend, "version", None)  # the in-process vLLM backend knows it
     try:
-        if backend.name == "vllm-http":  # the server's version is the one that ran
+        if kind(backend.name).served:  # the server's version is the one that ran
             import httpx
             url = backend.base_urls[0].removesuffix("/v1") + "/version"
             found = httpx.get(url, timeout=5).json()["version"]

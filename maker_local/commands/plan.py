@@ -86,6 +86,9 @@ def main(args: argparse.Namespace) -> int:
     # k: as given, else THE rule over what is known (independent errors at --error alone:
     # then it is the paper's k_min)
     k = args.k
+    if dist is None and not args.error < 0.5:  # a typed error rate, not a measured one
+        raise UsageError(f"--error {args.error:g}: per-sample accuracy must be above 0.5; "
+                         "voting cannot fix a model that is wrong at least half the time")
     planned = dist[0] if dist is not None else StepErrors(args.error)
     where = dist[1] if dist is not None else ""
     try:

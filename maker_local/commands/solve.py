@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..backends import BackendOptions
+from ..backends import BACKENDS, BackendOptions, dry_run, kind
 from ..core.errors import UsageError
 from ..engine.voting import DEFAULT_RULE
 from . import checks
@@ -149,9 +149,9 @@ def dry_run_config(args: argparse.Namespace, task: Any, profile: Any,
     out: dict[str, Any] = {"task": task.describe(),
                            "profile": getattr(profile, "name", None),
                            **{k: getattr(args, k, None) for k in keys}}
-    if args.backend == "vllm":
-        from ..backends.vllm import dry_run
-        out["vllm"] = dry_run(options)
+    engine = dry_run(args.backend, options)
+    if engine is not None:
+        out[args.backend] = engine
     return out
 
 
@@ -172,7 +172,7 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1")
     task = make_task(args, args.style)
-    if args.backend != "sim":  # the sizes the model supports (the sim has no such limit)
+    if kind(args.backend).has_model:  # the sizes the model supports
         from ..models.profiles import check_sizes
         check_sizes(profile, [task])
     steps = slice_of(args, task.num_steps())  # refused before an engine starts
@@ -248,7 +248,8 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(f"--metrics-port {args.metrics_port}: {e}") from None
     from ..driver.enginelog import EngineLog
     # an engine in this process (None without --base-url: the embedded default, in-process)
-    in_process = args.backend in ("vllm", "hf") or (args.backend is None and not args.base_url)
+    named = BACKENDS.get(args.backend) if args.backend is not None else None
+    in_process = named.local if named is not None else args.backend is None and not args.base_url
     logs = EngineLog(run_dir / "engine.log" if in_process and not args.verbose else None)
     try:
         return _run(args, run_dir, metrics, logs)
