@@ -172,3 +172,18 @@ def test_report_replays_against_the_runs_own_rule(cli, tmp_path):
     assert "(run: first-to-k, k=2)" in out
     own = next(line for line in out.splitlines() if line.endswith("(as run)"))
     assert own.startswith("first-to-k")
+
+
+def test_check_legal_is_not_the_voting_rule_and_its_old_name_still_works(cli, tmp_path):
+    """--rules (the task's rule checks) was renamed --check-legal so that it cannot be taken
+    for --rule (the voting rule); the old spelling works, says the new one, and runs the
+    same run (a ledger started with one resumes with the other)."""
+    code, _, err = cli("solve", "--disks", "3", "--backend", "sim", "--rules",
+                       "--run-dir", tmp_path / "r", "--quiet")
+    assert code == 0 and "--rules is now --check-legal" in err
+    code, _, err = cli("solve", "--disks", "3", "--backend", "sim",
+                       "--run-dir", tmp_path / "r", "--resume", "--quiet")
+    assert code == 2 and "rules: ledger has True" in err  # the flag is part of the run
+    code, _, err = cli("solve", "--disks", "3", "--backend", "sim", "--check-legal",
+                       "--run-dir", tmp_path / "r", "--resume", "--quiet")
+    assert code == 0, err

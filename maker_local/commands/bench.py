@@ -44,7 +44,9 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--window", type=checks.at_least(1),
                    help="steps voted at once (default: the backend's)")
     s.add_argument("--seed", type=int, default=0, help="run seed")
-    s.add_argument("--rules", action="store_true", help="red-flag answers that break the rules")
+    s.add_argument("--check-legal", action="store_true",
+                   help="red-flag answers that break the task's rules (not the voting --rule)")
+    s.add_argument("--rules", action=checks.Renamed, dest="check_legal", new="--check-legal")
     s.add_argument("--max-samples", type=checks.at_least(1, 1 << 16), default=1000,
                    help="end the slice when a step is undecided after this many samples")
     s.add_argument("--max-seconds", type=checks.number(0, lo_open=True), default=None,
@@ -197,7 +199,7 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
             vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
                               temperatures=Temperatures(args.temperature_first,
                                                         args.temperature),
-                              rules=args.rules, max_samples=args.max_samples,
+                              check_legal=args.check_legal, max_samples=args.max_samples,
                               window=args.window or getattr(backend, "default_window", 4096),
                               constrained=not args.unconstrained,
                               drafts=bool(getattr(backend, "uses_draft", False)),

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -241,6 +242,21 @@ def longest_prompt(folder: Path, prompts: list[list[dict[str, str]]], api: str =
     except Exception:  # noqa: BLE001 - no tokenizer, no template, no transformers: no verdict
         return None
     return max(lengths, default=None)
+
+
+class Renamed(argparse.Action):
+    """A flag under its old name: sets what the new one sets, says the new name once. Kept
+    for one release after a rename (`new`: the flag to use)."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kw: Any):
+        self.new = new
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        print(f"maker-local: {option} is now {self.new} (the old name works for one more "
+              "release)", file=sys.stderr)
+        setattr(namespace, self.dest, True)
 
 
 class HelpFormatter(argparse.HelpFormatter):

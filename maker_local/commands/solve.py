@@ -44,8 +44,10 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                    help="where the ledger and report go (default runs/<task>-<size>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--seed", type=int, default=0, help="run seed (0..32767)")
-    p.add_argument("--rules", action="store_true",
-                   help="red-flag answers that break the task's rules (off in the paper)")
+    p.add_argument("--check-legal", action="store_true",
+                   help="red-flag answers that break the task's rules, e.g. an illegal move "
+                   "(off in the paper; not the voting --rule)")
+    p.add_argument("--rules", action=checks.Renamed, dest="check_legal", new="--check-legal")
     p.add_argument("--max-samples", type=checks.at_least(1, MAX_SAMPLES_PER_STEP), default=1000,
                    help="stop and report a step that is undecided after this many samples")
     p.add_argument("--keep-text", choices=("some", "all"), default="some",
@@ -211,7 +213,7 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     try:
         vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
                           temperatures=Temperatures(args.temperature_first, args.temperature),
-                          rules=args.rules, max_samples=args.max_samples, window=window,
+                          check_legal=args.check_legal, max_samples=args.max_samples, window=window,
                           keep_text=args.keep_text, constrained=not args.unconstrained,
                           drafts=bool(getattr(backend, "uses_draft", False)), rule=args.rule,
                           prompts=getattr(backend, "reads_prompts", True), pool=pool)

@@ -45,7 +45,8 @@ class RunSpec:
             "k": v.k, "rule": v.rule, "schedule": self.schedule, "window": v.window,
             "seed": v.run_seed,
             "temperature_first": v.temperatures.first, "temperature": v.temperatures.rest,
-            "max_tokens": v.max_tokens, "rules": v.rules, "constrained": v.constrained,
+            # "rules": --check-legal under its first name, kept so old ledgers still resume
+            "max_tokens": v.max_tokens, "rules": v.check_legal, "constrained": v.constrained,
             **({"slice": list(self.steps)} if self.steps is not None else {}),
             **({"pool": v.pool.identity()} if v.pool is not None else {}),
         }

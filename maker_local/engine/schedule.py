@@ -40,7 +40,7 @@ class VoteConfig:
     max_tokens: int = 750
     temperatures: Temperatures = field(default_factory=Temperatures)
     run_seed: int = 0
-    rules: bool = False
+    check_legal: bool = False  # red-flag answers that break the task's rules
     max_samples: int = 1000
     window: int = 131072
     keep_text: str = "some"  # "some": flagged, losing and a share of winning samples; "all"
@@ -246,7 +246,7 @@ class Schedule:
         """Count the votes of one round; return the rows to persist."""
         rows = RoundRows(self.round, ordered=True)
         task, cfg, epoch, rnd = self.task, self.cfg, self.epoch, self.round
-        rules, run_seed = cfg.rules, cfg.run_seed
+        rules, run_seed = cfg.check_legal, cfg.run_seed
         pool = self.pool
         out, flags, answers = rows.samples, rows.flags, rows.answers
         append = out.append
