@@ -139,10 +139,10 @@ def test_http_constrained_samples_caps_and_usage(server):
 
 
 def test_http_pool_asks_its_two_clients_at_once_and_answers_as_each_alone(server):
-    """A pooled run's engines over HTTP (backends/pool.py): two clients, each in its own
+    """A pooled run's engines over HTTP (backends/pooled.py): two clients, each in its own
     thread with its own event loop, on one real server; each request's samples are what its
     own client gives it alone (seeded), in the order asked."""
-    from maker_local.backends.pool import PoolBackend
+    from maker_local.backends.pooled import PoolBackend
     from maker_local.backends.vllm_http import VLLMHTTPBackend
     task = Hanoi(4)
     a, b = VLLMHTTPBackend([server]), VLLMHTTPBackend([server])

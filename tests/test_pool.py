@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from maker_local.backends.pool import PoolBackend
+from maker_local.backends.pooled import PoolBackend
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.engine.chain import replay
 from maker_local.engine.pool import Contested, Plan, Pool, PoolVotes, Source

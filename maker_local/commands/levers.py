@@ -84,7 +84,7 @@ def build_pool(args: argparse.Namespace, profile: Any, task: Any, backend: Any,
     opinions and the escalation sources. Returns (sources, PoolBackend) and sets
     args.pool_layout = (rotation, escalate) for `plan`."""
     from ..backends import BackendOptions, kind, make_backend
-    from ..backends.pool import PoolBackend
+    from ..backends.pooled import PoolBackend
     from ..engine.pool import Source
     from ..engine.seeds import Temperatures
     from ..models.profiles import check_sizes

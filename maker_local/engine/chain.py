@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
+from .pool import PoolVotes
+
 
 def start_input(task: Any, start: int = 0) -> Any:
     """The input of step `start`: the task's initial input, or the reference trajectory's
@@ -71,8 +73,6 @@ def replay(rule: type, k: int, keys: Sequence[Any], sources: Sequence[int] | Non
             if add(key):
                 return voter.winner, i
         return None, len(keys)
-    from .pool import PoolVotes  # pool.py may use this module: import it when needed
-
     if sources is None:
         raise ValueError("a pooled replay needs the source of each vote")
     pooled = PoolVotes(rule, k, plan)
