@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from maker_local.driver.run import RunSpec, solve  # noqa: E402
-from maker_local.engine.schedule import VoteConfig  # noqa: E402
-from maker_local.engine.seeds import Temperatures  # noqa: E402
+from maker_local.voting.schedule import VoteConfig  # noqa: E402
+from maker_local.voting.seeds import Temperatures  # noqa: E402
 from maker_local.tasks.hanoi import Hanoi  # noqa: E402
 
 

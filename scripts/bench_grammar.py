@@ -34,8 +34,8 @@ def one(profile_name: str, grammar: str, disks: list[int], steps: int, n: int,
 
     from maker_local.backends.vllm import VLLMBackend
     from maker_local.core.types import SampleRequest
-    from maker_local.engine.redflags import classify
-    from maker_local.engine.seeds import sample_seed
+    from maker_local.voting.redflags import classify
+    from maker_local.voting.seeds import sample_seed
     from maker_local.models.profiles import load_profile
     from maker_local.tasks.base import Parsed
     from maker_local.tasks.hanoi import Hanoi

@@ -57,8 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def round_requests(a: argparse.Namespace):
-    from maker_local.engine.schedule import Schedule, VoteConfig
-    from maker_local.engine.seeds import Temperatures
+    from maker_local.voting.schedule import Schedule, VoteConfig
+    from maker_local.voting.seeds import Temperatures
     from maker_local.tasks.hanoi import Hanoi
 
     task = Hanoi(a.disks, style="compact")

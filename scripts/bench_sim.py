@@ -49,7 +49,7 @@ def solve_subprocess(disks: int, run_dir: Path, extra: list[str]
 def in_memory(disks: int) -> tuple[float, int, list]:
     """The same schedule and sim with no ledger, no progress bar, no report."""
     from maker_local.backends.sim import SimBackend, SimModel
-    from maker_local.engine.schedule import Schedule, VoteConfig
+    from maker_local.voting.schedule import Schedule, VoteConfig
     from maker_local.tasks.hanoi import Hanoi
 
     task = Hanoi(disks)

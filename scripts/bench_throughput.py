@@ -8,7 +8,7 @@ with the same model and dtype:
 
 - baseline: plain decoding of every sample (`llm.generate` with n-sampling; the engine
   defaults), the configuration of the project before draft sampling;
-- draft: each step's votes drawn against its draft answer from one prefill (engine/draft.py),
+- draft: each step's votes drawn against its draft answer from one prefill (voting/draft.py),
   with the engine settings that the draft backend uses.
 
 They alternate (baseline, draft, baseline, draft, ...) so that a machine whose load changes
@@ -47,8 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def round_requests(a: argparse.Namespace):
-    from maker_local.engine.schedule import Schedule, VoteConfig
-    from maker_local.engine.seeds import Temperatures
+    from maker_local.voting.schedule import Schedule, VoteConfig
+    from maker_local.voting.seeds import Temperatures
     from maker_local.tasks.hanoi import Hanoi
 
     task = Hanoi(a.disks, style="compact")

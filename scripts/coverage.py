@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from maker_local.analysis.coverage import cell
-from maker_local.engine.steperrors import StepErrors
+from maker_local.voting.steperrors import StepErrors
 
 NAMES = ("calibrate p", "calibrate rho", "calibrate collisions",
          "calibrate hopeless <= at_most", "report rho", "bench rho", "bench collisions",

@@ -10,7 +10,7 @@ Under that semantics no model with a per-vote error of 0.0022 can leave 710: eve
 first vote is wrong is still undecided after vote 3 unless three votes agree on a wrong answer
 (a wrong decision; the run had none), so at least 0.0022 x 1,048,575 = 2,307 are. The figure
 therefore says the run's valid votes erred at most 710 / 1,048,575 = 6.8e-4 (first vote).
-This script fits the beta model (`maker_local.engine.correlation`: mean error e, within-step
+This script fits the beta model (`maker_local.voting.correlation`: mean error e, within-step
 correlation rho) to both points, runs the sim at e = 0.0022 independent, at the fitted e
 independent, and at the fitted (e, rho), and prints paper vs model vs sim per vote. It also
 shows the other reading, this project's batch rounds (k - margin votes per round), where a
@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from maker_local.engine.correlation import StepErrors  # noqa: E402
+from maker_local.voting.correlation import StepErrors  # noqa: E402
 
 STEPS = 2**20 - 1
 K = 3
@@ -82,7 +82,7 @@ def run_sim(error: float, rho: float, seed: int = 0) -> dict[str, Any]:
     scaling law's worst case), every sample well formed, no length effect (so a step's
     per-vote error is exactly its q_i)."""
     from maker_local.backends.sim import SimBackend, SimModel
-    from maker_local.engine.schedule import Schedule, VoteConfig
+    from maker_local.voting.schedule import Schedule, VoteConfig
     from maker_local.tasks.hanoi import Hanoi
 
     task = Hanoi(20)

@@ -187,7 +187,7 @@ class FakeServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
-        from maker_local.engine.seeds import split_seed
+        from maker_local.voting.seeds import split_seed
 
         def text(seed: int) -> str:
             x = self.task.input_at(split_seed(seed)[1])

@@ -13,7 +13,7 @@ from maker_local.analysis.accuracy import Estimate, ModelAccuracy, choose_k, mod
 from maker_local.commands import bench as bench_command
 from maker_local.commands import solve as solve_command
 from maker_local.core.errors import UsageError
-from maker_local.engine.scaling import k_min
+from maker_local.voting.scaling import k_min
 from maker_local.tasks.hanoi import Hanoi
 
 P, LOW = 0.975, 0.9428  # a measured p whose interval's low end plans for a larger k

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from maker_local.analysis.bench import SliceStats, cache_hit_rate, run_slice
-from maker_local.engine.schedule import VoteConfig
+from maker_local.voting.schedule import VoteConfig
 from maker_local.tasks.hanoi import Hanoi
 
 # small and quick: a 12-disk run (4,095 steps), a slice of 300 steps after 50 of warm-up

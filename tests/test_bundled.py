@@ -64,7 +64,7 @@ def test_the_card_checks_every_class():
 def test_transformers_and_outlines_load_it_unchanged():
     from maker_local.backends.hf import HFBackend
     from maker_local.core.types import SampleRequest
-    from maker_local.engine.seeds import sample_seed
+    from maker_local.voting.seeds import sample_seed
     from maker_local.tasks.hanoi import Hanoi
 
     b = HFBackend(str(MODEL))

@@ -1,13 +1,13 @@
-"""engine/chain.py: following a run's chain, replaying recorded votes, tallying rounds."""
+"""voting/chain.py: following a run's chain, replaying recorded votes, tallying rounds."""
 import pytest
 
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.core.records import DecisionRow, SampleRow
-from maker_local.engine.chain import (Tally, chain_input, follow, inputs_from, replay,
+from maker_local.voting.chain import (Tally, chain_input, follow, inputs_from, replay,
                                       start_input)
-from maker_local.engine.pool import Plan, PoolVotes
-from maker_local.engine.schedule import RoundRows, Schedule, VoteConfig
-from maker_local.engine.voting import RULES, AheadByK
+from maker_local.voting.pool import Plan, PoolVotes
+from maker_local.voting.schedule import RoundRows, Schedule, VoteConfig
+from maker_local.voting.rules import RULES, AheadByK
 from maker_local.tasks.hanoi import Hanoi
 
 

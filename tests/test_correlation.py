@@ -6,13 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from maker_local.engine.krule import choose_k
-from maker_local.engine.correlation import (StepErrors, counts, measure, p_wrong,
+from maker_local.voting.krule import choose_k
+from maker_local.voting.correlation import (StepErrors, counts, measure, p_wrong,
                                               rho_estimate, votes_needed)
 from maker_local.backends.sim import SimBackend, SimModel
-from maker_local.engine.scaling import expected_votes, p_step
-from maker_local.engine.schedule import Schedule, VoteConfig
-from maker_local.engine.seeds import Temperatures
+from maker_local.voting.scaling import expected_votes, p_step
+from maker_local.voting.schedule import Schedule, VoteConfig
+from maker_local.voting.seeds import Temperatures
 from maker_local.tasks.hanoi import Hanoi
 
 N20 = 2**20 - 1
@@ -297,7 +297,7 @@ def test_plan_reads_the_correlation_of_a_calibration(cli, tmp_path):
 
 # ---------------------------------------------------------------- report
 def test_run_moments_invert_the_beta():
-    from maker_local.engine.correlation import beta_from_run_moments
+    from maker_local.voting.correlation import beta_from_run_moments
     for e, rho in [(0.01, 0.0), (0.01, 0.05), (0.0022, 0.008), (0.2, 0.3)]:
         d = StepErrors(e, rho)
         a, c = float(d.expect(lambda q: (1 - q) ** 3)), float(d.expect(lambda q: q * q))
@@ -309,14 +309,14 @@ def test_run_moments_invert_the_beta():
 
 
 def test_report_without_a_reference_measures_nothing():
-    from maker_local.engine.correlation import from_decisions
+    from maker_local.voting.correlation import from_decisions
     contested = [{"answers": [{"correct": None}, {"correct": None}]}]
     c = from_decisions(np.array([3, 3, 5]), np.zeros(3, int), 0, 3, 100, contested)
     assert not c["referenced"] and c["rho"] is None and c["hopeless"]["at_most"] == 1.0
 
 
 def test_from_run_reads_votes_in_order_and_without_a_reference():
-    from maker_local.engine.correlation import from_run
+    from maker_local.voting.correlation import from_run
     from maker_local.store.reads import StepVotes
     steps = [StepVotes(0, [0, 0, 0], {0: 1}, 0),            # right, unanimous
              StepVotes(1, [1, 1, 0, 0, 0, 0, 0], {0: 1, 1: 0}, 0),  # collision, then right
@@ -335,7 +335,7 @@ def test_from_run_reads_votes_in_order_and_without_a_reference():
 def test_report_measures_correlation_from_the_ledger(cli, tmp_path):
     """Independent errors: the report's estimate holds 0 and the error; correlated errors:
     it finds rho."""
-    from maker_local.engine.correlation import from_run
+    from maker_local.voting.correlation import from_run
     from maker_local.store import Ledger, reads
     for rho, run in (("0", "ind"), ("0.05", "cor")):
         code, _, err = cli("solve", "--backend", "sim", "--disks", "15", "--sim-error", "0.01",
@@ -373,7 +373,7 @@ def test_bench_slice_reads_the_correlation_of_its_votes(cli):
     """The bench's votes in memory give the same block as the ledger of the same run, and
     the table and JSON carry it."""
     from maker_local.analysis.bench import run_slice, summarize
-    from maker_local.engine.correlation import from_run
+    from maker_local.voting.correlation import from_run
     task = Hanoi(15)
     model = SimModel(error=0.01, valid=0.95, wrong=1, correlation=0.05, seed=2)
     st = run_slice(task, SimBackend(task, model), VoteConfig(k=3, window=4096), 0, 2**15 - 1)

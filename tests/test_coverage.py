@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from maker_local.analysis.coverage import calibrate_once, cell, run_once, truth
-from maker_local.engine.steperrors import StepErrors
+from maker_local.voting.steperrors import StepErrors
 
 CELLS = [StepErrors(e, rho) for rho in (0.0, 0.05, 0.2) for e in (0.002, 0.05)] + [
     StepErrors(0.01, 0.0, 0.005, 0.3), StepErrors(0.01, 0.05, 0.005, 0.3)]

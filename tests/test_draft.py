@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from maker_local.engine.draft import walk
+from maker_local.voting.draft import walk
 
 
 def chi2_homogeneity(a: Counter, b: Counter, min_count: int = 5) -> tuple[float, int]:
@@ -92,7 +92,7 @@ def test_draft_sampling_matches_plain_decoding_in_vllm(disks, temp):
         pytest.importorskip("vllm")
     from maker_local.backends.vllm import VLLMBackend
     from maker_local.core.types import SampleRequest
-    from maker_local.engine.seeds import sample_seed
+    from maker_local.voting.seeds import sample_seed
     from maker_local.tasks.hanoi import Hanoi
 
     model = str(ROOT / "models" / "hanoi-step" / "model")

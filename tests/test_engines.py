@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT, rounds_written, run_sub
 from maker_local.core.types import SampleRequest
-from maker_local.engine.seeds import sample_seed
+from maker_local.voting.seeds import sample_seed
 from maker_local.tasks.hanoi import Hanoi
 
 if os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1":

@@ -404,7 +404,7 @@ def comes_back(a: Server, b: Server) -> list[str]:
     answered requests again; the lines it said about its servers."""
     from maker_local.backends import endpoints
     from maker_local.backends.vllm_http import VLLMHTTPBackend
-    from maker_local.engine.schedule import Schedule, VoteConfig
+    from maker_local.voting.schedule import Schedule, VoteConfig
     from maker_local.tasks.hanoi import Hanoi
     task = Hanoi(10, style="compact")
     batch = Schedule(task, VoteConfig(k=2, max_tokens=64, window=4)).next_batch()

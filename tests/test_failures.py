@@ -24,8 +24,8 @@ from conftest import ROOT
 from maker_local.backends.shaping import parse_body
 from maker_local.core.types import Sample, SampleRequest
 from maker_local.driver.failures import BackendFailed, Retrier
-from maker_local.engine.schedule import Schedule, VoteConfig
-from maker_local.engine.seeds import split_seed
+from maker_local.voting.schedule import Schedule, VoteConfig
+from maker_local.voting.seeds import split_seed
 from maker_local.tasks.hanoi import Hanoi
 
 pytest.importorskip("openai", reason="the vllm-http backend needs openai")
@@ -146,7 +146,7 @@ def backend(url, **kw):
 
 
 def request(task, step=3, n=2, index=1):
-    from maker_local.engine.seeds import sample_seed
+    from maker_local.voting.seeds import sample_seed
     x = task.input_at(step)
     return SampleRequest(step, x, task.render(x), n, 0.1, 64, sample_seed(0, step, index),
                          first_index=index)

@@ -15,7 +15,7 @@ import pytest
 from conftest import run_sub
 from maker_local.backends.http_draft import draftable, residual_seed
 from maker_local.core.types import SampleRequest
-from maker_local.engine.seeds import MAX_RUN_SEED, sample_seed
+from maker_local.voting.seeds import MAX_RUN_SEED, sample_seed
 from maker_local.tasks.hanoi import Hanoi
 from test_draft import chi2_homogeneity, chi2_quantile
 

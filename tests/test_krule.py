@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from maker_local.engine import krule
-from maker_local.engine.scaling import k_min, p_step
-from maker_local.engine.steperrors import StepErrors, wrong_at
+from maker_local.voting import krule
+from maker_local.voting.scaling import k_min, p_step
+from maker_local.voting.steperrors import StepErrors, wrong_at
 
 N20 = 2**20 - 1
 

@@ -5,7 +5,7 @@ functions too), so a lazy import cannot hide an arrow back up.
 The layer order, bottom first, written once here:
   core       types, errors, statistics, process guards (nothing else of maker_local)
   tasks      the tasks: steps, prompts, parsers
-  engine     pure voting logic and its statistics (schedules, rules, k, correlation)
+  voting     pure voting logic and its statistics (rules, schedules, k, correlation)
   store      the ledger (SQLite)
   models     profiles, reasoning markers, how servers are started
   backends   engines that answer sample requests (sim, vllm, vllm-http, hf)
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-LAYERS = ["core", "tasks", "engine", "store", "models", "backends", "driver", "calibrate",
+LAYERS = ["core", "tasks", "voting", "store", "models", "backends", "driver", "calibrate",
           "analysis", "recipes", "commands", "cli", "__main__"]
 PKG = ROOT / "maker_local"
 
@@ -130,7 +130,7 @@ def test_the_check_sees_arrows_lazy_ones_too():
     """The reader is not blind: the graph has the arrows we know of, and an import inside a
     function counts as one."""
     g = _graph()
-    assert "maker_local.engine.schedule" in g["maker_local.driver.run"]
+    assert "maker_local.voting.schedule" in g["maker_local.driver.run"]
     f = PKG / "core" / "errors.py"
     lazy = f.read_text() + "\n\ndef _probe():\n    from ..driver import run  # noqa\n"
     assert "maker_local.driver.run" in _imports(f, lazy)

@@ -8,7 +8,7 @@ pytest.importorskip("prometheus_client")
 
 from maker_local.backends.sim import SimBackend, SimModel  # noqa: E402
 from maker_local.driver.metrics import Metrics  # noqa: E402
-from maker_local.engine.schedule import Schedule, VoteConfig  # noqa: E402
+from maker_local.voting.schedule import Schedule, VoteConfig  # noqa: E402
 from maker_local.tasks.hanoi import Hanoi  # noqa: E402
 
 

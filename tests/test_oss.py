@@ -17,7 +17,7 @@ from conftest import ROOT, run_sub
 from maker_local.backends import harmony as Hm
 from maker_local.backends.shaping import parse_body
 from maker_local.core.types import SampleRequest
-from maker_local.engine.redflags import classify
+from maker_local.voting.redflags import classify
 from maker_local.models.profiles import load_profile
 from maker_local.tasks.hanoi import Hanoi
 

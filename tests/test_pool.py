@@ -1,4 +1,4 @@
-"""Second opinions, prompt pools and escalation (engine/pool.py): the combining rule, the
+"""Second opinions, prompt pools and escalation (voting/pool.py): the combining rule, the
 plan's sources in the ledger, resume, verify, and a model that is confidently wrong on a few
 steps outvoted without the reference."""
 import sqlite3
@@ -8,11 +8,11 @@ import pytest
 
 from maker_local.backends.pooled import PoolBackend
 from maker_local.backends.sim import SimBackend, SimModel
-from maker_local.engine.chain import replay
-from maker_local.engine.pool import Contested, Plan, Pool, PoolVotes, Source
-from maker_local.engine.schedule import Schedule, VoteConfig
-from maker_local.engine.seeds import Temperatures, split_seed
-from maker_local.engine.voting import AheadByK, FirstToK
+from maker_local.voting.chain import replay
+from maker_local.voting.pool import Contested, Plan, Pool, PoolVotes, Source
+from maker_local.voting.schedule import Schedule, VoteConfig
+from maker_local.voting.seeds import Temperatures, split_seed
+from maker_local.voting.rules import AheadByK, FirstToK
 from maker_local.tasks.hanoi import Hanoi
 
 

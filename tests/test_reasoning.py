@@ -16,7 +16,7 @@ from conftest import ROOT, run_sub
 from maker_local.backends.shaping import parse_body, request_body
 from maker_local.models.profiles import structured_config
 from maker_local.core.types import SampleRequest
-from maker_local.engine.redflags import classify
+from maker_local.voting.redflags import classify
 from maker_local.models.profiles import load_profile
 from maker_local.models.reasoning import answer_start, markers
 from maker_local.models.serving import server_commands
@@ -156,7 +156,7 @@ def test_profiles_check_reasoning_keys(tmp_path, monkeypatch):
 
 def test_costs_price_thought_and_answer_apart():
     from maker_local.driver.report import run_cost
-    from maker_local.engine.scaling import plan, token_costs
+    from maker_local.voting.scaling import plan, token_costs
     c = token_costs(1_000_000, 3_000_000, 2_000_000, price_in=0.1, price_out=1.0)
     assert (c["input"], c["thought"], c["answer"]) == pytest.approx((0.1, 2.0, 1.0))
     m = token_costs(0, 400, 300, machine_usd=8.0)  # machine time shared by output tokens

@@ -7,9 +7,9 @@ from maker_local.analysis.replay import replay
 from maker_local.analysis.verify import verify
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.driver.run import RunSpec, open_run
-from maker_local.engine.schedule import Schedule, VoteConfig
-from maker_local.engine.chain import replay as replay_step
-from maker_local.engine.voting import RULES, AheadByK, FirstToK, get_rule, label, rule_of
+from maker_local.voting.schedule import Schedule, VoteConfig
+from maker_local.voting.chain import replay as replay_step
+from maker_local.voting.rules import RULES, AheadByK, FirstToK, get_rule, label, rule_of
 from maker_local.store import Ledger, LedgerError
 from maker_local.tasks.hanoi import Hanoi
 

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from maker_local.engine.scaling import expected_votes, k_min, p_full, p_step, plan
-from maker_local.engine.voting import AheadByK
+from maker_local.voting.scaling import expected_votes, k_min, p_full, p_step, plan
+from maker_local.voting.rules import AheadByK
 
 S = 1_048_575
 
@@ -56,7 +56,7 @@ def test_plan_cost():
 
 
 def test_k_by_class_is_set_by_the_weakest_class_not_the_pooled_mean():
-    from maker_local.engine.scaling import class_k_min, k_min
+    from maker_local.voting.scaling import class_k_min, k_min
     # a million easy steps and 16 hard ones: pooled, p is ~0.99999 and k=1..2 would do
     easy = (1_000_000, [0.99999] * 50)
     hard = (16, [0.80] * 16)
@@ -70,6 +70,6 @@ def test_k_by_class_is_set_by_the_weakest_class_not_the_pooled_mean():
 
 
 def test_k_by_class_refuses_a_class_voting_cannot_fix():
-    from maker_local.engine.scaling import class_k_min
+    from maker_local.voting.scaling import class_k_min
     got = class_k_min({"ok": (100, [0.999]), "bad": (4, [0.9, 0.45])}, 0.95)
     assert got.k is None and got.hopeless == ["bad"]

@@ -1,8 +1,8 @@
 import pytest
 
 from maker_local.backends.sim import SimBackend, SimModel
-from maker_local.engine.schedule import Schedule, StuckStep, VoteConfig
-from maker_local.engine.seeds import MAX_RUN_SEED, Temperatures, sample_seed, split_seed
+from maker_local.voting.schedule import Schedule, StuckStep, VoteConfig
+from maker_local.voting.seeds import MAX_RUN_SEED, Temperatures, sample_seed, split_seed
 from maker_local.tasks.hanoi import Hanoi
 
 

@@ -6,9 +6,9 @@ import pytest
 
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.core.types import SampleRequest
-from maker_local.engine.scaling import expected_votes, p_step
-from maker_local.engine.schedule import Schedule, VoteConfig
-from maker_local.engine.seeds import Temperatures
+from maker_local.voting.scaling import expected_votes, p_step
+from maker_local.voting.schedule import Schedule, VoteConfig
+from maker_local.voting.seeds import Temperatures
 from maker_local.tasks.hanoi import Hanoi
 
 

@@ -1,9 +1,9 @@
 import pytest
 
 from maker_local.core.types import Sample
-from maker_local.engine.redflags import classify
-from maker_local.engine.chain import replay
-from maker_local.engine.voting import AheadByK, FirstToK
+from maker_local.voting.redflags import classify
+from maker_local.voting.chain import replay
+from maker_local.voting.rules import AheadByK, FirstToK
 from maker_local.tasks.base import Flag, Parsed
 from maker_local.tasks.hanoi import Hanoi
 

@@ -12,7 +12,7 @@ Sources (`model_accuracy` gathers them, best first):
 Which p plans a run: `Estimate.conservative`, the LOW END of the 95% interval where the
 source has one, else the value itself: k is chosen for the model the measurement cannot
 rule out, not for its luckiest reading (p = 1.0000 measured on a few hundred samples is not
-k = 1). Which k: THE rule, `maker_local.engine.krule.choose_k`, over the per-step
+k = 1). Which k: THE rule, `maker_local.voting.krule.choose_k`, over the per-step
 distribution the source measured (a calibration: its fitted beta plus hopeless steps, the
 error at the interval's end; a card's class table; else independent errors at that p).
 solve's and bench's `--k auto`, bench's projection, `plan --calibration` and `calibrate`'s
@@ -31,7 +31,7 @@ from typing import Any
 
 from ..backends import kind
 from ..core.errors import UsageError
-from ..engine.voting import DEFAULT_RULE
+from ..voting.rules import DEFAULT_RULE
 
 DEFAULT_K = 3  # without a measured accuracy (or with a rule whose laws we lack)
 
@@ -58,8 +58,8 @@ class Estimate:
 
     def distribution(self) -> Any:
         """The per-step distribution THE rule plans with (`engine.krule`)."""
-        from ..engine.krule import planning_distribution
-        from ..engine.steperrors import StepErrors
+        from ..voting.krule import planning_distribution
+        from ..voting.steperrors import StepErrors
         if self.cal is not None:
             return planning_distribution(self.cal)
         return StepErrors(min(max(1 - self.conservative, 0.0), 0.999))
@@ -227,7 +227,7 @@ def choose_k(k: int | str | None, known: ModelAccuracy, steps: int, target: floa
         if planned is None:
             return KChoice(k)
         dist, where = planned
-        from ..engine.krule import prediction_line
+        from ..voting.krule import prediction_line
         return KChoice(k, prediction_line(dist, k, steps, target, where))
     if known.classes is not None:
         return k_by_class(known.classes, steps, target)
@@ -241,7 +241,7 @@ def choose_k(k: int | str | None, known: ModelAccuracy, steps: int, target: floa
 def _planned(known: ModelAccuracy) -> tuple[Any, str] | None:
     """The distribution k auto would plan with, and where it came from (None: not
     measured, so nothing to predict a given k with)."""
-    from ..engine.krule import classes_distribution
+    from ..voting.krule import classes_distribution
     if known.classes is not None:
         return classes_distribution(known.classes.table), known.classes.where
     if known.measured is not None:
@@ -256,7 +256,7 @@ def refused(rule: Any) -> UsageError:
 
 def k_auto(est: Estimate, steps: int, target: float) -> KChoice:
     """THE rule over the estimate's distribution (`Estimate.distribution`)."""
-    from ..engine.krule import choose_k as rule_k
+    from ..voting.krule import choose_k as rule_k
 
     try:
         got = rule_k(est.distribution(), steps, target, where=est.plan_source)
@@ -272,7 +272,7 @@ def k_auto(est: Estimate, steps: int, target: float) -> KChoice:
 
 def k_by_class(classes: ClassTable, steps: int, target: float) -> KChoice:
     """THE rule over a card's class table (each checked step at its exact p_i)."""
-    from ..engine.krule import Points, choose_k as rule_k, classes_distribution
+    from ..voting.krule import Points, choose_k as rule_k, classes_distribution
 
     got = rule_k(classes_distribution(classes.table), steps, target, where=classes.where)
     if got.k is None:
@@ -302,7 +302,7 @@ def plugged(*, calibration: Path | str | None, paper_figures: str | None, p: flo
     a calibration (its conservative p, the module's rule), a profile's [paper] figures, or
     --p; the flags win over a file or profile. Checked now, so a bad value is a usage error
     before minutes of engine start-up."""
-    from ..engine.scaling import plan
+    from ..voting.scaling import plan
     from .bench import Accuracy
 
     if calibration is not None and paper_figures is not None:
@@ -350,8 +350,8 @@ def plugged(*, calibration: Path | str | None, paper_figures: str | None, p: flo
     except ValueError as e:
         raise UsageError(str(e)) from None
     # the projection's k: THE rule, over the calibration's distribution when its p is the p
-    from ..engine.krule import choose_k as rule_k
-    from ..engine.steperrors import StepErrors
+    from ..voting.krule import choose_k as rule_k
+    from ..voting.steperrors import StepErrors
     dist = (est.distribution() if calibration is not None and "p" not in given else
             StepErrors(1 - acc["p"]))
     acc["k"] = rule_k(dist, run_steps, target, where=acc["source"]).k

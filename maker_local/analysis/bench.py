@@ -29,7 +29,7 @@ JSON keys (the last line `maker-local bench` prints; `--out` adds "metadata"):
       samples_per_step, s_per_sample, machine_s_per_step, usd_per_million_steps,
       wall_s, machine_s, usd, formula (the cost per million steps with numbers substituted)
   correlation                                      the slice's votes against independent
-      errors (`maker_local.engine.correlation.from_run`: within-step rho from each step's first
+      errors (`maker_local.voting.correlation.from_run`: within-step rho from each step's first
       k votes, collisions, steps decided wrong, expected wrong decisions of run_steps)
   paper [{model, error, k, usd_per_m_out, usd, source}]   the paper's API projections
   metadata (--out only): model, backend, engine, engine_version, device, date, git_commit,
@@ -44,9 +44,9 @@ from typing import Any, Callable
 
 from ..core.records import AnswerRow, DecisionRow, SampleRow
 from ..driver.run import vote_rounds
-from ..engine.chain import Tally
-from ..engine.scaling import plan, token_costs
-from ..engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
+from ..voting.chain import Tally
+from ..voting.scaling import plan, token_costs
+from ..voting.schedule import RoundRows, Schedule, StuckStep, VoteConfig
 
 # The paper's projected API cost of its million-step (1,048,575-step) run, from its table of
 # per-model calibrations (Meyerson et al. 2025, arXiv 2511.09030: cost per million output
@@ -195,7 +195,7 @@ def summarize(s: SliceStats, machines: float, price_per_hour: float, run_steps: 
 
 def _correlation(s: SliceStats, run_steps: int) -> dict[str, Any] | None:
     """The slice's votes against independent errors (None: nothing decided)."""
-    from ..engine.correlation import from_run
+    from ..voting.correlation import from_run
     if not s.decision_rows or s.k < 1:
         return None
     return from_run(s.step_votes(), s.k, run_steps)
@@ -274,7 +274,7 @@ def _correlation_rows(c: dict[str, Any] | None) -> list[tuple[str, str]]:
     """The correlation block as table rows (label, value)."""
     if not c:
         return []
-    from ..engine.correlation import format_lines
+    from ..voting.correlation import format_lines
     labels = {"collisions": "collisions (first 2 votes wrong)",
               "correlation": "within-step correlation", "p_i <= 0.5": "steps with p_i <= 0.5",
               "run errors": "wrong decisions, full run"}

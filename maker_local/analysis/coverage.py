@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.steperrors import StepErrors
-from ..engine.correlation import from_decisions, measure, p_interval
+from ..voting.steperrors import StepErrors
+from ..voting.correlation import from_decisions, measure, p_interval
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..core.stats import length_bins, wilson
-from ..engine.voting import RULES, rule_of
+from ..voting.rules import RULES, rule_of
 from ..store import Ledger, reads
 from ..driver.report import build_report
 

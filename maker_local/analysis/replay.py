@@ -1,7 +1,7 @@
 """Replay a finished run's recorded votes under another voting rule (the paper's Figure 8 idea).
 
 For every decided step, the valid samples of its final epoch are fed, in vote-index order, to a
-rule of `maker_local.engine.voting.RULES` (with its own k): the same rule classes that vote
+rule of `maker_local.voting.rules.RULES` (with its own k): the same rule classes that vote
 live. Reads the ledger only (`store.reads`).
 
 Caveat: the ledger holds only the votes the run's own rule asked for. A rule that needs more
@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..engine.chain import replay as replay_step
-from ..engine.pool import plan_of
-from ..engine.voting import RULES, get_rule, rule_of
+from ..voting.chain import replay as replay_step
+from ..voting.pool import plan_of
+from ..voting.rules import RULES, get_rule, rule_of
 from ..store import Ledger, reads
 
 _WRONG_LISTED = 20  # wrong decisions listed by step number per rule
@@ -48,7 +48,7 @@ def replay(run_dir: Path, rules: list[tuple[str, int]]) -> dict[str, Any]:
         k_run, rule_run = int(run["k"]), rule_of(run)
         todo = [(rule_run, k_run)] + [r for r in rules if r != (rule_run, k_run)]
         voters = [(RULES[name], k) for name, k in todo]
-        plan = plan_of(run)  # a pooled run's votes combine by engine/pool.py's rule
+        plan = plan_of(run)  # a pooled run's votes combine by voting/pool.py's rule
         acc = [{"rule": name, "k": k, "as_run": i == 0, "decided": 0, "wrong": 0,
                 "out_of_votes": 0, "votes": 0, "votes_max": 0, "agree": 0, "wrong_steps": []}
                for i, (name, k) in enumerate(todo)]

@@ -132,7 +132,7 @@ def _correlation(hist: dict[int, int], collisions: int, first: dict[str, Any],
     the segments' counts add up; every segment decided every step right (check)."""
     import numpy as np
 
-    from ..engine.correlation import from_decisions
+    from ..voting.correlation import from_decisions
     votes = np.repeat(np.array(list(hist), dtype=np.int64), list(hist.values()))
     return from_decisions(votes, np.zeros(votes.size, dtype=np.int64), collisions,
                           first["k"], first["task"]["steps"], hardest[:1])

@@ -3,11 +3,11 @@
 `verify(run_dir)` reads the ledger only and checks, in one pass over each table:
 1. the digest chain (`store/integrity.py`): no row changed, deleted or inserted since written;
 2. every decision, replayed from the recorded votes in recorded order under the run's voting
-   rule (`engine/chain.py` replay: the classes of `engine/voting.py` that voted live;
+   rule (`voting/chain.py` replay: the classes of `voting/rules.py` that voted live;
    ahead-by-k for ledgers that do not name one): the same winner after the same number of votes, and the first undecided
    step's recorded votes do not already decide it;
 3. every input, re-derived from the decisions (the first step's from the task, step i+1's
-   from step i's voted answer: `engine/chain.py`, as the schedule follows them), and every
+   from step i's voted answer: `voting/chain.py`, as the schedule follows them), and every
    error and divergence against the task's reference answer for that input.
 Problems name the first step they affect. Memory: one step's votes at a time.
 """
@@ -16,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..engine.chain import follow, replay, start_input
-from ..engine.pool import plan_of
-from ..engine.voting import get_rule, label, rule_of
+from ..voting.chain import follow, replay, start_input
+from ..voting.pool import plan_of
+from ..voting.rules import get_rule, label, rule_of
 from ..store import Ledger, reads
 
 MAX_LISTED = 10  # problems listed per check (all are counted)
@@ -41,7 +41,7 @@ def _verify(led: Ledger) -> dict[str, Any]:
     run = led.config["run"]
     k, rounds_mode, rule = int(run["k"]), run["schedule"] == "rounds", rule_of(run)
     task = _task(run)
-    plan = plan_of(run)  # a pooled run: its votes combine by engine/pool.py's rule
+    plan = plan_of(run)  # a pooled run: its votes combine by voting/pool.py's rule
     rule_cls = get_rule(rule)
 
     def decide(votes: list[Any]) -> tuple[str | None, int]:

@@ -1,5 +1,5 @@
 """Draft sampling over a vLLM server: exact samples against each step's draft answer from one
-prefill, as the in-process backend does (engine/draft.py), through the server's HTTP API.
+prefill, as the in-process backend does (voting/draft.py), through the server's HTTP API.
 
 Per step and draft (the requests of a step share them):
 1. the prompt's token ids as the server renders it for chat (/tokenize with the messages and
@@ -9,7 +9,7 @@ Per step and draft (the requests of a step share them):
    of the draft token and its rank;
 3. every sample walks its draft: at T = 0 it keeps the draft when every draft token is the
    argmax; at T = 1 it keeps draft token t with probability p(draft[t] | prompt, draft[:t])
-   (engine/draft.py `rejection`, with the uniforms of the sample's seed);
+   (voting/draft.py `rejection`, with the uniforms of the sample's seed);
 4. a sample that leaves the draft: at T = 0 its request is decoded plainly (greedy decoding is
    the argmax path); at T = 1 its own token at the first rejection is drawn by the server from
    p with the draft token removed (`logit_bias` -100 on it; one token, with a seed of its own,
@@ -37,7 +37,7 @@ import time
 from typing import Any
 
 from ..core.types import Sample, SampleRequest
-from ..engine.draft import rejection
+from ..voting.draft import rejection
 from .shaping import Failure, error_samples, excerpt, json_reply
 
 BANNED = -100.0  # the most negative logit bias vLLM takes: weight e^-100 left on the token

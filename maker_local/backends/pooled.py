@@ -1,4 +1,4 @@
-"""The engines of a pooled run (engine/pool.py) behind one backend: each request goes to the
+"""The engines of a pooled run (voting/pool.py) behind one backend: each request goes to the
 engine of the source it names (`SampleRequest.source`), and the answers come back in the
 order asked. Sources that share an engine (a prompt pool: one model, several renderings) share
 one backend.

@@ -4,7 +4,7 @@ It writes text in the task's output format (the task's hints: `text` of an answe
 `wrong_answers`, `malformed`, `sim_prose`) and is right with probability p per sample, with:
 - per-step difficulty: step i's error rate is error * w_i, w_i drawn with mean 1 (`spread`);
   or, with `correlation` rho > 0, a beta with mean `error` and intraclass correlation rho
-  (`maker_local.engine.correlation`: rho is the correlation between two votes of one step; the
+  (`maker_local.voting.correlation`: rho is the correlation between two votes of one step; the
   paper's Figure 8 at 1,048,575 steps fits rho ~ 0.008, scripts/fig8.py);
 - correlated wrong answers: a wrong sample gives one of the step's few plausible wrong answers,
   the first one most of the time (`concentration`), so a hard step sees the same wrong pair again
@@ -110,7 +110,7 @@ class SimBackend:
         """The beta's error rate at cumulative probability u: its quadrature nodes taken as
         point masses (neighbours 0.5% apart in log-odds); below the grid, 0."""
         if self._quantiles is None:
-            from ..engine.steperrors import StepErrors
+            from ..voting.steperrors import StepErrors
             q, w, below = StepErrors(self.model.error, self.model.correlation).nodes()
             self._quantiles = (np.append(0.0, q), below + np.cumsum(np.append(0.0, w)))
         q, edges = self._quantiles  # node j holds the mass edges[j]..edges[j + 1]

@@ -295,7 +295,7 @@ class VLLMBackend:
         1. one prefill per (step, draft), with prompt log-probabilities of the draft tokens
            and the top token (`prompt_logprobs=1`: enough for T = 0 and T = 1, the profile's
            temperatures) or of the whole vocabulary (`-1`, for any other temperature);
-        2. every sample walks its draft (engine/draft.py);
+        2. every sample walks its draft (voting/draft.py);
         3. where a sample at T > 0 leaves the draft, the whole distribution of that position
            (one `max_tokens=1` request per distinct position) gives its own token;
         4. samples that left the draft are decoded from there, with their own seeds.
@@ -303,7 +303,7 @@ class VLLMBackend:
         import numpy as np
         from vllm import SamplingParams
 
-        from ..engine.draft import rejection, residual, walk
+        from ..voting.draft import rejection, residual, walk
 
         tok = self.tokenizer
         eos = tok.eos_token_id

@@ -2,7 +2,7 @@
 
 One job per module: `measure.py` samples steps through a backend (the only I/O besides
 files), `estimate.py` turns the observations into the calibration (pure; its statistics are
-`maker_local.core.stats` and `maker_local.engine`), `files.py` writes and reads
+`maker_local.core.stats` and `maker_local.voting`), `files.py` writes and reads
 calibration.json (the command draws the plots). `calibrate` here does the first two.
 """
 from __future__ import annotations

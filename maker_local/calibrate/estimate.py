@@ -41,13 +41,13 @@ JSON keys (file `calibration.json`, `version` 1):
   k_min                  k_min(p, s, target) of the scaling law (null if p <= 0.5)
   k_min_conservative     k_min at p_low; k_min_heterogeneous: smallest k whose heterogeneous
                          p_full reaches the target (null if none up to k_max)
-  k                      the recommendation: THE rule (`maker_local.engine.krule.choose_k`)
+  k                      the recommendation: THE rule (`maker_local.voting.krule.choose_k`)
                          over this file's planning distribution (the fitted beta and hopeless
                          steps, the error at the end of p's interval); null: no k reaches
                          the target (k_rule says why and what to do)
   k_rule                 {k, steps, target, expected_wrong, p_full, floor, share_hopeless,
                          why (null, "hopeless", "k_max"), where, line}: what the rule said
-  correlation            `maker_local.engine.correlation.measure` over every step's valid samples:
+  correlation            `maker_local.voting.correlation.measure` over every step's valid samples:
                          {basis, steps, votes, k, run_steps, error, rho, rho_low, rho_high,
                          estimator, collisions {steps, count, rate, low, high, independent,
                          ratio}, hopeless {count, steps, share, low, high, at_most}, fit
@@ -69,12 +69,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine.correlation import measure as correlation
-from ..engine.correlation import p_interval
+from ..voting.correlation import measure as correlation
+from ..voting.correlation import p_interval
 from ..core.stats import heterogeneity, length_bins, rate, summary, wilson
-from ..engine.krule import choose_k, planning_distribution
-from ..engine.scaling import k_min as scaling_k_min
-from ..engine.scaling import p_step as scaling_p_step
+from ..voting.krule import choose_k, planning_distribution
+from ..voting.scaling import k_min as scaling_k_min
+from ..voting.scaling import p_step as scaling_p_step
 from ..tasks.base import REASONS
 from .files import VERSION
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..core.types import SampleRequest
-from ..engine.redflags import classify
-from ..engine.seeds import MAX_RUN_SEED, sample_seed
+from ..voting.redflags import classify
+from ..voting.seeds import MAX_RUN_SEED, sample_seed
 from ..tasks.base import Parsed
 
 

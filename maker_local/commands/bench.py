@@ -20,7 +20,7 @@ from typing import Any
 
 from ..backends import kind
 from ..core.errors import UsageError
-from ..engine.voting import DEFAULT_RULE
+from ..voting.rules import DEFAULT_RULE
 from . import checks
 from .common import RULE_HELP, add_backend_args, make_task, resolve
 
@@ -115,7 +115,7 @@ def _check(args: argparse.Namespace, total: int) -> tuple[int, int]:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
     if args.gpus is not None and args.gpus <= 0:
         raise UsageError("--gpus must be > 0")
-    from ..engine.seeds import MAX_RUN_SEED
+    from ..voting.seeds import MAX_RUN_SEED
     if not 0 <= args.seed <= MAX_RUN_SEED:
         raise UsageError(f"--seed must be in 0..{MAX_RUN_SEED}")
     return start, run_steps
@@ -134,7 +134,7 @@ def machine_count(args: argparse.Namespace, backend: Any) -> tuple[float, str]:
 
 def main(args: argparse.Namespace) -> int:
     from ..analysis.bench import format_table, paper_projections, project_plugged
-    from ..engine.voting import get_rule
+    from ..voting.rules import get_rule
 
     try:
         get_rule(args.rule)
@@ -184,8 +184,8 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
     from ..analysis.bench import cache_hit_rate, run_slice, summarize
     from ..backends import BackendOptions, make_backend
     from ..driver.failures import Retrying
-    from ..engine.schedule import VoteConfig
-    from ..engine.seeds import Temperatures
+    from ..voting.schedule import VoteConfig
+    from ..voting.seeds import Temperatures
 
     try:
         # failed requests are asked again with the same seeds, as in solve (waits count)

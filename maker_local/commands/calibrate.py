@@ -200,6 +200,6 @@ def _correlation_lines(c: dict[str, Any] | None) -> list[str]:
     before the block existed have none)."""
     if not c:
         return []
-    from ..engine.correlation import format_lines
+    from ..voting.correlation import format_lines
     return [line for line in format_lines(c) if not line.startswith("collisions")] + \
         [c["verdict"]]

@@ -1,4 +1,4 @@
-"""The levers against correlated errors (engine/pool.py) on the command line: their flags,
+"""The levers against correlated errors (voting/pool.py) on the command line: their flags,
 the profile's [levers] table, and the pool of sources and engines they make.
 
 A flag replaces the profile's value for that lever; `--no-levers` drops the profile's.
@@ -85,8 +85,8 @@ def build_pool(args: argparse.Namespace, profile: Any, task: Any, backend: Any,
     args.pool_layout = (rotation, escalate) for `plan`."""
     from ..backends import BackendOptions, kind, make_backend
     from ..backends.pooled import PoolBackend
-    from ..engine.pool import Source
-    from ..engine.seeds import Temperatures
+    from ..voting.pool import Source
+    from ..voting.seeds import Temperatures
     from ..models.profiles import check_sizes
     from .common import make_task
 
@@ -137,7 +137,7 @@ def build_pool(args: argparse.Namespace, profile: Any, task: Any, backend: Any,
 def make_pool(args: argparse.Namespace, sources: list[Any], levers: dict[str, Any],
               k: int) -> Any:
     """The run's Pool once k is known (contest_after defaults to 3k)."""
-    from ..engine.pool import Plan, Pool
+    from ..voting.pool import Plan, Pool
 
     rotation, escalate = args.pool_layout
     after = levers.get("contest_after") or 3 * k

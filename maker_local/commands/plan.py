@@ -47,9 +47,9 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from ..engine.correlation import StepErrors, plan_under
-    from ..engine.krule import choose_k, planning_distribution, prediction_line
-    from ..engine.scaling import plan
+    from ..voting.correlation import StepErrors, plan_under
+    from ..voting.krule import choose_k, planning_distribution, prediction_line
+    from ..voting.scaling import plan
 
     dist = None  # (StepErrors, where it came from) when predicting under correlation
     if args.calibration is not None:

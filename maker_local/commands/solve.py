@@ -9,7 +9,7 @@ from typing import Any
 
 from ..backends import BACKENDS, BackendOptions, dry_run, kind
 from ..core.errors import UsageError
-from ..engine.voting import DEFAULT_RULE
+from ..voting.rules import DEFAULT_RULE
 from . import checks
 from .common import RULE_HELP, add_backend_args, make_task, resolve
 from .levers import add_lever_args, build_pool, lever_settings, make_pool
@@ -20,7 +20,7 @@ TASK_PURPOSE = "solve"  # cli adds --task and the task's own flags
 
 def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.formatter_class = checks.HelpFormatter
-    from ..engine.seeds import MAX_SAMPLES_PER_STEP
+    from ..voting.seeds import MAX_SAMPLES_PER_STEP
     p.add_argument("--steps", type=step_range, default=None, metavar="A:B",
                    help="certify only steps A..B-1 of the run ('A:B', 'A:' or ':B', as a "
                    "Python slice), starting from the reference input of step A; its own "
@@ -160,9 +160,9 @@ def dry_run_config(args: argparse.Namespace, task: Any, profile: Any,
 def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
     from ..backends import make_backend
     from ..driver.run import RunSpec
-    from ..engine.schedule import SCHEDULES, VoteConfig
-    from ..engine.seeds import MAX_RUN_SEED, Temperatures
-    from ..engine.voting import RULES
+    from ..voting.schedule import SCHEDULES, VoteConfig
+    from ..voting.seeds import MAX_RUN_SEED, Temperatures
+    from ..voting.rules import RULES
 
     _choose("schedule", args.schedule, list(SCHEDULES))
     _choose("voting rule", args.rule, list(RULES))
@@ -263,8 +263,8 @@ def _run(args: argparse.Namespace, run_dir: Path, metrics: Any, logs: Any = None
     from ..driver.report import format_report
     from ..driver.failures import RunStopped
     from ..driver.run import solve
-    from ..engine.pool import Contested
-    from ..engine.schedule import StuckStep
+    from ..voting.pool import Contested
+    from ..voting.schedule import StuckStep
     from ..store import LedgerError
 
     spec = build_spec(args, logs)

@@ -1,6 +1,6 @@
 """The rows of a run, named once: a sample, a distinct answer of a step, a decision.
 
-A schedule makes them (`engine/schedule.py`), the ledger stores and returns them
+A schedule makes them (`voting/schedule.py`), the ledger stores and returns them
 (`store/ledger.py`), reports read them. Fields are in the order of their table's columns, so
 `row_values(record)` is the row SQLite stores and `Record(*row)` reads one back. Slotted and
 built positionally: a million-step run makes a few million of them.
@@ -29,7 +29,7 @@ class SampleRow:
     tokens_reasoning: int
     latency_ms: float
     text: str | None  # raw text when kept (--keep-text)
-    # who cast it: an index into the run's sources (engine/pool.py; 0 = the run's own model,
+    # who cast it: an index into the run's sources (voting/pool.py; 0 = the run's own model,
     # the only source of a run without a pool)
     source: int = 0
 

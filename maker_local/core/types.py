@@ -30,9 +30,9 @@ class SampleRequest:
     sim does: a million-step sim run never builds a million prompts). A backend that needs more
     about the step (the sim's right and wrong answers) asks the task, from `x`.
     `draft` is the draft answer's text when the schedule has one (rounds over a reference):
-    engines that can sample against a draft (engine/draft.py) draw exact samples from one
+    engines that can sample against a draft (voting/draft.py) draw exact samples from one
     prefill of prompt + draft; the samples' distribution does not depend on it.
-    `source` says which of a run's sources (engine/pool.py: a model, a rendering, an engine)
+    `source` says which of a run's sources (voting/pool.py: a model, a rendering, an engine)
     is asked; 0, the run's own model, when the run has no pool.
     """
 

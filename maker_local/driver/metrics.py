@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.chain import Tally
+from ..voting.chain import Tally
 from ..tasks.base import REASONS
 
 PREFIX = "maker"
@@ -48,7 +48,7 @@ class Metrics:
         self._thread: Any = None
 
     def on_round(self, rows: Any) -> None:
-        """Add one round's rows (a `maker_local.engine.schedule.RoundRows`)."""
+        """Add one round's rows (a `maker_local.voting.schedule.RoundRows`)."""
         t = Tally.of(rows)
         self.rounds.inc()
         self.round.set(rows.round)

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from ..core.stats import summary
-from ..engine.voting import rule_of
+from ..voting.rules import rule_of
 from ..store import Ledger, reads
 from ..tasks.base import REASONS
-from ..engine.correlation import format_lines as correlation_lines
-from ..engine.correlation import from_decisions as correlation_of
+from ..voting.correlation import format_lines as correlation_lines
+from ..voting.correlation import from_decisions as correlation_of
 
 REPORT_JSON = "report.json"
 
@@ -94,7 +94,7 @@ def _build(led: Ledger) -> dict[str, Any]:
 
 
 def pool_section(led: Ledger, run: dict[str, Any]) -> dict[str, Any]:
-    """A pooled run (engine/pool.py): each source's samples and how often it was right, and
+    """A pooled run (voting/pool.py): each source's samples and how often it was right, and
     the steps the escalation decided."""
     pool = run["pool"]
     names = [f"{s['name']} ({s['style']})" for s in pool["sources"]]
@@ -181,7 +181,7 @@ def run_cost(price: dict[str, float], sm: dict[str, Any], wall: float
     """What the run cost, by input, thought and answer tokens, at the run's price (None
     without one): tokens x per-token prices, or machine time x the hourly price shared by
     output tokens (engine.scaling.token_costs)."""
-    from ..engine.scaling import token_costs
+    from ..voting.scaling import token_costs
     if not price:
         return None
     hourly = price.get("usd_per_hour", 0.0)

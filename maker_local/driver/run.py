@@ -18,10 +18,10 @@ from typing import Any, Callable
 from .. import __version__
 from ..core.gcpause import gc_paused
 from ..core.types import Sample, SampleRequest
-from ..engine.chain import Tally, chain_input
-from ..engine.pool import Contested
-from ..engine.schedule import RoundRows, Schedule, StuckStep, VoteConfig
-from ..engine.voting import rule_of
+from ..voting.chain import Tally, chain_input
+from ..voting.pool import Contested
+from ..voting.schedule import RoundRows, Schedule, StuckStep, VoteConfig
+from ..voting.rules import rule_of
 from ..store import LEDGER_NAME, Ledger, LedgerError, reads
 from .failures import RETRY_FOR_S, Retrier, RunStopped, flagged_out, save_endpoint_counts
 

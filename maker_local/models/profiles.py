@@ -36,7 +36,7 @@ Fields (top level of `models/<name>.toml`):
                        that knows its format show its slips as red flags instead of having
                        them forced into well-formed answers.
     draft_sampling     in-process vLLM draws each step's votes against the step's draft
-                       answer from one prefill (exact; engine/draft.py): pays for models that
+                       answer from one prefill (exact; voting/draft.py): pays for models that
                        are usually right and write short answers (default false).
     sizes              the task sizes the model supports, [lo, hi] (optional; the task's own
                        size, e.g. Hanoi's): solve, calibrate and bench refuse a task outside
@@ -57,7 +57,7 @@ Tables:
              escalate        profiles that decide a contested step
              contest_after   valid votes after which an undecided step is contested
              (each the default of its flag: --second-opinion, --prompt-pool, --escalate,
-             --contest-after; engine/pool.py says how the votes combine)
+             --contest-after; voting/pool.py says how the votes combine)
     [price]  usd_per_gpu_hour             kind "local": what an hour of one server costs.
              usd_per_m_in, usd_per_m_out  kind "api": USD per million input/output tokens.
     [paper]  the paper's calibration of this model (optional; the model the paper measured,
@@ -129,7 +129,7 @@ class Profile:
     grammar_backend: str = DEFAULT_GRAMMAR
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     constrained: bool = True
-    draft_sampling: bool = False  # in-process vLLM samples against the draft (engine/draft.py)
+    draft_sampling: bool = False  # in-process vLLM samples against the draft (voting/draft.py)
     sizes: tuple[int, int] | None = None  # task sizes supported, lo..hi; None: any
     sizes_reason: str = ""
     task: str | None = None  # the task it was trained for (sizes and card apply to it)
@@ -141,7 +141,7 @@ class Profile:
     price: Price = Price()
     paper: PaperFigures | None = None
     path: Path | None = None  # the file it came from
-    # the levers against correlated errors ([levers]; commands/levers.py, engine/pool.py)
+    # the levers against correlated errors ([levers]; commands/levers.py, voting/pool.py)
     levers: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -69,7 +69,7 @@ ALTER TABLE answers ADD COLUMN round INTEGER;
 ALTER TABLE decided ADD COLUMN round INTEGER;
 ALTER TABLE rounds ADD COLUMN digest TEXT;
 """),
-    # who cast each sample: an index into the run's sources (engine/pool.py; config["run"]
+    # who cast each sample: an index into the run's sources (voting/pool.py; config["run"]
     # ["pool"]["sources"] names them); 0, the run's own model, for a run without a pool
     ("sources", """
 ALTER TABLE samples ADD COLUMN source INTEGER NOT NULL DEFAULT 0;

@@ -22,7 +22,7 @@ class Vote(NamedTuple):
     epoch: int
     answer: int | None
     key: str | None
-    source: int = 0  # who cast it (engine/pool.py); 0 for a run without a pool
+    source: int = 0  # who cast it (voting/pool.py); 0 for a run without a pool
 
 
 class StepSamples(NamedTuple):
@@ -197,7 +197,7 @@ def votes_by_step(led: Ledger) -> Iterator[StepSamples]:
 
 
 def pooled(led: Ledger) -> bool:
-    """Whether the run voted with several sources (engine/pool.py)."""
+    """Whether the run voted with several sources (voting/pool.py)."""
     return bool(led.config["run"].get("pool"))
 
 

@@ -3,7 +3,7 @@
 A rule is a class; an instance holds one step's votes (the `Rule` protocol). `add(key)` counts
 a vote and returns True once the step is decided; `needed()` is how many more votes could at
 best decide it, which is what a round asks the step for in one request. The same classes
-vote live (`engine/schedule.py`), replay a finished run's recorded votes
+vote live (`voting/schedule.py`), replay a finished run's recorded votes
 (`analysis/replay.py`) and re-check a ledger (`analysis/verify.py`), so live voting and its
 checks cannot drift apart.
 

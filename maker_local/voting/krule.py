@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .steperrors import StepErrors, wrong_at
-from .voting import DEFAULT_RULE
+from .rules import DEFAULT_RULE
 
 K_MAX = 64
 LEVERS = ("confirm them with more --samples (calibrate those sizes again); then change what "

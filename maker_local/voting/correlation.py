@@ -46,7 +46,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..core.stats import wilson
-# the distribution lives with the pure arithmetic (engine/); its names stay importable here
+# the distribution lives beside (voting/steperrors.py); its names stay importable here
 from .krule import choose_k
 from .steperrors import (StepErrors, _beta_nodes, p_wrong,  # noqa: F401
                                  votes_needed)

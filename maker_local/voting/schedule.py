@@ -8,7 +8,7 @@ a disk, so it is tested without any of them and one driver serves every backend.
 - `rounds` (speculative): a draft (the task's reference rollout from the chain) supplies the
   inputs of a window of steps, all voted at once. Each round asks every undecided step for
   exactly the votes it still needs to be able to finish under the run's voting rule
-  (`engine/voting.py`; k - current margin under ahead-by-k) as one n-sample request (two
+  (`voting/rules.py`; k - current margin under ahead-by-k) as one n-sample request (two
   when the step's first, greedy vote is among them). Decisions are final in step
   order; a final decision that differs from the draft is a divergence: it is counted, the chain
   follows the vote, the draft is re-derived from there and later steps start a new epoch (their
@@ -28,7 +28,7 @@ from .chain import follow
 from .redflags import classify
 from .seeds import MAX_SAMPLES_PER_STEP, sample_seed, Temperatures
 from .pool import Contested, Pool, PoolVotes
-from .voting import DEFAULT_RULE, Rule, get_rule
+from .rules import DEFAULT_RULE, Rule, get_rule
 
 SCHEDULES = ("rounds", "sequential")
 _finish_reason = attrgetter("finish_reason")
@@ -51,10 +51,10 @@ class VoteConfig:
     follow: str = "vote"
     # attach the draft answer's text to requests (for backends that sample against a draft)
     drafts: bool = False
-    rule: str = DEFAULT_RULE  # the voting rule (engine/voting.py RULES)
+    rule: str = DEFAULT_RULE  # the voting rule (voting/rules.py RULES)
     # render each request's prompt (False when the backend reads none: the sim)
     prompts: bool = True
-    # several sources vote on each step (engine/pool.py: second opinions, prompt pools,
+    # several sources vote on each step (voting/pool.py: second opinions, prompt pools,
     # escalation); None: the run's one model casts every vote
     pool: Pool | None = None
 

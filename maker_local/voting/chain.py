@@ -8,7 +8,7 @@ rounds add up to. One copy of each, for the schedule, resume (`driver/run.py`), 
   reference's (nothing to parse), else the one the key names (`task.answer_from_key`): both are
   the same answer, the first is only cheaper.
 - **Replay.** A step's recorded valid votes, fed in vote-index order to a fresh voter of the
-  run's rule (`engine/voting.py`) or of a pooled run's combining rule (`engine/pool.py`), give
+  run's rule (`voting/rules.py`) or of a pooled run's combining rule (`voting/pool.py`), give
   the winner and the votes that decided it: what the live voter did.
 - **Tally.** `Tally` sums the schedule's `RoundRows` (samples, votes, flags, decisions, errors,
   divergences, tokens).
@@ -62,7 +62,7 @@ def replay(rule: type, k: int, keys: Sequence[Any], sources: Sequence[int] | Non
     """Feed one step's recorded valid votes, in vote-index order, to a fresh voter: (the
     winner, the votes that decided it), or (None, all of them) when they do not decide it.
 
-    `rule` is a class of `engine.voting.RULES`; with a pooled run's `plan`
+    `rule` is a class of `voting.rules.RULES`; with a pooled run's `plan`
     (`engine.pool.Plan`) the votes combine by its rule and `sources` names each vote's
     source. Keys may be vote keys or anything that stands for them one to one (answer ids).
     """

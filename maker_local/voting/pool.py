@@ -27,7 +27,7 @@ makes the step contested, and a contested step goes to the escalation sources, o
 
 Which source casts vote i is a function of the plan and of the step's own recorded votes (the
 index at which it was contested), so a resumed run asks exactly what an uninterrupted one
-would, with the same seeds (`engine/seeds.py`: a pure function of run seed, step and vote
+would, with the same seeds (`voting/seeds.py`: a pure function of run seed, step and vote
 index). No choice of source and no decision reads the task's reference.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .seeds import Temperatures
-from .voting import Rule
+from .rules import Rule
 
 
 @dataclass(frozen=True)
