@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,12 +136,19 @@ def run_price(args: argparse.Namespace, profile: Any) -> dict[str, float]:
                               ("usd_per_m_out", price.usd_per_m_out)) if v}
 
 
-class DryRun(Exception):
-    """`solve --dry-run`: the options were checked; this is what would run."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What a solve will run, every option checked and nothing started: `--dry-run` prints
+    it (`config`), a run starts from it (`start`). The task is built once, here."""
+    task: Any
+    profile: Any
+    steps: tuple[int, int] | None  # the slice, or None for the whole task
+    levers: dict[str, Any] | None
+    options: BackendOptions
 
-    def __init__(self, config: dict[str, Any]):
-        super().__init__("dry run")
-        self.config = config
+    def config(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {**dry_run_config(args, self.task, self.profile, self.options),
+                "levers": self.levers}
 
 
 def dry_run_config(args: argparse.Namespace, task: Any, profile: Any,
@@ -157,12 +165,11 @@ def dry_run_config(args: argparse.Namespace, task: Any, profile: Any,
     return out
 
 
-def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
-    from ..backends import make_backend
-    from ..driver.run import RunSpec
-    from ..voting.schedule import SCHEDULES, VoteConfig
-    from ..voting.seeds import MAX_RUN_SEED, Temperatures
+def plan_run(args: argparse.Namespace) -> RunPlan:
+    """Check every option and settle what will run, starting nothing (no engine, no file)."""
     from ..voting.rules import RULES
+    from ..voting.schedule import SCHEDULES
+    from ..voting.seeds import MAX_RUN_SEED
 
     _choose("schedule", args.schedule, list(SCHEDULES))
     _choose("voting rule", args.rule, list(RULES))
@@ -179,9 +186,18 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
         check_sizes(profile, [task])
     steps = slice_of(args, task.num_steps())  # refused before an engine starts
     levers = lever_settings(args, profile)
-    options = BackendOptions.from_args(args)
-    if getattr(args, "dry_run", False):
-        raise DryRun({**dry_run_config(args, task, profile, options), "levers": levers})
+    return RunPlan(task, profile, steps, levers, BackendOptions.from_args(args))
+
+
+def build_spec(args: argparse.Namespace, plan: RunPlan, logs: Any = None) -> Any:
+    """Start what `plan` says: the backend (and a pool's), k, the vote; the run's spec."""
+    from ..backends import make_backend
+    from ..driver.run import RunSpec
+    from ..voting.schedule import VoteConfig
+    from ..voting.seeds import Temperatures
+
+    task, profile, steps, levers, options = (plan.task, plan.profile, plan.steps, plan.levers,
+                                             plan.options)
     if logs is not None:
         logs.start()  # every option is checked: the engine's output goes to its log
     try:
@@ -223,23 +239,23 @@ def build_spec(args: argparse.Namespace, logs: Any = None) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.run_dir is None:
-        task = make_task(args, args.style)
-        args.run_dir = Path("runs") / (f"{task.name}-{task.size}" + (
-        f"-{args.steps[0] or 0}-{args.steps[1] if args.steps[1] is not None else 'end'}"
-            if args.steps else ""))
-    run_dir = args.run_dir
-    # everything that can be refused is refused before a file is made or an engine starts
-    checks.check_run_dir(run_dir, args.resume)
+    if args.run_dir is not None:  # a used one is refused first, before anything else
+        checks.check_run_dir(args.run_dir, args.resume)
     if args.k not in (None, "auto") and int(args.k) > args.max_samples:
         raise UsageError(f"--k {args.k} needs at least {args.k} samples per step, more than "
                          f"--max-samples {args.max_samples}: raise --max-samples or lower --k")
+    # everything that can be refused is refused before a file is made or an engine starts
+    plan = plan_run(args)
+    if args.run_dir is None:
+        task = plan.task
+        args.run_dir = Path("runs") / (f"{task.name}-{task.size}" + (
+            f"-{args.steps[0] or 0}-{args.steps[1] if args.steps[1] is not None else 'end'}"
+            if args.steps else ""))
+        checks.check_run_dir(args.run_dir, args.resume)
+    run_dir = args.run_dir
     if args.dry_run:
-        try:
-            build_spec(args)
-        except DryRun as d:
-            print(json.dumps(d.config, indent=2, default=str))
-            return 0
+        print(json.dumps(plan.config(args), indent=2, default=str))
+        return 0
     metrics = None
     if args.metrics_port is not None:
         from ..driver.metrics import Metrics
@@ -254,12 +270,13 @@ def main(args: argparse.Namespace) -> int:
     in_process = named.local if named is not None else args.backend is None and not args.base_url
     logs = EngineLog(run_dir / "engine.log" if in_process and not args.verbose else None)
     try:
-        return _run(args, run_dir, metrics, logs)
+        return _run(args, plan, run_dir, metrics, logs)
     finally:
         logs.stop()
 
 
-def _run(args: argparse.Namespace, run_dir: Path, metrics: Any, logs: Any = None) -> int:
+def _run(args: argparse.Namespace, plan: RunPlan, run_dir: Path, metrics: Any,
+         logs: Any = None) -> int:
     from ..driver.report import format_report
     from ..driver.failures import RunStopped
     from ..driver.run import solve
@@ -267,7 +284,7 @@ def _run(args: argparse.Namespace, run_dir: Path, metrics: Any, logs: Any = None
     from ..voting.schedule import StuckStep
     from ..store import LedgerError
 
-    spec = build_spec(args, logs)
+    spec = build_spec(args, plan, logs)
     try:
         report = solve(spec, run_dir, resume=args.resume, progress=not args.quiet,
                        on_round=metrics.on_round if metrics else None)
