@@ -10,6 +10,7 @@ import pytest
 
 from maker_local.analysis import accuracy
 from maker_local.analysis.accuracy import Estimate, ModelAccuracy, choose_k, model_accuracy
+from maker_local.backends.options import BackendOptions, SimOptions
 from maker_local.commands import bench as bench_command
 from maker_local.commands import solve as solve_command
 from maker_local.core.errors import UsageError
@@ -65,7 +66,7 @@ def test_k_auto_plans_at_the_low_end_not_the_point(cal):
 def test_solve_and_bench_pick_the_same_k_from_a_calibration_and_bench_projects_with_it(
         cal, capsys):
     task, steps = Hanoi(10), 2**20 - 1
-    sim = SimpleNamespace(name="sim", accuracy=lambda: 0.999)  # the file wins over the sim
+    sim = BackendOptions(sim=SimOptions(error=0.001))  # the file wins over the sim's p
     k_solve, extra = solve_command.choose_k(args(calibration=cal, backend="sim"), sim, None,
                                             task, steps)
     k_bench = bench_command.full_run_k(args(calibration=cal, backend="sim"), sim, None, task,
@@ -94,7 +95,7 @@ def test_bench_projection_from_a_calibration_uses_the_runs_p(cli, cal):
 
 def test_solve_and_bench_read_the_card_the_same_way(carded, capsys):
     task, steps = Hanoi(10), 1023
-    model = SimpleNamespace(name="vllm")
+    model = BackendOptions()  # a real model knows nothing of itself: its card says
     k_solve, extra = solve_command.choose_k(args(k=None), model, carded, task, steps)
     k_bench = bench_command.full_run_k(args(k=None), model, carded, task, steps)
     assert extra["k_auto"]["p"] == 0.95  # the card's interval's low end, not its 0.98

@@ -167,3 +167,19 @@ def test_calibrate_solve_bench_and_plan_give_one_k_or_one_refusal(cli, calibrati
     assert code_s in (0, 1) and json.loads(out_s)["k"] == k
     r = json.loads(out_b.strip().splitlines()[-1])
     assert code_b == 0 and r["k"] == r["plugged"]["k"] == k
+
+
+def test_a_refused_k_auto_starts_no_engine(cli, calibrations, tmp_path):
+    """k is decided before a backend is built: a refusal against a server that is not there
+    comes at once (no wait for it) and leaves no run directory."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"  # nothing listens there
+    for cmd in (["solve", "--run-dir", tmp_path / "r"], ["bench", "--steps", "20"]):
+        code, _, err = cli(*cmd, "--backend", "vllm-http", "--base-url", url,
+                           "--disks", "20", "--k", "auto", "--calibration",
+                           calibrations["hopeless"])
+        assert code == 2 and "no k reaches" in err, err
+        assert "waiting for a vLLM server" not in err
+    assert not (tmp_path / "r").exists()

@@ -28,6 +28,9 @@ class Kind:
     # process loads from --model; "served": a server's model, reached over HTTP
     engine: str | None = None  # the package whose version a bench reports (None: ours)
     dry_run: str | None = None  # "module:function": what --dry-run shows of its engine
+    # "module:function": the per-sample accuracy it knows of itself from its options (the
+    # sim's), read before one is built: --k auto is decided before an engine starts
+    accuracy: str | None = None
 
     @property
     def has_model(self) -> bool:
@@ -45,7 +48,8 @@ class Kind:
 
 
 BACKENDS: dict[str, Kind] = {
-    "sim": Kind("maker_local.backends.sim:from_options", "none"),
+    "sim": Kind("maker_local.backends.sim:from_options", "none",
+                accuracy="maker_local.backends.sim:accuracy"),
     "vllm": Kind("maker_local.backends.vllm:from_options", "local", "vllm",
                  dry_run="maker_local.backends.vllm:dry_run"),
     "vllm-http": Kind("maker_local.backends.vllm_http:from_options", "served", "vllm"),
@@ -75,13 +79,22 @@ def default_backend(served: bool) -> str | None:
     return None
 
 
-def dry_run(name: str, options: BackendOptions) -> dict[str, Any] | None:
-    """What backend `name` would start with `options` (for --dry-run), or None."""
-    entry = kind(name).dry_run
+def _call(entry: str | None, options: BackendOptions) -> Any:
     if entry is None:
         return None
     module, func = entry.split(":")
     return getattr(importlib.import_module(module), func)(options)
+
+
+def dry_run(name: str, options: BackendOptions) -> dict[str, Any] | None:
+    """What backend `name` would start with `options` (for --dry-run), or None."""
+    return _call(kind(name).dry_run, options)
+
+
+def own_accuracy(name: str, options: BackendOptions) -> float | None:
+    """The per-sample accuracy backend `name` knows of itself with `options` (the sim's
+    1 - error), without building it; None for a real model (its card or a calibration say)."""
+    return _call(kind(name).accuracy, options)
 
 
 def make_backend(name: str, task: Any, options: BackendOptions) -> Any:

@@ -184,5 +184,10 @@ class SimBackend:
         return out
 
 
+def accuracy(options: BackendOptions) -> float:
+    """The per-sample accuracy `--k auto` plans with for a sim built from `options`."""
+    return 1.0 - SimModel(seed=options.seed, **options.sim.given()).error
+
+
 def from_options(task: Any, options: BackendOptions) -> SimBackend:
     return SimBackend(task, SimModel(seed=options.seed, **options.sim.given()))

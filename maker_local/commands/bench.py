@@ -187,14 +187,15 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
     from ..voting.schedule import VoteConfig
     from ..voting.seeds import Temperatures
 
+    options = BackendOptions.from_args(args)
+    k = full_run_k(args, options, profile, task, run_steps)  # a refusal starts no engine
     try:
         # failed requests are asked again with the same seeds, as in solve (waits count)
-        backend = Retrying(make_backend(args.backend, task, BackendOptions.from_args(args)),
+        backend = Retrying(make_backend(args.backend, task, options),
                            then="Nothing was written: run the bench again once this is fixed")
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:
-        k = full_run_k(args, backend, profile, task, run_steps)
         try:
             vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
                               temperatures=Temperatures(args.temperature_first,
@@ -233,15 +234,16 @@ def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_s
             "prefix_cache_hit_rate": hit, "machines": machines, "machine_unit": unit}, env
 
 
-def full_run_k(args: argparse.Namespace, backend: Any, profile: Any, task: Any,
+def full_run_k(args: argparse.Namespace, options: Any, profile: Any, task: Any,
                run_steps: int) -> int:
     """The full run's k, as solve picks it (`maker_local.analysis.accuracy`: the same p as the
-    plugged projection's for the same calibration)."""
+    plugged projection's for the same calibration), before any engine starts."""
     from ..analysis.accuracy import choose_k, model_accuracy
+    from ..backends import own_accuracy
 
     known = model_accuracy(calibration=args.calibration, profile=profile, task=task,
                            temperature=args.temperature, backend=args.backend,
-                           told=getattr(backend, "accuracy", lambda: None)())
+                           told=own_accuracy(args.backend, options))
     got = choose_k(args.k, known, run_steps, args.target, args.rule, args.backend)
     if got.message:
         print(got.message, file=sys.stderr)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backends import BACKENDS, BackendOptions, dry_run, kind
+from ..backends import BACKENDS, BackendOptions, dry_run, kind, own_accuracy
 from ..core.errors import UsageError
 from ..voting.rules import DEFAULT_RULE
 from . import checks
@@ -106,15 +106,16 @@ def _choose(kind: str, name: str, known: list[str]) -> str:
     return name
 
 
-def choose_k(args: argparse.Namespace, backend: Any, profile: Any, task: Any, steps: int
-             ) -> tuple[int, dict[str, Any]]:
+def choose_k(args: argparse.Namespace, options: BackendOptions, profile: Any, task: Any,
+             steps: int) -> tuple[int, dict[str, Any]]:
     """k for a run of `steps` steps of `task` (`maker_local.analysis.accuracy`: where p comes
-    from and which p picks k); says on stderr how k auto chose."""
+    from and which p picks k), decided before any engine starts; says on stderr how k auto
+    chose."""
     from ..analysis.accuracy import choose_k as choose, model_accuracy
 
     known = model_accuracy(calibration=args.calibration, profile=profile, task=task,
                            temperature=args.temperature, backend=args.backend,
-                           told=getattr(backend, "accuracy", lambda: None)())
+                           told=own_accuracy(args.backend, options))
     got = choose(args.k, known, steps, args.target, getattr(args, "rule", DEFAULT_RULE),
                  args.backend)
     if got.message:
@@ -145,10 +146,12 @@ class RunPlan:
     steps: tuple[int, int] | None  # the slice, or None for the whole task
     levers: dict[str, Any] | None
     options: BackendOptions
+    k: int
+    k_record: dict[str, Any]  # how k was chosen (the ledger keeps it)
 
     def config(self, args: argparse.Namespace) -> dict[str, Any]:
         return {**dry_run_config(args, self.task, self.profile, self.options),
-                "levers": self.levers}
+                "k": self.k, "levers": self.levers}
 
 
 def dry_run_config(args: argparse.Namespace, task: Any, profile: Any,
@@ -186,7 +189,15 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         check_sizes(profile, [task])
     steps = slice_of(args, task.num_steps())  # refused before an engine starts
     levers = lever_settings(args, profile)
-    return RunPlan(task, profile, steps, levers, BackendOptions.from_args(args))
+    options = BackendOptions.from_args(args)
+    try:
+        k, record = choose_k(args, options, profile, task, task.num_steps())
+    except UsageError as e:
+        if levers is None:
+            raise
+        raise UsageError(f"{e} (with levers, k auto reads the run's own model's card: "
+                         "give --k N)") from None
+    return RunPlan(task, profile, steps, levers, options, k, record)
 
 
 def build_spec(args: argparse.Namespace, plan: RunPlan, logs: Any = None) -> Any:
@@ -213,14 +224,7 @@ def build_spec(args: argparse.Namespace, plan: RunPlan, logs: Any = None) -> Any
             raise
     if logs is not None:
         logs.terminal()
-    try:
-        k, extra = choose_k(args, backend if levers is None else backend.backends[0], profile,
-                            task, task.num_steps())
-    except UsageError as e:
-        if levers is None:
-            raise
-        raise UsageError(f"{e} (with levers, k auto reads the run's own model's card: "
-                         "give --k N)") from None
+    k, extra = plan.k, dict(plan.k_record)
     pool = make_pool(args, sources, levers, k) if levers is not None else None
     if profile is not None:
         extra["profile"] = profile.name
