@@ -117,6 +117,47 @@ def _data_parallel(args: argparse.Namespace):
     return dp
 
 
+def _say(text: str) -> None:
+    print(f"maker-local serve: {text}", file=sys.stderr, flush=True)
+
+
+def _wait_for_node_0(dp, me) -> None:
+    """A headless node waits for node 0's RPC port before it starts vLLM: vLLM's headless
+    engines give up with a traceback 5 minutes after they find no node 0."""
+    from ..models.serving import ServerError, wait_listening
+    where = f"{dp.address}:{dp.rpc_port}"
+
+    def say(waited: float) -> None:
+        _say(f"node {me.node}: waiting for node 0 at {where} ({waited:.0f} s of "
+             f"{me.timeout:.0f} s, --timeout): start it there with the same command and "
+             "--node-rank 0")
+    try:
+        waited = wait_listening(dp.address, dp.rpc_port, me.timeout, say)
+    except ServerError as e:
+        raise ServerError(f"node {me.node}: {e}: is node 0 up (the same command with "
+                          "--node-rank 0), and are --master-address and --rpc-port the same "
+                          "on every node?") from None
+    _say(f"node {me.node}: node 0 answers at {where} (after {waited:.0f} s): starting "
+         f"this node's engines")
+
+
+def _waiting_line(dp, me):
+    """What `serve` says while it waits for its endpoint to become healthy."""
+    def say(waited: float) -> None:
+        what = f"waiting for {me.base_url} ({waited:.0f} s of {me.timeout:.0f} s, --timeout)"
+        if dp is not None and dp.nodes > 1:
+            _say(f"{what}: vLLM opens the endpoint once all {dp.size} engines have joined, "
+                 f"those of nodes 1-{dp.nodes - 1} too (the same command with --node-rank "
+                 f"1 ... on each; they connect to {dp.address}:{dp.rpc_port})"
+                 if dp.nodes > 2 else
+                 f"{what}: vLLM opens the endpoint once all {dp.size} engines have joined, "
+                 f"node 1's too (the same command with --node-rank 1 there; it connects to "
+                 f"{dp.address}:{dp.rpc_port})")
+        else:
+            _say(f"{what}: the engines are loading (log: {me.log_name})")
+    return say
+
+
 def main(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -178,8 +219,10 @@ def main(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     start = time.monotonic()
     try:
+        if commands[0].headless:
+            _wait_for_node_0(dp, commands[0])
         servers.start()
-        urls = servers.wait_healthy()
+        urls = servers.wait_healthy(say=_waiting_line(dp, commands[0]))
         if urls:
             print(f"maker-local serve: ready in {time.monotonic() - start:.1f} s; Ctrl-C "
                   "stops the servers", file=sys.stderr)
