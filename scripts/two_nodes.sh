@@ -30,7 +30,9 @@ while [ $# -gt 0 ]; do
 done
 PY=${PYTHON:-.venv/bin/python}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's maker_local
-[ -x "$PY" ] || { echo "two_nodes.sh: no $PY: run bash scripts/setup.sh (or set PYTHON)" >&2; exit 2; }
+if [ ! -x "$PY" ]; then
+  echo "two_nodes.sh: no $PY: run bash scripts/setup.sh (or set PYTHON)" >&2; exit 2
+fi
 mkdir -p "$logs"
 cores=($("$PY" -c 'import os; print(*sorted(os.sched_getaffinity(0)))'))
 serve=(-m maker_local.cli serve --profile "$profile" --cpu --data-parallel 2 --nodes 2
@@ -74,10 +76,13 @@ until curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; do
       exit 1
     fi
   done
-  [ $(($(date +%s) - t0)) -lt "$lifetime" ] || { echo "two_nodes.sh: not up in $lifetime s" >&2; exit 1; }
+  if [ $(($(date +%s) - t0)) -ge "$lifetime" ]; then
+    echo "two_nodes.sh: not up in $lifetime s" >&2; exit 1
+  fi
   sleep 1
 done
-echo "two_nodes.sh: endpoint up in $(($(date +%s) - t0)) s; both nodes stop in $lifetime s from the start" >&2
+echo "two_nodes.sh: endpoint up in $(($(date +%s) - t0)) s; both nodes stop $lifetime s" \
+     "after the start" >&2
 echo "http://127.0.0.1:$port/v1"
 while [ $(($(date +%s) - t0)) -lt "$lifetime" ]; do
   for r in 0 1; do

