@@ -56,6 +56,11 @@ STALL_SAY_S = 60.0  # no reply at all for this long: a status line (then every 6
 # 5 s (VLLM_HTTP_TIMEOUT_KEEP_ALIVE), and one it closes as we reuse it is a reset
 KEEPALIVE_S = 2.0
 API_KEY_ENV = "MAKER_LOCAL_API_KEY"
+# said of a request that timed out at a server that answered others meanwhile: what vLLM's
+# data parallelism does when a node dies (measured, README "Beyond one machine")
+HELD = (" while it answered others (an engine behind it may be gone: vLLM's data-parallel "
+        "endpoint keeps sending a dead node's engines requests that never return; asked "
+        "again with the same seeds; restart every node to get the engine back)")
 
 
 def retryable_status(code: int) -> bool:
@@ -124,6 +129,7 @@ class VLLMHTTPBackend:
         self.loop = asyncio.new_event_loop()
         self._sem = asyncio.Semaphore(concurrency * len(self.base_urls))
         self._clients: list[Any] | None = None
+        self._answered_at: dict[int, float] = {}  # per server: when it last replied
         self._last_reply = time.monotonic()
         self.failures = 0  # failed requests so far (a health signal for reports)
         self.model = model or self.loop.run_until_complete(self._served_model())
@@ -247,9 +253,11 @@ class VLLMHTTPBackend:
                     value, fail = parse(raw, url, time.monotonic() - t0)
                 except Exception as e:  # noqa: BLE001  (a failed request is data)
                     why, retry = describe_failure(e, self.timeout)
+                    if _silent(why) and self._answered_at.get(i, 0.0) > t0:
+                        why += HELD  # silent to this request only
                     fail = (f"{url} {why}", retry)
                 if fail is None or not _silent(fail[0]):  # the server said something
-                    self._last_reply = time.monotonic()
+                    self._last_reply = self._answered_at[i] = time.monotonic()
                 text = None if fail is None else _named(url, fail[0])
                 if fail is not None and i not in tried and _closed(text):
                     # a kept-alive connection the server closed as it was reused, or a server

