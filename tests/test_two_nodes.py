@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, rounds_written, run_sub
+from test_failover import votes  # the ledger's votes, decisions and failures
+from test_serve_dp import alive, descendants
 
 if os.environ.get("MAKER_LOCAL_REQUIRE_ENGINES") != "1":
     pytest.importorskip("vllm", reason="vLLM not installed (bash scripts/setup.sh installs it)")
@@ -46,26 +47,7 @@ def free_port() -> int:
 
 def tree(pid: int) -> list[int]:
     """pid and every process below it."""
-    kids: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        kids.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [pid], [pid]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            out.append(k)
-            todo.append(k)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return [pid, *descendants(pid)]
 
 
 def per_engine(url: str) -> dict[str, float]:
@@ -160,21 +142,6 @@ def solve(run_dir: Path, url: str, *extra: str) -> list[str]:
     return ["solve", "--backend", "vllm-http", "--profile", "hanoi-step", "--disks", "20",
             "--steps", STEPS, "--window", WINDOW, "--k", "3", "--run-dir", str(run_dir),
             "--base-url", url, "--no-draft-sampling", "--quiet", *extra]
-
-
-def votes(run_dir: Path) -> dict:
-    con = sqlite3.connect(run_dir / "ledger.sqlite")
-    out = {
-        "samples": con.execute("SELECT s.step, s.idx, s.seed, s.temperature, a.key, s.flag "
-                               "FROM samples s LEFT JOIN answers a ON a.step = s.step AND "
-                               "a.epoch = s.epoch AND a.id = s.answer ORDER BY s.step, s.idx"
-                               ).fetchall(),
-        "decided": con.execute("SELECT d.step, a.key, d.votes FROM decided d JOIN answers a "
-                               "ON a.step = d.step AND a.epoch = d.epoch AND a.id = d.answer "
-                               "ORDER BY d.step").fetchall(),
-        "failures": con.execute("SELECT step, idx, n, seed, error FROM failures").fetchall()}
-    con.close()
-    return out
 
 
 def test_both_nodes_serve_a_run(nodes, tmp_path_factory):
