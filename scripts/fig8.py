@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from maker_local.voting.correlation import StepErrors  # noqa: E402
+from maker_local.voting.steperrors import StepErrors  # noqa: E402
 
 STEPS = 2**20 - 1
 K = 3

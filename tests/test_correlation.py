@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from maker_local.voting.krule import choose_k
-from maker_local.voting.correlation import (StepErrors, counts, measure, p_wrong,
-                                              rho_estimate, votes_needed)
+from maker_local.voting.correlation import counts, measure, rho_estimate
+from maker_local.voting.steperrors import StepErrors, p_wrong, votes_needed
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.voting.scaling import expected_votes, p_step
 from maker_local.voting.schedule import Schedule, VoteConfig

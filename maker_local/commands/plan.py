@@ -47,7 +47,8 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from ..voting.correlation import StepErrors, plan_under
+    from ..voting.correlation import plan_under
+    from ..voting.steperrors import StepErrors
     from ..voting.krule import choose_k, planning_distribution, prediction_line
     from ..voting.scaling import plan
 

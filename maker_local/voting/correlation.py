@@ -46,10 +46,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..core.stats import wilson
-# the distribution lives beside (voting/steperrors.py); its names stay importable here
 from .krule import choose_k
-from .steperrors import (StepErrors, _beta_nodes, p_wrong,  # noqa: F401
-                                 votes_needed)
+from .steperrors import StepErrors, p_wrong
 
 _BOOT = 200
 
