@@ -36,18 +36,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from maker_local.core.types import Backend  # noqa: E402
 from maker_local.driver.run import RunSpec, solve  # noqa: E402
 from maker_local.voting.schedule import VoteConfig  # noqa: E402
 from maker_local.voting.seeds import Temperatures  # noqa: E402
 from maker_local.tasks.hanoi import Hanoi  # noqa: E402
 
 
-class Recorder:
+class Recorder(Backend):
     """Wraps a backend; keeps every request it was asked (the bare baseline replays them)."""
 
     def __init__(self, inner):
         self.inner, self.requests = inner, []
-        self.name, self.default_window = inner.name, getattr(inner, "default_window", 4096)
+        self.name, self.default_window = inner.name, inner.default_window
 
     def sample(self, reqs):
         self.requests += reqs

@@ -1,15 +1,16 @@
 """An example backend, in one file: every sample is the task's reference answer (a model that
-is always right). What it takes to add a backend: this module (a class with `name`,
-`reads_prompts`, `sample`, `describe`, `close`, and a `from_options(task, options)`) and one
+is always right). What it takes to add a backend: this module (a class that inherits the
+`Backend` protocol and sets `name`, `sample` and `describe`, overriding the protocol's other
+members where it differs, here `reads_prompts`; and a `from_options(task, options)`) and one
 line in `maker_local.backends.BACKENDS`; tests/test_backend_registry.py adds that line."""
 from __future__ import annotations
 
 from typing import Any
 
-from maker_local.core.types import Sample, SampleRequest
+from maker_local.core.types import Backend, Sample, SampleRequest
 
 
-class Oracle:
+class Oracle(Backend):
     name = "oracle"
     reads_prompts = False  # it asks the task, not a prompt: the schedule renders none
 
@@ -26,8 +27,6 @@ class Oracle:
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name}
 
-    def close(self) -> None:
-        pass
 
 
 def from_options(task: Any, options: Any) -> Oracle:

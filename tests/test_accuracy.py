@@ -12,7 +12,9 @@ from maker_local.analysis import accuracy
 from maker_local.analysis.accuracy import Estimate, ModelAccuracy, choose_k, model_accuracy
 from maker_local.backends.options import BackendOptions, SimOptions
 from maker_local.commands import bench as bench_command
-from maker_local.commands import solve as solve_command
+from maker_local.cli import make_parser
+from maker_local.commands.common import decide_k
+from maker_local.commands.settings import Settings
 from maker_local.core.errors import UsageError
 from maker_local.voting.scaling import k_min
 from maker_local.tasks.hanoi import Hanoi
@@ -41,9 +43,19 @@ def carded(tmp_path) -> SimpleNamespace:
 
 
 def args(**kw) -> argparse.Namespace:
-    base = {"calibration": None, "temperature": 0.1, "backend": "vllm", "k": "auto",
-            "target": 0.95, "rule": "ahead-by-k"}
+    base = {"calibration": None, "k": "auto", "target": 0.95, "rule": "ahead-by-k"}
     return argparse.Namespace(**{**base, **kw})
+
+
+def settings(backend: str, options: BackendOptions, profile=None) -> Settings:
+    """Settings at temperature 0.1 (the card's)."""
+    return Settings(backend, profile, None, 750, 0.1, 0.0, True, options)
+
+
+def bench_line(*flags: str) -> argparse.Namespace:
+    """bench's parsed flags for 10 disks, full run 2^20 - 1 steps."""
+    return make_parser().parse_args(["bench", "--disks", "10", "--warmup", "0", "--steps",
+                                     "100", "--run-steps", str(2**20 - 1), *flags])
 
 
 def test_the_conservative_p_is_the_low_end_and_the_source_says_so():
@@ -67,10 +79,9 @@ def test_solve_and_bench_pick_the_same_k_from_a_calibration_and_bench_projects_w
         cal, capsys):
     task, steps = Hanoi(10), 2**20 - 1
     sim = BackendOptions(sim=SimOptions(error=0.001))  # the file wins over the sim's p
-    k_solve, extra = solve_command.choose_k(args(calibration=cal, backend="sim"), sim, None,
-                                            task, steps)
-    k_bench = bench_command.full_run_k(args(calibration=cal, backend="sim"), sim, None, task,
-                                       steps)
+    k_solve, extra = decide_k(args(calibration=cal), settings("sim", sim), task, steps)
+    k_bench = bench_command.plan_bench(bench_line("--backend", "sim", "--sim-error", "0.001",
+                                                  "--calibration", str(cal))).k
     acc = bench_command.plugged_accuracy(argparse.Namespace(
         calibration=cal, paper_figures=None, p=None, tokens_out=None, tokens_in=None,
         valid=None, tokens_per_second=None, target=0.95), steps)
@@ -96,8 +107,8 @@ def test_bench_projection_from_a_calibration_uses_the_runs_p(cli, cal):
 def test_solve_and_bench_read_the_card_the_same_way(carded, capsys):
     task, steps = Hanoi(10), 1023
     model = BackendOptions()  # a real model knows nothing of itself: its card says
-    k_solve, extra = solve_command.choose_k(args(k=None), model, carded, task, steps)
-    k_bench = bench_command.full_run_k(args(k=None), model, carded, task, steps)
+    k_solve, extra = decide_k(args(k=None), settings("vllm", model, carded), task, steps)
+    k_bench = decide_k(args(k=None), settings("vllm", model, carded), task, steps)[0]
     assert extra["k_auto"]["p"] == 0.95  # the card's interval's low end, not its 0.98
     assert k_solve == k_bench == k_min(0.95, steps, 0.95)
     err = capsys.readouterr().err
@@ -142,10 +153,10 @@ def test_a_flag_p_wins_over_the_file_and_says_so(cal):
 
 
 def test_no_command_imports_another_command():
-    """commands/ holds commands and their shared helpers (checks, common, levers); a
+    """commands/ holds commands and their shared helpers (checks, common, levers, settings); a
     command that needs another's code means that code belongs in a shared module."""
-    folder = Path(solve_command.__file__).parent
-    helpers = {"checks", "common", "levers"}
+    folder = Path(bench_command.__file__).parent
+    helpers = {"checks", "common", "levers", "settings"}
     commands = {f.stem for f in folder.glob("*.py")} - helpers - {"__init__"}
     for f in folder.glob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):

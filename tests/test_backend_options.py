@@ -1,5 +1,4 @@
 """BackendOptions: the typed settings a backend is built from (no engine, no server)."""
-import argparse
 import dataclasses
 
 import pytest
@@ -8,15 +7,22 @@ from maker_local.backends import BackendOptions, make_backend
 from maker_local.backends.options import SimOptions
 from maker_local.backends.shaping import template_kwargs
 from maker_local.cli import make_parser
+from maker_local.commands.settings import resolve
 from maker_local.tasks.hanoi import Hanoi
 
 KEY = "sk-never-printed-1234"
 
 
-def test_from_args_takes_only_the_typed_fields_with_their_defaults():
-    ns = argparse.Namespace(command="solve", k=5, run_dir="/tmp/x", disks=6, resume=True,
-                            metrics_port=9000, unrelated="flag")
-    opts = BackendOptions.from_args(ns)
+def test_settings_take_only_the_typed_fields_with_their_defaults():
+    ns = make_parser().parse_args(["solve", "--backend", "sim", "--k", "5", "--run-dir",
+                                   "/tmp/x", "--disks", "6", "--resume", "--metrics-port",
+                                   "9000"])
+    flags = dict(vars(ns))
+    settings = resolve(ns)
+    assert vars(ns) == flags  # the parsed flags are read, never written
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.max_tokens = 1
+    opts = settings.options
     assert opts == BackendOptions()
     assert (opts.api, opts.concurrency, opts.grammar_backend) == ("chat", 64, "xgrammar")
     assert (opts.request_timeout, opts.retry_for, opts.device, opts.seed) == (300.0, 600.0,
@@ -25,8 +31,11 @@ def test_from_args_takes_only_the_typed_fields_with_their_defaults():
     assert opts.draft_sampling is False and opts.dummy_weights is False
     assert opts.sim == SimOptions() and opts.sim.given() == {}
     names = {f.name for f in dataclasses.fields(opts)}
-    assert not names & {"command", "k", "run_dir", "disks", "resume", "metrics_port",
-                        "unrelated"}
+    assert not names & {"command", "k", "run_dir", "disks", "resume", "metrics_port"}
+    # the paper's sampling where no profile speaks (the sim has none)
+    assert (settings.backend, settings.profile, settings.max_tokens, settings.temperature,
+            settings.temperature_first, settings.constrained) == ("sim", None, 750, 0.1, 0.0,
+                                                                  True)
 
 
 def test_request_timeout_default_is_the_http_backends():
@@ -34,11 +43,11 @@ def test_request_timeout_default_is_the_http_backends():
     assert BackendOptions().request_timeout == vllm_http.REQUEST_TIMEOUT_S
 
 
-def test_from_args_of_a_parsed_solve_line():
+def test_options_of_a_parsed_solve_line():
     argv = ["solve", "--backend", "vllm-http", "--base-url", "http://a:8000/v1",
             "--base-url", "http://b:8000/v1", "--api-key", KEY, "--concurrency", "8",
             "--sim-error", "0.1", "--sim-wrong", "2", "--seed", "7"]
-    opts = BackendOptions.from_args(make_parser("solve").parse_args(argv))
+    opts = resolve(make_parser().parse_args(argv)).options
     assert opts.base_url == ("http://a:8000/v1", "http://b:8000/v1")
     assert opts.api_key == KEY and opts.concurrency == 8 and opts.seed == 7
     assert opts.sim.given() == {"error": 0.1, "wrong": 2}

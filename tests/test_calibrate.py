@@ -180,14 +180,14 @@ def test_the_generous_cap_stays_inside_the_models_context():
     answers 64 x 4 = 256 tokens with HTTP 400 (the in-process engine stops at the context)."""
     from maker_local.cli import make_parser
     from maker_local.commands.calibrate import generous_cap
-    from maker_local.commands.common import answer_room, resolve
+    from maker_local.commands.settings import answer_room, resolve
 
     def cap(*flags):
         args = make_parser().parse_args(["calibrate", "--profile", "hanoi-step", "--disks",
                                          "4,20", "--out", "/tmp/unused.json", *flags])
         return generous_cap(args, resolve(args)), args, resolve(args)
-    got, args, profile = cap("--backend", "vllm-http")
-    room = answer_room(args, profile, grid=True)
+    got, args, settings = cap("--backend", "vllm-http")
+    room = answer_room(args, settings, grid=True)
     assert 64 <= got == room < 160
     assert cap("--backend", "vllm")[0] == room
     assert cap("--backend", "sim")[0] == 256  # the sim has no context

@@ -27,6 +27,8 @@ import pytest
 
 from conftest import ROOT, rounds_written, run_sub
 from maker_local.backends.endpoints import Endpoints, public_url
+from maker_local.backends.sim import SimBackend, SimModel
+from maker_local.tasks.hanoi import Hanoi
 
 KEY = "sk-failover-test-4d1c9e"  # what must never show up
 
@@ -174,7 +176,7 @@ def test_requests_per_server_add_up_in_the_ledger_across_sessions(tmp_path):
             be.close()
         assert endpoint_counts(led) == {"http://a/v1": {"requests": 14, "failures": 2},
                                         "http://b/v1": {"requests": 6, "failures": 0}}
-        save_endpoint_counts(led, object())  # a backend without servers: nothing
+        save_endpoint_counts(led, SimBackend(Hanoi(3), SimModel()))  # no servers: nothing
     finally:
         led.close()
 

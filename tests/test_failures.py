@@ -22,7 +22,7 @@ import pytest
 
 from conftest import ROOT
 from maker_local.backends.shaping import parse_body
-from maker_local.core.types import Sample, SampleRequest
+from maker_local.core.types import Backend, Sample, SampleRequest
 from maker_local.driver.failures import BackendFailed, Retrier
 from maker_local.voting.schedule import Schedule, VoteConfig
 from maker_local.voting.seeds import split_seed
@@ -200,7 +200,7 @@ def test_an_aborted_request_is_asked_again():
 
 
 # -------------------------------------------------------------------------- the driver
-class Flaky:
+class Flaky(Backend):
     """Wraps a backend; fails the requests `fail(call, request)` says, as error samples."""
 
     name = "flaky"

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from maker_local.backends.pooled import PoolBackend
+from maker_local.core.types import Backend
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.voting.chain import replay
 from maker_local.voting.pool import Contested, Plan, Pool, PoolVotes, Source
@@ -16,7 +17,7 @@ from maker_local.voting.rules import AheadByK, FirstToK
 from maker_local.tasks.hanoi import Hanoi
 
 
-class Stubborn:
+class Stubborn(Backend):
     """A real sim model that is wrong on every sample at a few steps: the same wrong answer
     each time (what a model that learned something wrong does)."""
 
@@ -289,7 +290,7 @@ def test_decisions_come_from_votes_not_from_the_reference():
 
 
 # -------------------------------------------------------------- engines work at once
-class Meeting:
+class Meeting(Backend):
     """An engine whose `sample` returns only once every engine of the call is inside its own
     `sample` (a barrier): a pool that asked its engines one after another would time out."""
 

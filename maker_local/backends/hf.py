@@ -20,14 +20,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..core.types import Sample, SampleRequest
+from ..core.types import Backend, Sample, SampleRequest
 from ..models.reasoning import UNENDED
 from . import harmony
 from .options import BackendOptions
 from .shaping import error_samples, template_kwargs
 
 
-class HFBackend:
+class HFBackend(Backend):
     name = "hf"
     default_window = 256
 
@@ -50,6 +50,7 @@ class HFBackend:
         self.model.type_adapter.has_chat_template = False
         self.load_seconds = time.monotonic() - t0
         self.path, self.device, self.torch = model, device, torch
+        self.gpu = device != "cpu"
         self.reasoning_parser = reasoning_parser
         self.template_kwargs = dict(chat_template_kwargs or {})
         self.harmony = harmony.is_harmony(reasoning_parser)

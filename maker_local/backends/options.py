@@ -1,10 +1,9 @@
 """What a backend is built from: `BackendOptions`, the typed settings every backend's
-`from_options` reads, and nothing else. A command builds it once from its parsed flags
-(`BackendOptions.from_args`), so a flag that no backend reads never reaches one, and a
-backend's defaults live here, in one place."""
+`from_options` reads, and nothing else. A command builds it once, with its settings
+(`commands.settings.resolve`: flags over the profile over these defaults), so a flag that no
+backend reads never reaches one, and a backend's defaults live here, in one place."""
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -35,10 +34,6 @@ class SimOptions:
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if getattr(self, f.name) is not None}
 
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> SimOptions:
-        return cls(**{f.name: getattr(args, f"sim_{f.name}", None) for f in fields(cls)})
-
 
 @dataclass(frozen=True)
 class BackendOptions:
@@ -62,25 +57,3 @@ class BackendOptions:
     device: str = "cpu"  # hf: the torch device
     seed: int = 0  # the run seed (the sim's seed)
     sim: SimOptions = field(default_factory=SimOptions)  # the sim model's settings
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> BackendOptions:
-        """The options a command's parsed flags give; a flag a command does not define
-        takes the default, and flags no backend reads are left out."""
-        def get(name: str) -> Any:
-            return getattr(args, name, None)
-
-        return cls(model=get("model"), api=get("api") or "chat",
-                   concurrency=get("concurrency") or 64,
-                   base_url=tuple(get("base_url") or ()), api_key=get("api_key"),
-                   request_timeout=get("request_timeout") or REQUEST_TIMEOUT_S,
-                   retry_for=get("retry_for") or RETRY_FOR_S,
-                   reasoning_effort=get("reasoning_effort"),
-                   reasoning_parser=get("reasoning_parser"),
-                   chat_template_kwargs=dict(get("chat_template_kwargs") or {}),
-                   draft_sampling=bool(get("draft_sampling")),
-                   max_model_len=get("max_model_len"),
-                   dummy_weights=bool(get("dummy_weights")), dtype=get("dtype"),
-                   grammar_backend=get("grammar_backend") or DEFAULT_GRAMMAR,
-                   device=get("device") or "cpu", seed=getattr(args, "seed", 0),
-                   sim=SimOptions.from_args(args))

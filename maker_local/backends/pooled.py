@@ -13,10 +13,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..core.types import Sample, SampleRequest
+from ..core.types import Backend, Sample, SampleRequest
 
 
-class PoolBackend:
+class PoolBackend(Backend):
     name = "pool"
 
     def __init__(self, backends: list[Any], engine_of: list[int]):
@@ -24,11 +24,11 @@ class PoolBackend:
         if not backends or any(not 0 <= e < len(backends) for e in engine_of):
             raise ValueError("every source of a pool needs an engine")
         self.backends, self.engine_of = backends, list(engine_of)
-        self.reads_prompts = any(getattr(b, "reads_prompts", True) for b in backends)
-        self.default_window = min(getattr(b, "default_window", 4096) for b in backends)
+        self.reads_prompts = any(b.reads_prompts for b in backends)
+        self.default_window = min(b.default_window for b in backends)
 
     def uses_draft_for(self, source: int) -> bool:
-        return bool(getattr(self.backends[self.engine_of[source]], "uses_draft", False))
+        return self.backends[self.engine_of[source]].uses_draft
 
     def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]:
         groups: dict[int, list[int]] = {}

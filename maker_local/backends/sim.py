@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..core.gcpause import gc_paused
-from ..core.types import Sample, SampleRequest
+from ..core.types import Backend, Sample, SampleRequest
 from .options import BackendOptions
 
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
@@ -76,7 +76,7 @@ class SimModel:
             raise ValueError(f"--sim-correlation must be in [0, 1) (got {self.correlation})")
 
 
-class SimBackend:
+class SimBackend(Backend):
     name = "sim"
     reads_prompts = False  # it asks the task for what it needs: the schedule renders nothing
     default_window = 131072  # the sim is cheap per step: wide windows mean few rounds

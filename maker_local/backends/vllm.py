@@ -26,7 +26,7 @@ import os
 import time
 from typing import Any
 
-from ..core.types import Sample, SampleRequest
+from ..core.types import Backend, Sample, SampleRequest
 from ..models.reasoning import UNENDED, answer_start, marker_ids
 from . import harmony
 from .options import BackendOptions
@@ -94,7 +94,7 @@ def engine_config(model: str, *, cpu: bool, max_model_len: int | None = None,
     return args
 
 
-class VLLMBackend:
+class VLLMBackend(Backend):
     name = "vllm"
     default_window = 4096
 
@@ -141,6 +141,7 @@ class VLLMBackend:
                 os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
         self.load_seconds = time.monotonic() - t0
         self.model, self.api, self.chunk, self.cpu = model, api, chunk, cpu
+        self.gpu = not cpu
         self.engine_config = args  # what the engine was built with (--dry-run shows it)
         self.grammar, self.reasoning_parser = grammar_backend, reasoning_parser
         self.template_kwargs = dict(chat_template_kwargs or {})

@@ -39,7 +39,7 @@ import sys
 import time
 from typing import Any
 
-from ..core.types import Sample, SampleRequest
+from ..core.types import Backend, Sample, SampleRequest
 from . import harmony
 from .endpoints import Endpoints, public_url
 from .options import BackendOptions
@@ -97,7 +97,7 @@ def describe_failure(e: BaseException, timeout: float, flag: str = " (--request-
     return f"failed ({type(e).__name__}: {e})", None
 
 
-class VLLMHTTPBackend:
+class VLLMHTTPBackend(Backend):
     name = "vllm-http"
     default_window = 4096
 

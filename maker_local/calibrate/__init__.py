@@ -16,7 +16,7 @@ from .measure import CalibrationConfig, Observation, Observations, collect
 
 def calibrate(cfg: CalibrationConfig, backend: Any) -> dict[str, Any]:
     """Collect and estimate (no files written)."""
-    info = backend.describe() if hasattr(backend, "describe") else {"backend": backend.name}
+    info = backend.describe()
     return estimate(collect(cfg, backend), cfg, info)
 
 

@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from ..backends import kind
 from ..core.errors import UsageError
 from ..voting.rules import DEFAULT_RULE
 from . import checks
-from .common import RULE_HELP, add_backend_args, make_task, resolve
+from .common import RULE_HELP, add_backend_args, decide_k, make_task
+from .settings import Settings, resolve
 
 TASK_PURPOSE = "bench"  # cli adds --task and the task's own flags
 
@@ -127,43 +129,65 @@ def machine_count(args: argparse.Namespace, backend: Any) -> tuple[float, str]:
         return args.gpus, "GPU (--gpus)"
     if kind(backend.name).served:
         return len(backend.base_urls), "vLLM server (one GPU each; --gpus to change)"
-    if getattr(backend, "cpu", True) is False or getattr(backend, "device", "cpu") != "cpu":
+    if backend.gpu:
         return 1, "GPU"
     return 1, "machine (CPU)"
 
 
-def main(args: argparse.Namespace) -> int:
-    from ..analysis.bench import format_table, paper_projections, project_plugged
+@dataclass(frozen=True)
+class BenchPlan:
+    """What a bench will measure, every option checked and nothing started: the task (built
+    once), the settings, the slice, the full run it projects to and its k."""
+    task: Any
+    settings: Settings
+    start: int
+    run_steps: int
+    k: int
+    accuracy: Any  # the plugged-in Accuracy of the projection, or None
+    price: float  # USD per machine-hour
+
+
+def plan_bench(args: argparse.Namespace) -> BenchPlan:
+    """Check every option and settle what will be measured, starting nothing."""
     from ..voting.rules import get_rule
 
     try:
         get_rule(args.rule)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    profile = resolve(args)
-    task = make_task(args, args.style)
-    if kind(args.backend).has_model:  # the sizes the model supports
+    settings = resolve(args)
+    task = make_task(args, settings.style)
+    if kind(settings.backend).has_model:  # the sizes the model supports
         from ..models.profiles import check_sizes
-        check_sizes(profile, [task])
+        check_sizes(settings.profile, [task])
     start, run_steps = _check(args, task.num_steps())
     if args.out is not None:
         checks.check_out_file(args.out)
     acc = plugged_accuracy(args, run_steps)
     price = args.price_per_hour if args.price_per_hour is not None else \
-        (profile is not None and profile.price.usd_per_gpu_hour) or 0.0
+        (settings.profile is not None and settings.profile.price.usd_per_gpu_hour) or 0.0
+    k = decide_k(args, settings, task, run_steps)[0]  # a refusal starts no engine
+    return BenchPlan(task, settings, start, run_steps, k, acc, price)
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..analysis.bench import format_table, paper_projections, project_plugged
+
+    plan = plan_bench(args)
     from ..driver.failures import BackendFailed
     try:
-        result, env = measure(args, task, profile, start, run_steps, price)
+        result, env = measure(args, plan)
     except BackendFailed as e:
         print(f"maker-local: {e}", file=sys.stderr)
         return 3
+    acc, run_steps = plan.accuracy, plan.run_steps
     tok_s = args.tokens_per_second or result["tokens_out_per_s"]
     given = result["k"] if args.k not in (None, "auto") else None
     if acc is not None and acc.k is None and given is None:
         raise UsageError(f"bench: the projection's accuracy ({acc.source}) reaches "
                          f"P(all {run_steps:,} steps right) >= {args.target:g} at no k; give "
                          "--k N to project at N")
-    result["plugged"] = project_plugged(acc, tok_s, result["machines"], price, run_steps,
+    result["plugged"] = project_plugged(acc, tok_s, result["machines"], plan.price, run_steps,
                                         args.target, given) if acc is not None and tok_s \
         else None
     if acc is not None and not tok_s:
@@ -173,88 +197,68 @@ def main(args: argparse.Namespace) -> int:
     print(format_table(result))
     print(json.dumps(result, separators=(",", ":")))
     if args.out is not None:
-        write_out(args, result, env)
+        write_out(args, plan.settings, result, env)
     return 0
 
 
-def measure(args: argparse.Namespace, task: Any, profile: Any, start: int, run_steps: int,
-            price: float) -> tuple[dict[str, Any], dict[str, Any]]:
+def measure(args: argparse.Namespace, plan: BenchPlan) -> tuple[dict[str, Any], dict[str, Any]]:
     """Start the backend, run the warm-up and the timed slice, stop it; the measured result
     and what computed it (engine, version, device: asked while the backend is up)."""
     from ..analysis.bench import cache_hit_rate, run_slice, summarize
-    from ..backends import BackendOptions, make_backend
+    from ..backends import make_backend
     from ..driver.failures import Retrying
     from ..voting.schedule import VoteConfig
     from ..voting.seeds import Temperatures
 
-    options = BackendOptions.from_args(args)
-    k = full_run_k(args, options, profile, task, run_steps)  # a refusal starts no engine
+    task, s, start, k = plan.task, plan.settings, plan.start, plan.k
     try:
         # failed requests are asked again with the same seeds, as in solve (waits count)
-        backend = Retrying(make_backend(args.backend, task, options),
+        backend = Retrying(make_backend(s.backend, task, s.options),
                            then="Nothing was written: run the bench again once this is fixed")
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:
         try:
-            vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
-                              temperatures=Temperatures(args.temperature_first,
-                                                        args.temperature),
+            vote = VoteConfig(k=k, max_tokens=s.max_tokens, run_seed=args.seed,
+                              temperatures=Temperatures(s.temperature_first, s.temperature),
                               check_legal=args.check_legal, max_samples=args.max_samples,
-                              window=args.window or getattr(backend, "default_window", 4096),
-                              constrained=not args.unconstrained,
-                              drafts=bool(getattr(backend, "uses_draft", False)),
+                              window=args.window or backend.default_window,
+                              constrained=s.constrained, drafts=backend.uses_draft,
                               # random weights are never right: keep full rounds by staying
                               # on the draft instead of re-deriving it after every divergence
-                              follow="draft" if args.dummy_weights else "vote",
-                              rule=args.rule,
-                              prompts=getattr(backend, "reads_prompts", True))
+                              follow="draft" if s.options.dummy_weights else "vote",
+                              rule=args.rule, prompts=backend.reads_prompts)
         except ValueError as e:
             raise UsageError(str(e)) from None
         print(f"maker-local bench: {args.warmup:,} warm-up + {args.steps:,} timed steps from "
               f"step {start:,} on {backend.name}, k={k}", file=sys.stderr)
         if args.warmup:
             run_slice(task, backend, vote, start, args.warmup, args.max_seconds)
-        metrics = getattr(backend, "metrics", None)  # vllm-http: the servers' /metrics
-        before = metrics() if metrics else {}
+        before = backend.metrics()  # vllm-http: the servers' /metrics (else None)
         timed = run_slice(task, backend, vote, start + args.warmup, args.steps,
                           args.max_seconds)
-        hit = cache_hit_rate(before, metrics()) if metrics else None
+        hit = cache_hit_rate(before, backend.metrics()) if before is not None else None
         machines, unit = machine_count(args, backend)
         engine, version = engine_version(backend)
         env = {"engine": engine, "engine_version": version, "device": device_name(backend)}
         model = backend.describe().get("model") or backend.name  # the sim has no model
     finally:
         backend.close()
-    return {"model": model, "backend": backend.name,
-            "profile": profile.name if profile is not None else None, "k": k,
-            "rule": args.rule,
-            "task": task.describe(), "task_label": task.label(), "start": start, "warmup": args.warmup, "steps": args.steps,
-            **summarize(timed, machines, price, run_steps),
+    return {"model": model, "backend": backend.name, "profile": s.profile_name, "k": k,
+            "rule": args.rule, "task": task.describe(), "task_label": task.label(),
+            "start": start, "warmup": args.warmup, "steps": args.steps,
+            **summarize(timed, machines, plan.price, plan.run_steps),
             "prefix_cache_hit_rate": hit, "machines": machines, "machine_unit": unit}, env
 
 
-def full_run_k(args: argparse.Namespace, options: Any, profile: Any, task: Any,
-               run_steps: int) -> int:
-    """The full run's k, as solve picks it (`maker_local.analysis.accuracy`: the same p as the
-    plugged projection's for the same calibration), before any engine starts."""
-    from ..analysis.accuracy import choose_k, model_accuracy
-    from ..backends import own_accuracy
-
-    known = model_accuracy(calibration=args.calibration, profile=profile, task=task,
-                           temperature=args.temperature, backend=args.backend,
-                           told=own_accuracy(args.backend, options))
-    got = choose_k(args.k, known, run_steps, args.target, args.rule, args.backend)
-    if got.message:
-        print(got.message, file=sys.stderr)
-    return got.k
-
-
-def write_out(args: argparse.Namespace, result: dict[str, Any], env: dict[str, Any]) -> None:
-    """The result with metadata: what ran, where, when, from which commit, with which flags."""
+def write_out(args: argparse.Namespace, settings: Settings, result: dict[str, Any],
+              env: dict[str, Any]) -> None:
+    """The result with metadata: what ran, where, when, from which commit, with which flags
+    (as given, then as settled from the profile)."""
     from .. import __version__
 
-    params = {k: v for k, v in vars(args).items() if k not in ("command", "api_key")}
+    params = {**{k: v for k, v in vars(args).items() if k not in ("command", "api_key")},
+              **settings.shown()}
     meta = {"model": result["model"], "backend": result["backend"], **env,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_commit": git_commit(),
             "maker_local": __version__, "python": platform.python_version(),
@@ -290,7 +294,7 @@ def engine_version(backend: Any) -> tuple[str, str | None]:
     engine = kind(backend.name).engine
     if engine is None:
         return backend.name, __version__
-    found = getattr(backend, "version", None)  # the in-process vLLM backend knows it
+    found = backend.version  # the in-process vLLM backend knows it
     try:
         if kind(backend.name).served:  # the server's version is the one that ran
             import httpx

@@ -14,7 +14,8 @@ from typing import Any
 from ..backends import kind
 from ..core.errors import UsageError
 from . import checks
-from .common import add_backend_args, answer_room, make_task, resolve
+from .common import add_backend_args, make_task
+from .settings import Settings, answer_room, resolve
 
 DEFAULT_OUT = Path("runs/calibration/calibration.json")
 
@@ -39,37 +40,36 @@ def add_cli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def generous_cap(args: argparse.Namespace, profile: Any) -> int:
+def generous_cap(args: argparse.Namespace, settings: Settings) -> int:
     """calibrate's --max-tokens when none is given: 4 x the profile's, so the length tail is
     measured, not cut, but no more than a local model's context leaves after the prompts (a
     server refuses such a request with HTTP 400; an engine in process stops there anyway)
     and never below the profile's own cap."""
-    cap = args.max_tokens * 4
-    room = answer_room(args, profile, grid=True) if kind(args.backend).has_model else None
-    return cap if room is None else max(args.max_tokens, min(cap, room))
+    own = settings.max_tokens
+    room = answer_room(args, settings, grid=True) if kind(settings.backend).has_model else None
+    return own * 4 if room is None else max(own, min(own * 4, room))
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..backends import BackendOptions, make_backend
+    from ..backends import make_backend
     from ..calibrate import CalibrationConfig, calibrate, write
     from ..driver.failures import BackendFailed, Retrying
 
     checks.check_out_file(args.out)
-    generous = args.max_tokens is None
-    profile = resolve(args)
-    if generous:
-        args.max_tokens = generous_cap(args, profile)
+    s = resolve(args)
+    if args.max_tokens is None:
+        s = s.with_cap(generous_cap(args, s))
     try:
-        tasks = make_task(args, args.style, grid=True)
-        if kind(args.backend).has_model:  # the sizes the model supports
+        tasks = make_task(args, s.style, grid=True)
+        if kind(s.backend).has_model:  # the sizes the model supports
             from ..models.profiles import check_sizes
-            check_sizes(profile, tasks)
-        cfg = CalibrationConfig(tasks, args.steps_per_size, args.samples, args.temperature,
-                                args.max_tokens, not args.unconstrained, args.seed,
+            check_sizes(s.profile, tasks)
+        cfg = CalibrationConfig(tasks, args.steps_per_size, args.samples, s.temperature,
+                                s.max_tokens, s.constrained, args.seed,
                                 args.target, args.run_steps)
         cfg.check()
         # one backend for every size: it reads each request's own input and prompt
-        backend = make_backend(args.backend, tasks[-1], BackendOptions.from_args(args))
+        backend = make_backend(s.backend, tasks[-1], s.options)
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:

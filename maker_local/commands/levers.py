@@ -11,13 +11,6 @@ from typing import Any
 from ..core.errors import UsageError
 from . import checks
 
-# the settings resolve() fills from a profile: cleared before another profile fills them
-_FROM_PROFILE = ("style", "max_tokens", "temperature", "temperature_first", "api",
-                 "reasoning_effort", "reasoning_parser", "grammar_backend", "unconstrained",
-                 "draft_sampling", "chat_template_kwargs", "dtype", "model", "base_url",
-                 "backend")
-
-
 def add_lever_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("levers against correlated errors (a model that is confidently "
                              "wrong on a few steps)")
@@ -55,91 +48,69 @@ def lever_settings(args: argparse.Namespace, profile: Any) -> dict[str, Any] | N
     return have
 
 
-def _source_args(args: argparse.Namespace, spec: str) -> argparse.Namespace:
-    """The run's options for another profile's source: PROFILE or PROFILE@URL."""
-    from .common import resolve
-
-    name, _, url = spec.partition("@")
-    if not name:
-        raise UsageError(f"{spec!r}: name a profile (models/*.toml), e.g. hanoi-think or "
-                         "hanoi-think@http://127.0.0.1:8001/v1")
-    a = argparse.Namespace(**vars(args))
-    for key in _FROM_PROFILE:
-        setattr(a, key, None)
-    a.profile = name
-    if url:
-        try:
-            a.base_url = [checks.url(url)]
-        except argparse.ArgumentTypeError as e:
-            raise UsageError(f"{spec!r}: {e}") from None
-    resolve(a)
-    return a
-
-
-def build_pool(args: argparse.Namespace, profile: Any, task: Any, backend: Any,
-               levers: dict[str, Any]) -> tuple[list[Any], Any]:
+def build_pool(args: argparse.Namespace, settings: Any, task: Any, backend: Any,
+               levers: dict[str, Any]) -> tuple[list[Any], Any, tuple[tuple[int, ...], ...]]:
     """The sources (without their plan: k is not known yet) and the pool's backend.
 
     Source 0 is the run's model; then its other renderings (prompt pool), the second
-    opinions and the escalation sources. Returns (sources, PoolBackend) and sets
-    args.pool_layout = (rotation, escalate) for `plan`."""
-    from ..backends import BackendOptions, kind, make_backend
+    opinions and the escalation sources, each with its own settings (`resolve(args,
+    source=...)`). Returns (sources, PoolBackend, layout): layout = (rotation, escalate),
+    for `make_pool`."""
+    from ..backends import kind, make_backend
     from ..backends.pooled import PoolBackend
     from ..voting.pool import Source
     from ..voting.seeds import Temperatures
     from ..models.profiles import check_sizes
     from .common import make_task
+    from .settings import resolve
 
-    def source(a: argparse.Namespace, t: Any, engine: int, name: str) -> Source:
-        return Source(name, t, Temperatures(a.temperature_first, a.temperature),
-                      a.max_tokens, not a.unconstrained,
-                      bool(getattr(backends[engine], "uses_draft", False)),
+    def source(s: Any, t: Any, engine: int, name: str) -> Source:
+        return Source(name, t, Temperatures(s.temperature_first, s.temperature),
+                      s.max_tokens, s.constrained, backends[engine].uses_draft,
                       backends[engine].describe())
 
-    main_name = getattr(profile, "name", None) or str(args.model)
+    main_name = settings.profile_name or str(settings.model)
     backends: list[Any] = [backend]
-    engines: dict[str, int] = {f"{main_name}@{args.base_url or ''}": 0}
-    sources = [source(args, task, 0, main_name)]
+    engines: dict[str, int] = {f"{main_name}@{list(settings.base_url) or ''}": 0}
+    sources = [source(settings, task, 0, main_name)]
     engine_of = [0]
     rotation = [0]
     for style in levers.get("prompt_pool") or []:
         if style == task.style:
             raise UsageError(f"--prompt-pool {style}: that is the run's own rendering; name "
                              f"another of {', '.join(type(task).styles)}")
-        sources.append(source(args, make_task(args, style), 0, main_name))
+        sources.append(source(settings, make_task(args, style), 0, main_name))
         engine_of.append(0)
         rotation.append(len(sources) - 1)
 
     def add(spec: str) -> int:
-        a = _source_args(args, spec)
-        t = make_task(a, a.style)
-        if kind(a.backend).has_model:
-            from ..models.profiles import load_profile
-            check_sizes(load_profile(a.profile), [t])
-        key = f"{a.profile}@{a.base_url or ''}"
+        s = resolve(args, source=spec)
+        t = make_task(args, s.style)
+        if kind(s.backend).has_model:
+            check_sizes(s.profile, [t])
+        key = f"{s.profile_name}@{list(s.base_url) or ''}"
         if key not in engines:
             try:
-                backends.append(make_backend(a.backend, t, BackendOptions.from_args(a)))
+                backends.append(make_backend(s.backend, t, s.options))
             except ValueError as e:
                 raise UsageError(f"{spec}: {e}") from None
             engines[key] = len(backends) - 1
-        sources.append(source(a, t, engines[key], a.profile))
+        sources.append(source(s, t, engines[key], s.profile_name))
         engine_of.append(engines[key])
         return len(sources) - 1
 
     for spec in levers.get("second_opinion") or []:
         rotation.append(add(spec))
     escalate = [add(spec) for spec in levers.get("escalate") or []]
-    args.pool_layout = (tuple(rotation), tuple(escalate))
-    return sources, PoolBackend(backends, engine_of)
+    return sources, PoolBackend(backends, engine_of), (tuple(rotation), tuple(escalate))
 
 
-def make_pool(args: argparse.Namespace, sources: list[Any], levers: dict[str, Any],
-              k: int) -> Any:
+def make_pool(layout: tuple[tuple[int, ...], ...], sources: list[Any],
+              levers: dict[str, Any], k: int) -> Any:
     """The run's Pool once k is known (contest_after defaults to 3k)."""
     from ..voting.pool import Plan, Pool
 
-    rotation, escalate = args.pool_layout
+    rotation, escalate = layout
     after = levers.get("contest_after") or 3 * k
     try:
         return Pool(tuple(sources), Plan(rotation, escalate, int(after)))

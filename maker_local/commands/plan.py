@@ -53,6 +53,9 @@ def main(args: argparse.Namespace) -> int:
     from ..voting.scaling import plan
 
     dist = None  # (StepErrors, where it came from) when predicting under correlation
+    # the figures planned with: the flags, then the calibration's for those not given
+    v = {key: getattr(args, key) for key in ("error", "valid", "tokens_out", "tokens_in",
+                                             "tokens_reasoning")}
     if args.calibration is not None:
         from ..analysis.accuracy import read_calibration
         try:
@@ -67,30 +70,30 @@ def main(args: argparse.Namespace) -> int:
                  "tokens_out": cal["tokens_out_mean"], "tokens_in": cal["tokens_in_mean"],
                  "tokens_reasoning": cal.get("tokens_reasoning_mean", 0.0)}
         for key, value in given.items():
-            if getattr(args, key) is None:
-                setattr(args, key, value)
-        if args.correlation is None and args.hopeless is None and args.error == 1 - p:
+            if v[key] is None:
+                v[key] = value
+        if args.correlation is None and args.hopeless is None and v["error"] == 1 - p:
             # what solve --k auto plans with (engine.krule: THE rule, one for all commands)
             dist = (planning_distribution(cal), est.plan_source)
-    if args.error is None:
+    if v["error"] is None:
         raise UsageError("give --error (per-sample error 1-p) or --calibration FILE")
     if args.hopeless is not None and args.correlation is None:
         raise UsageError("--hopeless goes with --correlation RHO (0 for independent errors "
                          "on the other steps)")
     if args.correlation is not None:
-        dist = (StepErrors(args.error, args.correlation, args.hopeless or 0.0, 0.5),
+        dist = (StepErrors(v["error"], args.correlation, args.hopeless or 0.0, 0.5),
                 "--correlation")
-    args.valid = 1.0 if args.valid is None else args.valid
-    args.tokens_in = args.tokens_in or 0.0
-    args.tokens_out = args.tokens_out or 0.0
-    args.tokens_reasoning = args.tokens_reasoning or 0.0
+    error = v["error"]
+    valid = 1.0 if v["valid"] is None else v["valid"]
+    tokens_in, tokens_out = v["tokens_in"] or 0.0, v["tokens_out"] or 0.0
+    tokens_reasoning = v["tokens_reasoning"] or 0.0
     # k: as given, else THE rule over what is known (independent errors at --error alone:
     # then it is the paper's k_min)
     k = args.k
-    if dist is None and not args.error < 0.5:  # a typed error rate, not a measured one
-        raise UsageError(f"--error {args.error:g}: per-sample accuracy must be above 0.5; "
+    if dist is None and not error < 0.5:  # a typed error rate, not a measured one
+        raise UsageError(f"--error {error:g}: per-sample accuracy must be above 0.5; "
                          "voting cannot fix a model that is wrong at least half the time")
-    planned = dist[0] if dist is not None else StepErrors(args.error)
+    planned = dist[0] if dist is not None else StepErrors(error)
     where = dist[1] if dist is not None else ""
     try:
         if k is None:
@@ -103,15 +106,15 @@ def main(args: argparse.Namespace) -> int:
         elif dist is not None:
             print(f"plan: {prediction_line(planned, k, args.steps, args.target, where)}",
                   file=sys.stderr)
-        r = plan(1 - args.error, args.steps, args.target, args.valid, k, args.tokens_in,
-                 args.tokens_out, args.price_in, args.price_out, args.tokens_reasoning)
+        r = plan(1 - error, args.steps, args.target, valid, k, tokens_in,
+                 tokens_out, args.price_in, args.price_out, tokens_reasoning)
     except ValueError as e:
         raise UsageError(str(e)) from None
     corr = None
     if dist is not None:
         try:
-            corr = plan_under(dist[0], r.k, args.steps, args.target, args.valid,
-                              args.tokens_in, args.tokens_out, args.tokens_reasoning,
+            corr = plan_under(dist[0], r.k, args.steps, args.target, valid,
+                              tokens_in, tokens_out, tokens_reasoning,
                               args.price_in, args.price_out)
         except ValueError as e:
             raise UsageError(str(e)) from None

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backends import BACKENDS, BackendOptions, dry_run, kind, own_accuracy
+from ..backends import dry_run, kind
 from ..core.errors import UsageError
 from ..voting.rules import DEFAULT_RULE
 from . import checks
-from .common import RULE_HELP, add_backend_args, make_task, resolve
+from .common import RULE_HELP, add_backend_args, decide_k, make_task
 from .levers import add_lever_args, build_pool, lever_settings, make_pool
+from .settings import Settings, resolve
 
 
 TASK_PURPOSE = "solve"  # cli adds --task and the task's own flags
@@ -106,32 +107,15 @@ def _choose(kind: str, name: str, known: list[str]) -> str:
     return name
 
 
-def choose_k(args: argparse.Namespace, options: BackendOptions, profile: Any, task: Any,
-             steps: int) -> tuple[int, dict[str, Any]]:
-    """k for a run of `steps` steps of `task` (`maker_local.analysis.accuracy`: where p comes
-    from and which p picks k), decided before any engine starts; says on stderr how k auto
-    chose."""
-    from ..analysis.accuracy import choose_k as choose, model_accuracy
-
-    known = model_accuracy(calibration=args.calibration, profile=profile, task=task,
-                           temperature=args.temperature, backend=args.backend,
-                           told=own_accuracy(args.backend, options))
-    got = choose(args.k, known, steps, args.target, getattr(args, "rule", DEFAULT_RULE),
-                 args.backend)
-    if got.message:
-        print(got.message, file=sys.stderr)
-    return got.k, dict(got.record)
-
-
-def run_price(args: argparse.Namespace, profile: Any) -> dict[str, float]:
+def run_price(args: argparse.Namespace, settings: Settings) -> dict[str, float]:
     """What the run costs: machine time (local) or tokens (API), for the progress bar."""
     if args.price_per_hour is not None:
         return {"usd_per_hour": args.price_per_hour}
-    price = getattr(profile, "price", None)
+    price = getattr(settings.profile, "price", None)
     if price is None:
         return {}
     if price.usd_per_gpu_hour:
-        servers = len(args.base_url) if args.base_url else 1
+        servers = len(settings.base_url) or 1
         return {"usd_per_hour": price.usd_per_gpu_hour * servers}
     return {k: v for k, v in (("usd_per_m_in", price.usd_per_m_in),
                               ("usd_per_m_out", price.usd_per_m_out)) if v}
@@ -142,30 +126,24 @@ class RunPlan:
     """What a solve will run, every option checked and nothing started: `--dry-run` prints
     it (`config`), a run starts from it (`start`). The task is built once, here."""
     task: Any
-    profile: Any
+    settings: Settings
     steps: tuple[int, int] | None  # the slice, or None for the whole task
     levers: dict[str, Any] | None
-    options: BackendOptions
     k: int
     k_record: dict[str, Any]  # how k was chosen (the ledger keeps it)
+    run_dir: Path
 
     def config(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {**dry_run_config(args, self.task, self.profile, self.options),
-                "k": self.k, "levers": self.levers}
-
-
-def dry_run_config(args: argparse.Namespace, task: Any, profile: Any,
-                   options: BackendOptions) -> dict[str, Any]:
-    keys = ("backend", "model", "api", "style", "max_tokens", "temperature_first",
-            "temperature", "unconstrained", "reasoning_parser", "reasoning_effort",
-            "grammar_backend", "draft_sampling", "base_url", "k", "rule", "schedule")
-    out: dict[str, Any] = {"task": task.describe(),
-                           "profile": getattr(profile, "name", None),
-                           **{k: getattr(args, k, None) for k in keys}}
-    engine = dry_run(args.backend, options)
-    if engine is not None:
-        out[args.backend] = engine
-    return out
+        """What `--dry-run` prints: the task, the settings, k, rule and schedule, the
+        levers and, for a backend that can tell, its engine's configuration."""
+        s = self.settings
+        out: dict[str, Any] = {"task": self.task.describe(), "profile": s.profile_name,
+                               **s.shown(), "k": self.k, "rule": args.rule,
+                               "schedule": args.schedule}
+        engine = dry_run(s.backend, s.options)
+        if engine is not None:
+            out[s.backend] = engine
+        return {**out, "levers": self.levers}
 
 
 def plan_run(args: argparse.Namespace) -> RunPlan:
@@ -174,30 +152,40 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     from ..voting.schedule import SCHEDULES
     from ..voting.seeds import MAX_RUN_SEED
 
+    if args.run_dir is not None:  # a used one is refused first, before anything else
+        checks.check_run_dir(args.run_dir, args.resume)
+    if args.k not in (None, "auto") and int(args.k) > args.max_samples:
+        raise UsageError(f"--k {args.k} needs at least {args.k} samples per step, more than "
+                         f"--max-samples {args.max_samples}: raise --max-samples or lower --k")
     _choose("schedule", args.schedule, list(SCHEDULES))
     _choose("voting rule", args.rule, list(RULES))
     if not 0 <= args.seed <= MAX_RUN_SEED:
         raise UsageError(f"--seed must be in 0..{MAX_RUN_SEED}")
     if args.window is not None and args.window < 1:
         raise UsageError("--window must be at least 1")
-    profile = resolve(args)
-    if args.max_tokens < 1:
+    settings = resolve(args)
+    if settings.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1")
-    task = make_task(args, args.style)
-    if kind(args.backend).has_model:  # the sizes the model supports
+    task = make_task(args, settings.style)
+    if kind(settings.backend).has_model:  # the sizes the model supports
         from ..models.profiles import check_sizes
-        check_sizes(profile, [task])
+        check_sizes(settings.profile, [task])
     steps = slice_of(args, task.num_steps())  # refused before an engine starts
-    levers = lever_settings(args, profile)
-    options = BackendOptions.from_args(args)
+    levers = lever_settings(args, settings.profile)
     try:
-        k, record = choose_k(args, options, profile, task, task.num_steps())
+        k, record = decide_k(args, settings, task, task.num_steps())
     except UsageError as e:
         if levers is None:
             raise
         raise UsageError(f"{e} (with levers, k auto reads the run's own model's card: "
                          "give --k N)") from None
-    return RunPlan(task, profile, steps, levers, options, k, record)
+    run_dir = args.run_dir
+    if run_dir is None:
+        run_dir = Path("runs") / (f"{task.name}-{task.size}" + (
+            f"-{args.steps[0] or 0}-{args.steps[1] if args.steps[1] is not None else 'end'}"
+            if args.steps else ""))
+        checks.check_run_dir(run_dir, args.resume)
+    return RunPlan(task, settings, steps, levers, k, record, run_dir)
 
 
 def build_spec(args: argparse.Namespace, plan: RunPlan, logs: Any = None) -> Any:
@@ -207,56 +195,44 @@ def build_spec(args: argparse.Namespace, plan: RunPlan, logs: Any = None) -> Any
     from ..voting.schedule import VoteConfig
     from ..voting.seeds import Temperatures
 
-    task, profile, steps, levers, options = (plan.task, plan.profile, plan.steps, plan.levers,
-                                             plan.options)
+    task, s, levers = plan.task, plan.settings, plan.levers
     if logs is not None:
         logs.start()  # every option is checked: the engine's output goes to its log
     try:
-        backend = make_backend(args.backend, task, options)
+        backend = make_backend(s.backend, task, s.options)
     except ValueError as e:
         raise UsageError(str(e)) from None
     sources: list[Any] = []
     if levers is not None:
         try:
-            sources, backend = build_pool(args, profile, task, backend, levers)
+            sources, backend, layout = build_pool(args, s, task, backend, levers)
         except BaseException:
             backend.close()
             raise
     if logs is not None:
         logs.terminal()
     k, extra = plan.k, dict(plan.k_record)
-    pool = make_pool(args, sources, levers, k) if levers is not None else None
-    if profile is not None:
-        extra["profile"] = profile.name
-    extra["price"] = run_price(args, profile)
-    window = args.window or getattr(backend, "default_window", 4096)
+    pool = make_pool(layout, sources, levers, k) if levers is not None else None
+    if s.profile is not None:
+        extra["profile"] = s.profile.name
+    extra["price"] = run_price(args, s)
+    window = args.window or backend.default_window
     try:
-        vote = VoteConfig(k=k, max_tokens=args.max_tokens, run_seed=args.seed,
-                          temperatures=Temperatures(args.temperature_first, args.temperature),
-                          check_legal=args.check_legal, max_samples=args.max_samples, window=window,
-                          keep_text=args.keep_text, constrained=not args.unconstrained,
-                          drafts=bool(getattr(backend, "uses_draft", False)), rule=args.rule,
-                          prompts=getattr(backend, "reads_prompts", True), pool=pool)
+        vote = VoteConfig(k=k, max_tokens=s.max_tokens, run_seed=args.seed,
+                          temperatures=Temperatures(s.temperature_first, s.temperature),
+                          check_legal=args.check_legal, max_samples=args.max_samples,
+                          window=window, keep_text=args.keep_text, constrained=s.constrained,
+                          drafts=backend.uses_draft, rule=args.rule,
+                          prompts=backend.reads_prompts, pool=pool)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return RunSpec(task, backend, vote, args.schedule, extra, steps)
+    return RunSpec(task, backend, vote, args.schedule, extra, plan.steps)
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.run_dir is not None:  # a used one is refused first, before anything else
-        checks.check_run_dir(args.run_dir, args.resume)
-    if args.k not in (None, "auto") and int(args.k) > args.max_samples:
-        raise UsageError(f"--k {args.k} needs at least {args.k} samples per step, more than "
-                         f"--max-samples {args.max_samples}: raise --max-samples or lower --k")
     # everything that can be refused is refused before a file is made or an engine starts
     plan = plan_run(args)
-    if args.run_dir is None:
-        task = plan.task
-        args.run_dir = Path("runs") / (f"{task.name}-{task.size}" + (
-            f"-{args.steps[0] or 0}-{args.steps[1] if args.steps[1] is not None else 'end'}"
-            if args.steps else ""))
-        checks.check_run_dir(args.run_dir, args.resume)
-    run_dir = args.run_dir
+    run_dir = plan.run_dir
     if args.dry_run:
         print(json.dumps(plan.config(args), indent=2, default=str))
         return 0
@@ -269,9 +245,8 @@ def main(args: argparse.Namespace) -> int:
         except (ImportError, OSError) as e:
             raise UsageError(f"--metrics-port {args.metrics_port}: {e}") from None
     from ..driver.enginelog import EngineLog
-    # an engine in this process (None without --base-url: the embedded default, in-process)
-    named = BACKENDS.get(args.backend) if args.backend is not None else None
-    in_process = named.local if named is not None else args.backend is None and not args.base_url
+    # an engine in this process: its output goes to the run's engine.log
+    in_process = kind(plan.settings.backend).local
     logs = EngineLog(run_dir / "engine.log" if in_process and not args.verbose else None)
     try:
         return _run(args, plan, run_dir, metrics, logs)

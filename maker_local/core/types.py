@@ -71,13 +71,46 @@ class Sample:
 
 
 class Backend(Protocol):
-    """Where samples come from. `name` is what the ledger records."""
+    """Where samples come from: the whole contract between a backend and the code that uses
+    it. A backend class inherits it (`class SimBackend(Backend)`), sets `name` and defines
+    `sample` and `describe`; every other member has the value of a backend that lacks the
+    feature, and a backend that has it overrides it. What is known of a backend before one is
+    built (in process or served, its engine, its own accuracy, what --dry-run shows) is its
+    `Kind` in `maker_local.backends.BACKENDS`."""
 
-    name: str
+    name: str  # what the ledger records
     # False for a backend that never reads `SampleRequest.messages` (the sim): the schedule
     # then renders no prompts
-    reads_prompts: bool
+    reads_prompts: bool = True
+    # True when it draws each step's votes against the step's draft answer (exact draft
+    # sampling): the schedule sends the draft with the requests
+    uses_draft: bool = False
+    default_window: int = 4096  # steps voted at once in rounds, unless --window says
+    # seconds of failing requests in a row after which the run stops (None: the driver's)
+    retry_for: float | None = None
+    version: str | None = None  # the engine's version, when it knows it (a bench reports it)
+    gpu: bool = False  # it computes on a GPU (a bench counts GPUs, not machines)
 
-    def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]: ...
-    def describe(self) -> dict[str, Any]: ...
-    def close(self) -> None: ...
+    def sample(self, requests: list[SampleRequest]) -> list[list[Sample]]:
+        """For each request, its `n` samples (an error sample for one that failed)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Its part of a run's identity (what makes its samples what they are)."""
+        ...
+
+    def close(self) -> None:
+        """Free what it holds (an engine, connections); safe to call twice."""
+
+    def metrics(self) -> dict[str, float] | None:
+        """The engine's own counters (a vLLM server's /metrics), or None when it has none."""
+        return None
+
+    def take_recovered(self) -> tuple[list[tuple[SampleRequest, Sample]], list[str]]:
+        """The failed requests it asked again itself since the last call (counted, never
+        votes) and its lines about servers to show; a backend over one engine has none."""
+        return [], []
+
+    def take_endpoint_counts(self) -> dict[str, dict[str, int]]:
+        """Requests and failures per server since the last call ({} for one engine)."""
+        return {}

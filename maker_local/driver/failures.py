@@ -154,20 +154,17 @@ class Retrier:
         """The backend's answers; the failures it recovered from itself are counted (never
         votes) and its lines about servers shown."""
         results = self.backend.sample(requests)
-        take = getattr(self.backend, "take_recovered", None)
-        if take is not None:
-            recovered, lines = take()
-            for line in lines:
-                self.status(line)
-            if recovered:
-                self.failed_requests += len(recovered)
-                if self.on_failure is not None:
-                    self.on_failure(recovered)
+        recovered, lines = self.backend.take_recovered()
+        for line in lines:
+            self.status(line)
+        if recovered:
+            self.failed_requests += len(recovered)
+            if self.on_failure is not None:
+                self.on_failure(recovered)
         return results
 
     def _stop(self, error: Sample, how: str) -> str:
-        name = getattr(self.backend, "name", "the")
-        return f"stopped: {error.error} ({how}); {advice(error, name)}. {self.then}"
+        return f"stopped: {error.error} ({how}); {advice(error, self.backend.name)}. {self.then}"
 
 
 class Retrying:
@@ -189,8 +186,7 @@ def save_endpoint_counts(ledger: Any, backend: Any) -> None:
     """Add the requests and failures per server that `backend` counted since the last call
     (`take_endpoint_counts`; backends with one engine have none) to the ledger's, which
     outlive a resume. Best effort bookkeeping: not part of the ledger's checksums."""
-    take = getattr(backend, "take_endpoint_counts", None)
-    new = take() if take is not None else None
+    new = backend.take_endpoint_counts()
     if not new:
         return
     stored = json.loads(ledger.meta(ENDPOINTS_META) or "{}")

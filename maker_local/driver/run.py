@@ -202,7 +202,7 @@ def solve(spec: RunSpec, run_dir: Path, resume: bool = False, progress: bool = T
                 ledger.set_meta("resumes", str(int(ledger.meta("resumes", "0")) + 1))
         bar = _Bar(sched, ledger, progress, spec.extra.get("price") or {})
         retrier = Retrier(spec.backend, status=bar.write,
-                          retry_for=getattr(spec.backend, "retry_for", RETRY_FOR_S),
+                          retry_for=spec.backend.retry_for or RETRY_FOR_S,
                           on_failure=lambda failed: ledger.write_failures(sched.round, failed))
         session = Tally()  # this session's rounds, for the flagged-out stop
 
