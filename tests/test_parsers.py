@@ -164,6 +164,36 @@ def test_repairing_parser_accepts_loose_formats():
     assert isinstance(parse("move: (1, 0, 2)\nnext state: [[3], [], [1]]", repair=True), Flag)
 
 
+def test_repairing_parser_reads_the_last_block():
+    """The old repairing parser took the last move and the last next_state apart, so a text
+    with a corrected move and an older state gave one answer's move with the other's state
+    (below: '1,0,2|[[3],[2],[1]]', which neither answer says). Now an answer is a block, as
+    for the flag parser: the move, then only non-word characters, then its state."""
+    corrected = ("move = [2, 0, 1], next_state = [[3], [2], [1]]? No.\n"
+                 "move = [1, 0, 2]\nnext_state = [[3, 2], [], [1]]\n"
+                 "(the first next_state = [[3], [2], [1]] was wrong)")
+    assert parse(corrected, repair=True).key == KEY == parse(corrected).key
+    afterthought = "move = [2, 0, 1]\nnext_state = [[3], [2], [1]]\nNo, it is move = [1, 0, 2]."
+    got = parse(afterthought, repair=True)  # the correction has no state: no block
+    assert got.key == "2,0,1|[[3],[2],[1]]" == parse(afterthought).key
+    for text in ['{"move": [1, 0, 2], "next_state": [[3, 2], [], [1]]}',
+                 "{'move': (1, 0, 2), 'next_state': ([3, 2], [], [1])}",
+                 "move = [1 0 2]   next state = [[3 2] [] [1]]",
+                 "move = [1; 0; 2]; next_state = [[3, 2], [], [1]]",
+                 "move: [1, 0, 2];\n\n  next-state: [[3, 2], [], [1]]",
+                 "MOVE = [1, 0, 2] -- NEXT_STATE = [[3, 2], [], [1]]"]:
+        got = parse(text, repair=True)
+        assert isinstance(got, Parsed) and got.key == KEY, text
+    for text, why in [("nonsense", "no move"),
+                      ("move = [1, 0, 2] then next_state = [[3, 2], [], [1]]",
+                       "no next_state = [[...], [...], [...]] right after a move"),
+                      ("next_state = [[3, 2], [], [1]]\nmove = [1, 0, 2]",
+                       "right after a move"),
+                      ("move = [1, 0, 2]", "right after a move")]:
+        got = parse(text, repair=True)
+        assert isinstance(got, Flag) and got.reason == "parse" and why in got.detail, text
+
+
 def test_rules_are_separate_from_format():
     task = Hanoi(3)
     x = task.initial()

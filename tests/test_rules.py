@@ -1,15 +1,18 @@
 """Voting rules: one protocol for live voting, replay and verify; the rule is part of a run."""
 import json
+import re
 
 import pytest
 
+from conftest import ROOT
 from maker_local.analysis.replay import replay
 from maker_local.analysis.verify import verify
 from maker_local.backends.sim import SimBackend, SimModel
 from maker_local.driver.run import RunSpec, open_run
 from maker_local.voting.schedule import Schedule, VoteConfig
 from maker_local.voting.chain import replay as replay_step
-from maker_local.voting.rules import RULES, AheadByK, FirstToK, get_rule, label, rule_of
+from maker_local.voting.rules import (RULES, AheadByK, FirstToK, _Votes, get_rule, label,
+                                    plans_k, rule_of)
 from maker_local.store import Ledger, LedgerError
 from maker_local.tasks.hanoi import Hanoi
 
@@ -187,3 +190,72 @@ def test_check_legal_is_not_the_voting_rule_and_its_old_name_still_works(cli, tm
     code, _, err = cli("solve", "--disks", "3", "--backend", "sim", "--check-legal",
                        "--run-dir", tmp_path / "r", "--resume", "--quiet")
     assert code == 0, err
+
+
+class InARow(_Votes):
+    """A rule of the test's own: decided once k votes in a row agree (no odds written)."""
+
+    __slots__ = ("run",)
+    name = "k-in-a-row"
+
+    def __init__(self, k: int):
+        super().__init__(k)
+        self.run: list[str] = []
+
+    def needed(self) -> int:
+        return 0 if self.winner is not None else self.k - len(self.run)
+
+    def add(self, key: str) -> bool:
+        if self.winner is not None:
+            raise RuntimeError("vote added to a decided step")
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.run = self.run + [key] if self.run[-1:] == [key] else [key]
+        if len(self.run) >= self.k:
+            self.winner = key
+        return self.winner is not None
+
+
+class Margin(AheadByK):
+    """Another name for ahead-by-k's decisions: it declares their odds, so k auto plans it."""
+
+    __slots__ = ()
+    name = "margin-k"
+
+
+def test_a_new_rule_is_one_class_and_one_registry_line(cli, monkeypatch, tmp_path):
+    """A rule registered from outside (here a test) votes in solve's sim runs, is recorded,
+    verified and replayed under its own name; k auto asks the rule for its odds (no rule
+    name is compared): one with none is refused, one with ahead-by-k's is planned."""
+    monkeypatch.setitem(RULES, InARow.name, InARow)
+    monkeypatch.setitem(RULES, Margin.name, Margin)
+    assert not plans_k("k-in-a-row") and plans_k("margin-k") and plans_k("ahead-by-k")
+    assert not plans_k("first-to-k")
+    run = tmp_path / "run"
+    code, out, err = solve(cli, run, "--rule", "k-in-a-row")
+    assert code in (0, 1), err
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["rule"] == "k-in-a-row" and "k=2 (k-in-a-row)" in out
+    assert rep["steps"]["decided"] == 255
+    assert decide("k-in-a-row", list("abaab"), 2) == ("a", 4)
+    assert verify(run)["ok"]
+    own = replay(run, [])["rules"][0]
+    assert own["rule"] == "k-in-a-row" and own["decided"] == own["agree"] == 255
+    code, _, err = cli("solve", "--backend", "sim", "--disks", "4", "--k", "auto",
+                       "--rule", "k-in-a-row", "--run-dir", tmp_path / "auto", "--quiet")
+    assert code == 2 and ("--k auto picks k by the scaling law of ahead-by-k voting; with "
+                          "--rule k-in-a-row give --k N") in err
+    code, _, err = cli("solve", "--backend", "sim", "--disks", "4", "--k", "auto",
+                       "--sim-error", "0.01", "--rule", "margin-k",
+                       "--run-dir", tmp_path / "margin", "--quiet")
+    assert code == 0 and "k auto: k=2 is the smallest k" in err
+    assert json.loads((tmp_path / "margin" / "report.json").read_text())["rule"] == "margin-k"
+
+
+def test_no_rule_name_is_compared_outside_rules():
+    """The commands and k auto ask a rule's class (`odds`, `plans_k`), never its name."""
+    names = "|".join(re.escape(n) for n in [*RULES, "DEFAULT_RULE"])
+    pattern = re.compile(rf"""(==|!=)\s*["']?({names})\b|\b["']?({names})["']?\s*(==|!=)""")
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in (ROOT / "maker_local").rglob("*.py")
+            if p.name != "rules.py"
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not hits, hits

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..backends import kind
 from ..core.errors import UsageError
-from ..voting.rules import DEFAULT_RULE
+from ..voting.rules import DEFAULT_RULE, plans_k
 
 DEFAULT_K = 3  # without a measured accuracy (or with a rule whose laws we lack)
 
@@ -206,7 +206,8 @@ def choose_k(k: int | str | None, known: ModelAccuracy, steps: int, target: floa
     the card's class table if there is one, else over the best estimate's distribution; a
     k no rule reaches the target with is a UsageError that says what to do. A k given with
     a measured accuracy comes with one line of what the measurement predicts for it."""
-    if rule != DEFAULT_RULE:  # the scaling laws behind k auto are ahead-by-k's
+    planned_odds = plans_k(rule)  # the rule says whether the scaling laws are its odds
+    if not planned_odds:
         if k == "auto":
             raise UsageError(f"--k auto picks k by the scaling law of ahead-by-k voting; with "
                              f"--rule {rule} give --k N")
@@ -223,7 +224,7 @@ def choose_k(k: int | str | None, known: ModelAccuracy, steps: int, target: floa
             raise UsageError(f"--k must be a positive integer or 'auto' (got {k!r})") from None
         if k < 1:
             raise UsageError(f"--k must be at least 1 (got {k})")
-        planned = _planned(known) if rule == DEFAULT_RULE else None
+        planned = _planned(known) if planned_odds else None
         if planned is None:
             return KChoice(k)
         dist, where = planned

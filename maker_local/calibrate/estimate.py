@@ -74,6 +74,7 @@ from ..voting.correlation import p_interval
 from ..core.stats import heterogeneity, length_bins, rate, summary, wilson
 from ..voting.krule import choose_k, planning_distribution
 from ..voting.scaling import k_min as scaling_k_min
+from ..voting.scaling import p_full as scaling_p_full
 from ..voting.scaling import p_step as scaling_p_step
 from ..tasks.base import REASONS
 from .files import VERSION
@@ -236,7 +237,7 @@ def _success(c: np.ndarray, w: np.ndarray, p: float, p_low: float, cfg: Calibrat
     k_eval = min(km or het["k_max"], het["k_max"])
     row = het["by_k"][k_eval - 1]
     p_step_f = scaling_p_step(p, k_eval) if p > 0.5 else None
-    p_full_f = math.exp(s * math.log(p_step_f)) if p_step_f else 0.0
+    p_full_f = scaling_p_full(p, k_eval, s) if p > 0.5 else 0.0
     significant = row["failure_observed"] > row["failure_null_p95"]
     too_opt = bool(significant and row["p_full_heterogeneous"] < p_full_f)
     if p <= 0.5:

@@ -105,13 +105,17 @@ _MOVE = rf"\bmove\s*=\s*\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]"
 _MOVE_RE = re.compile("(?i)" + _MOVE)  # only to say which part a flagged text lacks
 _BLOCK_RE = re.compile(
     rf"(?i){_MOVE}\W*next_state\s*=\s*\[\s*{_LIST}\s*,\s*{_LIST}\s*,\s*{_LIST}\s*\]")
-# The repairing parser (calibration only) accepts other spellings, brackets and separators.
-_REPAIR_MOVE_RE = re.compile(
-    r"move[\"']?\s*[:=]?\s*[\[(]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[\])]",
-    re.IGNORECASE)
-_REPAIR_STATE_RE = re.compile(
-    r"next[ _-]?state[\"']?\s*[:=]?\s*[\[(]\s*([\[(][^\[\]()]*[\])]\s*,?\s*"
-    r"[\[(][^\[\]()]*[\])]\s*,?\s*[\[(][^\[\]()]*[\])])\s*[\])]", re.IGNORECASE)
+# The repairing parser (calibration only) accepts other spellings, brackets and separators
+# ('Move: (1, 0, 2)', '{"move": [1, 0, 2], "next_state": [[3], [], [1, 2]]}', 'next-state =
+# [[3 2] [] [1]]'), but reads blocks as the flag parser does: the move, then only non-word
+# characters (quotes, colons, commas, semicolons, whitespace), then its next state; the last
+# such block is the answer, so a corrected move is never paired with an older answer's state.
+_REPAIR_MOVE = (r"move[\"']?\s*[:=]?\s*[\[(]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)"
+                r"\s*[\])]")
+_REPAIR_STATE = (r"next[ _-]?state[\"']?\s*[:=]?\s*[\[(]\s*([\[(][^\[\]()]*[\])]\s*,?\s*"
+                 r"[\[(][^\[\]()]*[\])]\s*,?\s*[\[(][^\[\]()]*[\])])\s*[\])]")
+_REPAIR_MOVE_RE = re.compile(_REPAIR_MOVE)  # only to say which part a flagged text lacks
+_REPAIR_BLOCK_RE = re.compile(_REPAIR_MOVE + r"\W*" + _REPAIR_STATE)  # on lowercased text
 _FULL = {n: set(range(1, n + 1)) for n in range(1, MAX_DISKS + 1)}
 _OUTSIDE = 1  # bit 0 of a peg's mask: a number that is no disk of any tower (< 1 or too big)
 
@@ -159,23 +163,24 @@ def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
     whole words in any letter case, only non-word characters between the two parts): its move
     and its state together. Plain decimal integers (ASCII digits, no sign, no leading zeros),
     disk ids in 1..n, pegs in 0..2, every disk exactly once; anything else is a flag. See
-    _BLOCK_RE for where this differs from the paper's parser, and why.
+    _BLOCK_RE for where this differs from the paper's parser, and why. The repairing parser
+    reads the last block too, in looser spellings (_REPAIR_MOVE, _REPAIR_STATE).
     """
     if not repair:
         got = _parse_canonical(text, n)  # the answer as answer_text writes it, at the end
         if got is not None:
             return got
         return _parse_block(text, n)
-    mm = _last(_REPAIR_MOVE_RE, text.lower(), "move")
-    sm = _last(_REPAIR_STATE_RE, text.lower(), "state")
-    if mm is None:
-        return Flag("parse", "no move = [disk, from, to]")
-    if sm is None:
-        return Flag("parse", "no next_state = [[...], [...], [...]]")
-    move = (int(mm.group(1)), int(mm.group(2)), int(mm.group(3)))
+    low = text.lower()
+    m = _last(_REPAIR_BLOCK_RE, low, "move")
+    if m is None:
+        if _REPAIR_MOVE_RE.search(low) is None:
+            return Flag("parse", "no move = [disk, from, to]")
+        return Flag("parse", "no next_state = [[...], [...], [...]] right after a move")
+    move = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
     if not (1 <= move[0] <= n and 0 <= move[1] <= 2 and 0 <= move[2] <= 2):
         return Flag("parse", f"move {list(move)} out of range for {n} disks")
-    pegs = _repair_pegs(sm.group(1))
+    pegs = _repair_pegs(m.group(4))
     if pegs is None or len(pegs) != 3:
         return Flag("parse", "next_state is not three lists of integers")
     flat = pegs[0] + pegs[1] + pegs[2]

@@ -28,7 +28,8 @@ A model card's class table plans as point masses (`classes_distribution`): each 
 step's exact p_i, weighted by the steps of its class.
 
 Pure: plain values and dicts in, dataclasses and strings out; no files, no printing (a
-command prints `KRule.line`). Only ahead-by-k has these laws: another rule is a ValueError.
+command prints `KRule.line`). Only ahead-by-k's odds have these laws: a rule whose class
+declares other odds, or none (`rules.plans_k`), is a ValueError.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .steperrors import StepErrors, wrong_at
-from .rules import DEFAULT_RULE
+from .rules import DEFAULT_RULE, plans_k
 
 K_MAX = 64
 LEVERS = ("confirm them with more --samples (calibrate those sizes again); then change what "
@@ -129,7 +130,7 @@ def choose_k(dist: Distribution, steps: int, target: float, rule: str = DEFAULT_
              where: str = "", k_max: int = K_MAX) -> KRule:
     """THE RULE (module docstring): the smallest k whose expected wrong decisions over
     `steps` steps under `dist` meet `target`, or why none does."""
-    if rule != DEFAULT_RULE:
+    if not plans_k(rule):
         raise ValueError(f"k is chosen by the scaling law of {DEFAULT_RULE} voting; with "
                          f"--rule {rule} give --k N")
     if steps < 1:

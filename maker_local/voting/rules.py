@@ -14,6 +14,11 @@ checks cannot drift apart.
 
 The rule is part of a run's identity (`run.RunSpec.identity`); ledgers written before it
 was recorded were voted under ahead-by-k (`rule_of`).
+
+A rule also says which odds decide its steps (`odds`): k auto (`voting.krule`,
+`analysis.accuracy`) plans only with odds it has the scaling laws of (`plans_k`): ahead-by-k's
+gambler's ruin (`voting.scaling`). A rule with no odds written (first-to-k) runs at a k given
+with --k N. A new rule is one class here and one line in `RULES`.
 """
 from __future__ import annotations
 
@@ -22,12 +27,16 @@ from typing import Any, ClassVar, Protocol
 from ..core.errors import unknown
 
 DEFAULT_RULE = "ahead-by-k"
+# the odds k auto has scaling laws for (voting/scaling.py, voting/steperrors.py): those of
+# ahead-by-k, the gambler's ruin of a margin that must reach k
+PLANNED_ODDS = "ahead-by-k"
 
 
 class Rule(Protocol):
     """The votes of one step under a voting rule."""
 
     name: ClassVar[str]
+    odds: ClassVar[str | None]  # the odds that decide its steps (None: none written)
     k: int
     counts: dict[str, int]  # vote key -> votes, in order of first appearance
     winner: str | None  # set by the vote that decides the step
@@ -45,6 +54,9 @@ class _Votes:
 
     __slots__ = ("k", "counts", "winner")
     name: ClassVar[str] = ""
+    # whose scaling laws give this rule's odds (PLANNED_ODDS: k auto can plan it); None: no
+    # law is written for it, so k auto refuses it and asks for --k N
+    odds: ClassVar[str | None] = None
 
     def __init__(self, k: int):
         if k < 1:
@@ -74,6 +86,7 @@ class AheadByK(_Votes):
 
     __slots__ = ()
     name = "ahead-by-k"
+    odds = PLANNED_ODDS
 
     def needed(self) -> int:
         """Votes still needed before this step can possibly be decided: k - current margin."""
@@ -127,6 +140,12 @@ def get_rule(name: str) -> type[_Votes]:
         return RULES[name]
     except KeyError:
         raise ValueError(unknown("voting rule", name, list(RULES))) from None
+
+
+def plans_k(name: str) -> bool:
+    """Whether k auto can pick k for the rule `name`: its odds are the ones the scaling laws
+    are written for (PLANNED_ODDS); ValueError for a name that is no rule."""
+    return get_rule(name).odds == PLANNED_ODDS
 
 
 def rule_of(run: dict[str, Any]) -> str:

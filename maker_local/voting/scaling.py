@@ -3,11 +3,16 @@
 p is the per-sample probability of the right answer among valid samples, v the share of
 samples that pass the red flags. Formulas assume independent errors that all vote for one
 wrong answer (the worst case); `maker-local calibrate` measures how far a model is from that.
+
+The odds of one step are written once, here (`decides_for`, `votes_to_decide`, the gambler's
+ruin): the scalar laws below and the vectorised ones over a spread of error rates
+(`voting.steperrors`: `p_wrong`, `wrong_at`, `votes_needed`) call them.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 def _check_p(p: float) -> None:
@@ -16,10 +21,30 @@ def _check_p(p: float) -> None:
                          "voting cannot fix a model that is wrong at least half the time")
 
 
+def decides_for(mine: Any, other: Any) -> Any:
+    """THE ODDS of ahead-by-k (the gambler's ruin, one wrong answer: the worst case): the
+    probability that a step is decided for the answer of weight `mine`, mine / (mine + other).
+
+    With per-vote accuracy p the weights are p^k (the right answer) and (1-p)^k (the wrong
+    one), or any common multiple of them (1 and ((1-p)/p)^k): only their ratio counts. Plain
+    arithmetic, so floats and numpy arrays alike; each caller keeps the form that holds its
+    digits (`p_step` the ratio's, `voting.steperrors` the powers', exact at tiny errors).
+    """
+    return mine / (mine + other)
+
+
+def votes_to_decide(k: Any, drift: Any, right: Any, wrong: Any) -> Any:
+    """Expected valid votes until one answer leads by k (the gambler's-ruin time to margin
+    +-k): k (right - wrong) / (drift (right + wrong)), with the weights of `decides_for` and
+    drift = 2p - 1 the margin's mean step per vote. Its limit as drift -> 0 (p = 1/2) is k^2,
+    which a caller that allows p = 1/2 puts in itself."""
+    return k * (right - wrong) / drift / (right + wrong)
+
+
 def p_step(p: float, k: int) -> float:
     """Probability that first-to-ahead-by-k picks the right answer: 1 / (1 + ((1-p)/p)^k)."""
     _check_p(p)
-    return 1.0 / (1.0 + ((1.0 - p) / p) ** k)
+    return decides_for(1.0, ((1.0 - p) / p) ** k)
 
 
 def p_full(p: float, k: int, s: int) -> float:
@@ -47,7 +72,9 @@ def expected_votes(p: float, k: int) -> float:
     if p == 1.0:
         return float(k)
     r = (1 - p) / p
-    return k / (2 * p - 1) * (1 - r**k) / (1 + r**k)
+    # k/(2p-1) taken first and a drift of 1 (dividing by 1.0 is exact): the same floating
+    # point steps this law always took, so plans keep their last digits
+    return votes_to_decide(k / (2 * p - 1), 1.0, 1, r**k)
 
 
 @dataclass

@@ -20,6 +20,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .scaling import decides_for, votes_to_decide
+
 _U_LO, _U_HI = -60.0, 40.0  # logit range of the quadrature (q from 9e-27 to 1 - 4e-18)
 
 
@@ -27,26 +29,24 @@ def p_wrong(p: Any, k: int) -> np.ndarray:
     """P(first-to-ahead-by-k decides wrong) for per-vote accuracy p, one wrong answer
     (the gambler's ruin: (1-p)^k / (p^k + (1-p)^k)); valid for every p in [0, 1]."""
     p = np.asarray(p, float)
-    a, b = p**k, (1 - p) ** k
-    return b / (a + b)
+    return decides_for((1 - p) ** k, p**k)
 
 
 def wrong_at(q: Any, k: int) -> np.ndarray:
     """`p_wrong` from the error rate q itself: q^k / (q^k + (1-q)^k). Exact where q is
     tiny (p_wrong(1 - q) loses q's digits to the subtraction: 1e-36 read as 0.99993e-36)."""
     q = np.asarray(q, float)
-    a, b = (1 - q) ** k, q**k
-    return b / (a + b)
+    return decides_for(q**k, (1 - q) ** k)
 
 
 def votes_needed(p: Any, k: int) -> np.ndarray:
     """Expected valid votes to decide a step at per-vote accuracy p (any p in [0, 1]):
     k (p^k - (1-p)^k) / ((2p - 1)(p^k + (1-p)^k)), k^2 at p = 1/2."""
     p = np.asarray(p, float)
-    a, b = p**k, (1 - p) ** k
     d = 2 * p - 1
     near = np.abs(d) < 1e-9
-    return np.where(near, float(k * k), k * (a - b) / np.where(near, 1.0, d) / (a + b))
+    return np.where(near, float(k * k),
+                    votes_to_decide(k, np.where(near, 1.0, d), p**k, (1 - p) ** k))
 
 
 def _logsig(u: np.ndarray) -> np.ndarray:
