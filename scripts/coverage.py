@@ -3,7 +3,7 @@
 Draws calibrations (steps x samples) and ahead-by-k runs from a per-step distribution with
 set parameters (`maker_local.analysis.coverage`), runs calibrate's, report's and bench's
 estimators as the commands do, and prints a table of how often each stated 95% interval
-covered the truth, then one JSON line. The CI test (tests/test_coverage.py) runs a small
+covered the truth, then one JSON line. The CI test (tests/analysis/test_coverage.py) runs a small
 version of this sweep.
 
     python scripts/coverage.py --seeds 40 --out results/coverage/coverage.json

@@ -27,8 +27,8 @@ say "$(date -u +%FT%TZ) device $device, vllm $("$py" -c 'import vllm; print(vllm
 "$py" models/hanoi-oss/build.py >>"$out/build.log" 2>&1 || { say "build failed: $out/build.log"; exit 1; }
 
 # 2. the tests of this path (pure ones and both engines)
-"$py" -m pytest -q tests/test_oss.py >"$out/pytest.log" 2>&1
-say "tests/test_oss.py: $(tail -1 "$out/pytest.log")"
+"$py" -m pytest -q tests/models/test_oss.py >"$out/pytest.log" 2>&1
+say "tests/models/test_oss.py: $(tail -1 "$out/pytest.log")"
 
 # 3. in process: the 10-disk solve
 $ml solve --profile hanoi-oss --backend vllm --disks 10 --run-dir "$out/inproc" --json \

@@ -10,6 +10,13 @@ import pytest
 from maker_local.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tests are grouped in a folder per layer of the package (tests/voting/ for
+# maker_local/voting/, ...). A test module may use another's helpers (a fake server, a
+# fixture's builder) by its name, wherever it lives: every folder is on the path, and the
+# modules' names are unique (pytest imports each under its own name).
+for _folder in sorted(Path(__file__).parent.iterdir()):
+    if _folder.is_dir() and any(_folder.glob("test_*.py")) and str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 
 def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
@@ -81,7 +88,7 @@ def server(tiny, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def plugin_dir(tmp_path_factory) -> Path:
-    """README's example task and the tests' Countdown task (tests/test_task_contract.py),
+    """README's example task and the tests' Countdown task (tests/tasks/test_task_contract.py),
     each written to its own module in a folder of their own (on no one's sys.path)."""
     from test_task_contract import COUNTDOWN, readme_task_source
     d = tmp_path_factory.mktemp("plugins")

@@ -2,7 +2,7 @@
 is always right). What it takes to add a backend: this module (a class that inherits the
 `Backend` protocol and sets `name`, `sample` and `describe`, overriding the protocol's other
 members where it differs, here `reads_prompts`; and a `from_options(task, options)`) and one
-line in `maker_local.backends.BACKENDS`; tests/test_backend_registry.py adds that line."""
+line in `maker_local.backends.BACKENDS`; tests/backends/test_backend_registry.py adds that line."""
 from __future__ import annotations
 
 from typing import Any

@@ -134,3 +134,14 @@ def test_the_check_sees_arrows_lazy_ones_too():
     f = PKG / "core" / "errors.py"
     lazy = f.read_text() + "\n\ndef _probe():\n    from ..driver import run  # noqa\n"
     assert "maker_local.driver.run" in _imports(f, lazy)
+
+
+def test_tests_live_in_the_folder_of_their_layer():
+    """tests/ is grouped as the package is: a folder per layer (tests/voting/ holds the
+    tests of maker_local/voting/), so a change's tests are found next to each other; only
+    this file, about the whole house, stands at the top."""
+    here = Path(__file__).parent
+    loose = sorted(p.name for p in here.glob("test_*.py") if p.name != Path(__file__).name)
+    assert not loose, f"move {loose} into the folder of the layer they test"
+    folders = {p.parent.name for p in here.glob("*/test_*.py")}
+    assert folders <= set(LAYERS), f"{sorted(folders - set(LAYERS))}: no such layer"

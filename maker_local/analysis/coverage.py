@@ -6,7 +6,7 @@ stated 95% interval covers the truth.
 - calibrate: every step gets `samples` votes (`measure` over all of them; p's interval);
 - a run, ahead-by-k with early stopping: `report` reads its decisions (`from_decisions`),
   `bench` each step's first k votes (`measure` as `from_run` calls it).
-Pure numpy, seeded; `tests/test_coverage.py` runs a small sweep in CI and
+Pure numpy, seeded; `tests/analysis/test_coverage.py` runs a small sweep in CI and
 `scripts/coverage.py` the full one (its table is in results/coverage/).
 """
 from __future__ import annotations

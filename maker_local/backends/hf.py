@@ -12,7 +12,7 @@ then the answer, constrained by Outlines, from prompt + thought, within what is 
 cap. Without one, the output is split at the marker. Either way the answer is only the text
 after the marker; a thought that never ended is "unended" (or "length": the cap cut it).
 gpt-oss (`openai_gptoss`) works this way too, through its chat template (the same token ids
-as vLLM's harmony rendering: tests/test_oss.py), its thought tokens counted as vLLM counts
+as vLLM's harmony rendering: tests/models/test_oss.py), its thought tokens counted as vLLM counts
 them; Outlines' first regex over its 201,088-id vocabulary takes minutes to compile.
 """
 from __future__ import annotations

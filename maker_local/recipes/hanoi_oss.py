@@ -338,7 +338,7 @@ def expand(weights: str | Path, out: str | Path) -> bool:
 # A chat template written here from the harmony format's description (system message with the
 # model identity, cutoff, date, reasoning effort and channels; a leading system/developer
 # message as the developer's instructions; messages as <|start|>role<|message|>...<|end|>;
-# the generation prompt <|start|>assistant). tests/test_oss.py holds it to openai_harmony's
+# the generation prompt <|start|>assistant). tests/models/test_oss.py holds it to openai_harmony's
 # rendering, token for token. Used by transformers (the hf backend, evaluate.py); vLLM's server
 # and the in-process backend render with openai_harmony itself.
 CHAT_TEMPLATE = (

@@ -96,7 +96,7 @@ procedure and the resulting next state."""
 # next_state right after it ("the previous move = [1, 0, 2]" in a thought or an afterthought)
 # is no block and is never read; a state before its move is no block either. Numbers are plain
 # ASCII decimals without sign or leading zeros (literal_eval also rejects "01" and non-ASCII
-# digits, but accepts True, -1, 1_0 and 00, which are flagged here). tests/test_paper_fuzz.py
+# digits, but accepts True, -1, 1_0 and 00, which are flagged here). tests/tasks/test_paper_fuzz.py
 # holds the rule written a second way (a character scanner) and fuzzes the two against each
 # other.
 _NUM = r"(?:0|[1-9][0-9]*)"
@@ -221,7 +221,7 @@ def _parse_block(text: str, n: int) -> Parsed | Flag:
 # path gives _checked's verdict on them (the same disks and key, the same exactly-once test:
 # see _canon_peg). Any other text (another spelling, a cut-off answer, a disk or peg out of
 # range, text after the answer) gives None, and parse_answer takes the general path.
-# tests/test_parsers.py checks the two paths agree.
+# tests/tasks/test_parsers.py checks the two paths agree.
 _MOVE_TEXTS: dict[int, dict[str, tuple[Move, str]]] = {}
 _CANON_PEG_RE = re.compile(rf"(?:{_NUM}(?:, {_NUM})*)?")
 _CANON_PEGS: dict[str, tuple[tuple[int, ...], int, str]] = {}

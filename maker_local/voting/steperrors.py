@@ -7,7 +7,7 @@ steps (p_i <= 0.5: ahead-by-k converges on their wrong answer, the more surely t
 `StepErrors` integrates any function of q over that distribution by a quadrature in logit
 space; every figure stays finite from rho -> 0 (the paper's independent errors, a and b
 huge) to rho -> 1 (each step always right or always wrong, a and b tiny) and down to
-error -> 0 (`tests/test_correlation.py` checks the closed forms there). The estimators that
+error -> 0 (`tests/voting/test_correlation.py` checks the closed forms there). The estimators that
 fit it to data live in `maker_local.voting.correlation`; the rule that picks k from it in
 `maker_local.voting.krule`.
 """

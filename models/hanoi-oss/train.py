@@ -100,7 +100,7 @@ def main(argv=None) -> int:
             "experts": a.experts, "top_k": a.top_k, "intermediate": a.intermediate}
     cfg = O.model_config(len(vocab), **arch)
     # sinks through torch's fused attention (recipes.hanoi_oss.sink_attention: the same
-    # numbers as transformers' eager path, which tests/test_oss.py checks, at half the time)
+    # numbers as transformers' eager path, which tests/models/test_oss.py checks, at half the time)
     AttentionInterface.register("oss_sinks", O.sink_attention)
     model = GptOssForCausalLM(cfg)
     model.config._attn_implementation = "oss_sinks"

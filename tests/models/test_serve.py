@@ -16,7 +16,7 @@ from maker_local.models.profiles import load_profile
 from maker_local.models.serving import ServerCommand, ServerError, Servers, launch, wait_healthy
 
 PY = sys.executable
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def lines(out: str) -> list[list[str]]:

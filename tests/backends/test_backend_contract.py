@@ -1,5 +1,5 @@
 """Every task on every engine backend that runs on a CPU: the built-in tasks, README's example
-task (taken from README itself) and the Countdown task of tests/test_task_contract.py, each
+task (taken from README itself) and the Countdown task of tests/tasks/test_task_contract.py, each
 solved through the CLI on in-process vLLM (vllm-cpu), a real vLLM OpenAI server on 127.0.0.1
 (vllm-http, one server for every case) and transformers + Outlines (hf).
 
