@@ -204,7 +204,8 @@ def main(args: argparse.Namespace) -> int:
 def measure(args: argparse.Namespace, plan: BenchPlan) -> tuple[dict[str, Any], dict[str, Any]]:
     """Start the backend, run the warm-up and the timed slice, stop it; the measured result
     and what computed it (engine, version, device: asked while the backend is up)."""
-    from ..analysis.bench import cache_hit_rate, run_slice, summarize
+    from ..analysis.bench import cache_hit_rate, summarize
+    from ..driver.slice import run_slice
     from ..backends import make_backend
     from ..driver.failures import Retrying
     from ..voting.schedule import VoteConfig

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from maker_local.analysis.bench import SliceStats, cache_hit_rate, run_slice
+from maker_local.analysis.bench import cache_hit_rate
+from maker_local.driver.slice import SliceStats, run_slice
 from maker_local.voting.schedule import VoteConfig
 from maker_local.tasks.hanoi import Hanoi
 

@@ -372,7 +372,8 @@ def test_report_measures_correlation_from_the_ledger(cli, tmp_path):
 def test_bench_slice_reads_the_correlation_of_its_votes(cli):
     """The bench's votes in memory give the same block as the ledger of the same run, and
     the table and JSON carry it."""
-    from maker_local.analysis.bench import run_slice, summarize
+    from maker_local.analysis.bench import summarize
+    from maker_local.driver.slice import run_slice
     from maker_local.voting.correlation import from_run
     task = Hanoi(15)
     model = SimModel(error=0.01, valid=0.95, wrong=1, correlation=0.05, seed=2)
