@@ -5,9 +5,10 @@ is one module with a `from_options(task, options)` and one line here; no code ou
 folder compares backend names.
 
 What a built backend is and does (the `Backend` protocol of `core/types.py`): `name`,
-`sample(requests)`, `describe()` (its part of a run's identity), `close()`; optionally
-`default_window` (steps voted at once), `uses_draft`, `version`, `metrics()`,
-`take_recovered()` and `take_endpoint_counts()` (a backend over servers), `base_urls`.
+`sample(requests)`, `describe()` (its part of a run's identity), `close()`, and what it has
+of `default_window` (steps voted at once), `uses_draft`, `version`, `gpu`, `retry_for`,
+`metrics()`, `take_recovered()` and `take_endpoint_counts()` (a backend over servers): each
+declared on the protocol with the value of a backend that lacks it.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class Kind:
     # "module:function": the per-sample accuracy it knows of itself from its options (the
     # sim's), read before one is built: --k auto is decided before an engine starts
     accuracy: str | None = None
+    # "module:function": adds the backend's own flags to a command's parser (the sim's
+    # --sim-*); the flags every engine shares (--model, --base-url, ...) are the commands'
+    flags: str | None = None
 
     @property
     def has_model(self) -> bool:
@@ -49,7 +53,8 @@ class Kind:
 
 BACKENDS: dict[str, Kind] = {
     "sim": Kind("maker_local.backends.sim:from_options", "none",
-                accuracy="maker_local.backends.sim:accuracy"),
+                accuracy="maker_local.backends.sim:accuracy",
+                flags="maker_local.backends.sim:add_flags"),
     "vllm": Kind("maker_local.backends.vllm:from_options", "local", "vllm",
                  dry_run="maker_local.backends.vllm:dry_run"),
     "vllm-http": Kind("maker_local.backends.vllm_http:from_options", "served", "vllm"),
@@ -79,11 +84,17 @@ def default_backend(served: bool) -> str | None:
     return None
 
 
-def _call(entry: str | None, options: BackendOptions) -> Any:
+def _call(entry: str | None, arg: Any) -> Any:
     if entry is None:
         return None
     module, func = entry.split(":")
-    return getattr(importlib.import_module(module), func)(options)
+    return getattr(importlib.import_module(module), func)(arg)
+
+
+def add_backend_flags(parser: Any) -> None:
+    """Every backend's own flags, as its `Kind.flags` adds them (an argparse parser)."""
+    for k in BACKENDS.values():
+        _call(k.flags, parser)
 
 
 def dry_run(name: str, options: BackendOptions) -> dict[str, Any] | None:

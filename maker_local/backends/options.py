@@ -5,7 +5,7 @@ backend reads never reaches one, and a backend's defaults live here, in one plac
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Callable
 
 from ..models.profiles import DEFAULT_GRAMMAR
 
@@ -33,6 +33,11 @@ class SimOptions:
         """The settings that were set: SimModel's keyword arguments."""
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_flags(cls, get: Callable[[str], Any]) -> SimOptions:
+        """From the sim's own flags (`sim.add_flags`: --sim-error is `get("sim_error")`)."""
+        return cls(**{f.name: get(f"sim_{f.name}") for f in fields(cls)})
 
 
 @dataclass(frozen=True)

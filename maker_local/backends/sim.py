@@ -18,11 +18,13 @@ It needs the task's reference answer for its input.
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from ..core.argtypes import at_least, number
 from ..core.gcpause import gc_paused
 from ..core.types import Backend, Sample, SampleRequest
 from .options import BackendOptions
@@ -182,6 +184,30 @@ class SimBackend(Backend):
             pos = end
             out.append(group)
         return out
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+    """The sim's own flags (`BACKENDS["sim"].flags`), read into `SimOptions`; its ranges are
+    SimModel's, refused while the line is parsed."""
+    g = p.add_argument_group("sim backend")
+    g.add_argument("--sim-error", type=number(0, 1, hi_open=True), default=None,
+                   help="mean per-sample error among valid samples, in [0, 1) "
+                   "(default 0.0022)")
+    g.add_argument("--sim-valid", type=number(0, 1, lo_open=True), default=None,
+                   help="share of well-formed samples, in (0, 1] (default 0.97)")
+    g.add_argument("--sim-spread", type=number(0, 1), default=None,
+                   help="per-step difficulty spread, 0..1 (default 1)")
+    g.add_argument("--sim-wrong", type=at_least(1), default=None,
+                   help="distinct wrong answers per step; the first is the most frequent "
+                   "(default 3)")
+    g.add_argument("--sim-concentration", type=number(0, 1), default=None,
+                   help="share of wrong samples that give the step's first wrong answer, "
+                   "0..1 (default 0.7)")
+    g.add_argument("--sim-correlation", type=number(0, 1, hi_open=True), default=None,
+                   metavar="RHO",
+                   help="within-step correlation of errors: per-step error ~ beta with mean "
+                   "--sim-error and this ICC, in [0, 1), instead of --sim-spread "
+                   "(default 0: off)")
 
 
 def accuracy(options: BackendOptions) -> float:

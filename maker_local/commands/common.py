@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..backends import BACKENDS
+from ..backends import BACKENDS, add_backend_flags
 from ..core.errors import UsageError
 from . import checks
 
@@ -74,26 +74,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="vllm, vllm-http: plain decoding for every sample")
     e.add_argument("--dummy-weights", action="store_true",
                    help="random weights of the real architecture (speed tests only)")
-    g = p.add_argument_group("sim backend")
-    # the sim's ranges (backends/sim.py SimModel), refused while the line is parsed
-    g.add_argument("--sim-error", type=checks.number(0, 1, hi_open=True), default=None,
-                   help="mean per-sample error among valid samples, in [0, 1) "
-                   "(default 0.0022)")
-    g.add_argument("--sim-valid", type=checks.number(0, 1, lo_open=True), default=None,
-                   help="share of well-formed samples, in (0, 1] (default 0.97)")
-    g.add_argument("--sim-spread", type=checks.number(0, 1), default=None,
-                   help="per-step difficulty spread, 0..1 (default 1)")
-    g.add_argument("--sim-wrong", type=checks.at_least(1), default=None,
-                   help="distinct wrong answers per step; the first is the most frequent "
-                   "(default 3)")
-    g.add_argument("--sim-concentration", type=checks.number(0, 1), default=None,
-                   help="share of wrong samples that give the step's first wrong answer, "
-                   "0..1 (default 0.7)")
-    g.add_argument("--sim-correlation", type=checks.number(0, 1, hi_open=True), default=None,
-                   metavar="RHO",
-                   help="within-step correlation of errors: per-step error ~ beta with mean "
-                   "--sim-error and this ICC, in [0, 1), instead of --sim-spread "
-                   "(default 0: off)")
+    add_backend_flags(p)  # each backend's own (the sim's --sim-*), registered with it
 
 
 def make_task(args: argparse.Namespace, style: str | None = None, grid: bool = False) -> Any:

@@ -156,7 +156,7 @@ def resolve(args: argparse.Namespace, source: str | None = None) -> Settings:
         max_model_len=f("max_model_len"), dummy_weights=bool(f("dummy_weights")),
         dtype=got["dtype"], grammar_backend=got["grammar_backend"] or DEFAULT_GRAMMAR,
         device=f("device") or "cpu", seed=f("seed") or 0,
-        sim=SimOptions(**{x.name: f(f"sim_{x.name}") for x in dataclasses.fields(SimOptions)}))
+        sim=SimOptions.from_flags(f))
     settings = Settings(backend, profile, got["style"], got["max_tokens"], got["temperature"],
                         got["temperature_first"], not got["unconstrained"], options)
     _check_context(args, settings, given_model=f("model") is not None,
