@@ -312,7 +312,7 @@ def rows_of(samples):
 
 INPROC = f"""
 import json, os, sys
-sys.path.insert(0, {str(ROOT / 'tests')!r})
+sys.path[:0] = [{str(ROOT / 'tests' / 'models')!r}, {str(ROOT / 'tests')!r}]
 os.environ.setdefault("VLLM_SYSTEM_START_DATE", "2026-01-01")
 from test_oss import oss_requests, rows_of
 from maker_local.backends.vllm import VLLMBackend
