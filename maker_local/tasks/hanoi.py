@@ -173,13 +173,9 @@ def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
         return _parse_block(text, n)
     low = text.lower()
     m = _last(_REPAIR_BLOCK_RE, low, "move")
-    if m is None:
-        if _REPAIR_MOVE_RE.search(low) is None:
-            return Flag("parse", "no move = [disk, from, to]")
-        return Flag("parse", "no next_state = [[...], [...], [...]] right after a move")
-    move = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    if not (1 <= move[0] <= n and 0 <= move[1] <= 2 and 0 <= move[2] <= 2):
-        return Flag("parse", f"move {list(move)} out of range for {n} disks")
+    move = _block_move(m, _REPAIR_MOVE_RE, low, n)
+    if isinstance(move, Flag):
+        return move
     pegs = _repair_pegs(m.group(4))
     if pegs is None or len(pegs) != 3:
         return Flag("parse", "next_state is not three lists of integers")
@@ -193,14 +189,25 @@ def parse_answer(text: str, n: int, repair: bool = False) -> Parsed | Flag:
 def _parse_block(text: str, n: int) -> Parsed | Flag:
     """The flag parser's general path: the last complete block of `text` (see _BLOCK_RE)."""
     m = _last(_BLOCK_RE, text, "move")
+    move = _block_move(m, _MOVE_RE, text, n)
+    if isinstance(move, Flag):
+        return move
+    return _checked(move, m.group(4, 5, 6), n)
+
+
+def _block_move(m: re.Match[str] | None, move_re: re.Pattern[str], text: str,
+                n: int) -> tuple[int, int, int] | Flag:
+    """The move of the last block `m` (groups 1-3), or the flag that says what is missing
+    (`move_re`: a move alone, to tell "no move" from "no state after the move") or out of
+    range; the flag parser's and the repairing parser's alike."""
     if m is None:
-        if _MOVE_RE.search(text) is None:
+        if move_re.search(text) is None:
             return Flag("parse", "no move = [disk, from, to]")
         return Flag("parse", "no next_state = [[...], [...], [...]] right after a move")
     move = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
     if not (1 <= move[0] <= n and 0 <= move[1] <= 2 and 0 <= move[2] <= 2):
         return Flag("parse", f"move {list(move)} out of range for {n} disks")
-    return _checked(move, m.group(4, 5, 6), n)
+    return move
 
 
 # The flag parser's fast path: a text that ENDS with the answer exactly as answer_text writes it
